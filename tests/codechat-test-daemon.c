@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "codechat-test"
+
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+
+#include "codechat-test-daemon.h"
+
+const gchar *
+codechat_test_daemon_path(void)
+{
+	const gchar *path = g_getenv("CODECHATD");
+	g_assert_nonnull(path); /* set by tests/meson.build */
+	return path;
+}
+
+const gchar *
+codechat_test_client_path(void)
+{
+	const gchar *path = g_getenv("CODECHAT");
+	g_assert_nonnull(path); /* set by tests/meson.build */
+	return path;
+}
+
+/**
+ * codechat_test_daemon_start:
+ * @extra_args: (nullable): more arguments for codechatd
+ *
+ * Starts codechatd on 127.0.0.1 port 0 with a fresh data dir and waits for
+ * the line in which it says where it listens.  The daemon's stderr goes to
+ * the test's stderr, so its logs show up in the test log.
+ */
+CodechatTestDaemon *
+codechat_test_daemon_start(const gchar *const *extra_args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	g_autoptr(GDataInputStream) out = NULL;
+	g_autofree gchar *line = NULL;
+	CodechatTestDaemon *daemon = g_new0(CodechatTestDaemon, 1);
+	const gchar *p;
+
+	daemon->data_dir = g_dir_make_tmp("codechat-test-XXXXXX", &error);
+	g_assert_no_error(error);
+
+	g_ptr_array_add(argv, (gpointer)codechat_test_daemon_path());
+	g_ptr_array_add(argv, (gpointer) "--listen");
+	g_ptr_array_add(argv, (gpointer) "127.0.0.1:0");
+	g_ptr_array_add(argv, (gpointer) "--data-dir");
+	g_ptr_array_add(argv, daemon->data_dir);
+	for (guint i = 0; extra_args != NULL && extra_args[i] != NULL; i++)
+		g_ptr_array_add(argv, (gpointer)extra_args[i]);
+	g_ptr_array_add(argv, NULL);
+
+	daemon->proc = g_subprocess_newv((const gchar *const *)argv->pdata,
+					 G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+					 &error);
+	g_assert_no_error(error);
+
+	out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(daemon->proc));
+	line = g_data_input_stream_read_line_utf8(out, NULL, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(line);
+	p = strstr(line, "ws://");
+	g_assert_nonnull(p);
+	daemon->uri = g_strdup(p);
+	{
+		g_autoptr(GUri) guri = g_uri_parse(daemon->uri, G_URI_FLAGS_NONE, &error);
+		g_assert_no_error(error);
+		daemon->port = (guint16)g_uri_get_port(guri);
+		daemon->http_base = g_strdup_printf("http://127.0.0.1:%u", daemon->port);
+	}
+	g_assert_cmpuint(daemon->port, >, 0);
+	return daemon;
+}
+
+/**
+ * codechat_test_daemon_stop:
+ *
+ * Sends SIGTERM and waits.  Returns the exit status, which must be 0: the
+ * daemon closes every session and exits cleanly (and under the sanitizers
+ * a leak or an error report makes it non-zero).
+ */
+gint
+codechat_test_daemon_stop(CodechatTestDaemon *daemon)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (daemon->proc == NULL)
+		return -1;
+	g_subprocess_send_signal(daemon->proc, SIGTERM);
+	g_subprocess_wait(daemon->proc, NULL, &error);
+	g_assert_no_error(error);
+	if (!g_subprocess_get_if_exited(daemon->proc))
+		return -1;
+	return g_subprocess_get_exit_status(daemon->proc);
+}
+
+static void
+rm_rf(const gchar *path)
+{
+	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+	const gchar *name;
+
+	if (dir != NULL) {
+		while ((name = g_dir_read_name(dir)) != NULL) {
+			g_autofree gchar *child = g_build_filename(path, name, NULL);
+			if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
+			    !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
+				rm_rf(child);
+			else
+				g_unlink(child);
+		}
+	}
+	g_rmdir(path);
+}
+
+void
+codechat_test_daemon_free(CodechatTestDaemon *daemon)
+{
+	if (daemon == NULL)
+		return;
+	if (daemon->proc != NULL && !g_subprocess_get_if_exited(daemon->proc) &&
+	    !g_subprocess_get_if_signaled(daemon->proc)) {
+		g_subprocess_force_exit(daemon->proc);
+		g_subprocess_wait(daemon->proc, NULL, NULL);
+	}
+	g_clear_object(&daemon->proc);
+	if (daemon->data_dir != NULL)
+		rm_rf(daemon->data_dir);
+	g_free(daemon->data_dir);
+	g_free(daemon->uri);
+	g_free(daemon->http_base);
+	g_free(daemon);
+}

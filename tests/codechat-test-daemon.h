@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/* a real codechatd started on a free loopback port for one test */
+typedef struct {
+	GSubprocess *proc; /* (owned) */
+	gchar *uri;	   /* (owned) ws://127.0.0.1:PORT/v1/ws */
+	gchar *http_base;  /* (owned) http://127.0.0.1:PORT */
+	gchar *data_dir;   /* (owned) a fresh temporary directory */
+	guint16 port;
+} CodechatTestDaemon;
+
+const gchar *
+codechat_test_daemon_path(void);
+const gchar *
+codechat_test_client_path(void);
+CodechatTestDaemon *
+codechat_test_daemon_start(const gchar *const *extra_args);
+gint
+codechat_test_daemon_stop(CodechatTestDaemon *daemon);
+void
+codechat_test_daemon_free(CodechatTestDaemon *daemon);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CodechatTestDaemon, codechat_test_daemon_free)
+
+G_END_DECLS
