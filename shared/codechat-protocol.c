@@ -660,6 +660,26 @@ codechat_request_parse(JsonParser *parser,
 		       gchar **ref,
 		       GError **error)
 {
+	return codechat_request_parse_full(parser, data, len, max_text, ref, NULL, error);
+}
+
+/**
+ * codechat_request_parse_full:
+ * @type: (out) (optional): the request's type when it names a known one,
+ *   also on error, else -1; the daemon needs it to tell a bad `hello`
+ *   from a request sent before `hello`
+ *
+ * As codechat_request_parse().
+ */
+CodechatRequest *
+codechat_request_parse_full(JsonParser *parser,
+			    const gchar *data,
+			    gsize len,
+			    gsize max_text,
+			    gchar **ref,
+			    gint *type_out,
+			    GError **error)
+{
 	g_autoptr(JsonParser) own_parser = NULL;
 	g_autoptr(CodechatRequest) req = g_new0(CodechatRequest, 1);
 	g_autoptr(GError) error_local = NULL;
@@ -671,6 +691,8 @@ codechat_request_parse(JsonParser *parser,
 
 	if (ref != NULL)
 		*ref = NULL;
+	if (type_out != NULL)
+		*type_out = -1;
 	if (parser == NULL)
 		parser = own_parser = json_parser_new_immutable();
 	if (len > G_MAXSSIZE || !json_parser_load_from_data(parser, data, (gssize)len, &error_local)) {
@@ -721,6 +743,8 @@ codechat_request_parse(JsonParser *parser,
 			    type);
 		return NULL;
 	}
+	if (type_out != NULL)
+		*type_out = (gint)req->type;
 
 	switch (req->type) {
 	case CODECHAT_REQUEST_HELLO:

@@ -23,6 +23,8 @@ G_BEGIN_DECLS
 #define CODECHAT_DEFAULT_MAX_FRAME    (256 * 1024)
 #define CODECHAT_DEFAULT_KEEPALIVE    30
 #define CODECHAT_DEFAULT_HELLO_TIMEOUT 10
+/* 1013, "try again later": overloaded or too slow a reader; libsoup has no name for it */
+#define CODECHAT_CLOSE_TRY_AGAIN_LATER 1013
 
 typedef enum {
 	CODECHAT_KIND_TEXT,
@@ -131,6 +133,14 @@ codechat_request_parse(JsonParser *parser,
 		       gsize max_text,
 		       gchar **ref,
 		       GError **error);
+CodechatRequest *
+codechat_request_parse_full(JsonParser *parser,
+			    const gchar *data,
+			    gsize len,
+			    gsize max_text,
+			    gchar **ref,
+			    gint *type,
+			    GError **error);
 const gchar *
 codechat_request_type_to_string(CodechatRequestType type);
 

@@ -1,0 +1,994 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "codechatd"
+
+#include "config.h"
+
+#include "codechat-hub.h"
+#include "codechat-version.h"
+
+typedef struct _Session Session;
+
+typedef struct {
+	gchar *name;	   /* (owned) */
+	GPtrArray *members; /* (owned) (element-type Session) unowned sessions, in join order */
+} Room;
+
+struct _Session {
+	gint ref_count;
+	CodechatHub *hub;	       /* (unowned) NULL once the session left the hub */
+	SoupWebsocketConnection *conn; /* (owned) */
+	gchar *peer;		       /* (owned) */
+	gchar *nick;		       /* (owned) (nullable) NULL until hello */
+	gchar *nick_fold;	       /* (owned) (nullable) */
+	GPtrArray *rooms;	       /* (owned) (element-type Room) unowned rooms joined */
+	gdouble tokens;		       /* rate limit bucket */
+	gint64 refill_us;	       /* monotonic time of the last refill */
+	gint64 last_seen_us;	       /* monotonic time of the last frame or pong */
+	guint hello_timeout_id;	       /* GSource id, 0 if none */
+	guint serial;
+};
+
+struct _CodechatHub {
+	GObject parent_instance;
+	CodechatStore *store;	 /* (owned) */
+	CodechatHubConfig config;
+	GHashTable *sessions;	 /* (owned) Session set, holding a reference each */
+	GHashTable *nicks;	 /* (owned) folded nick -> unowned Session */
+	GHashTable *rooms;	 /* (owned) name -> Room, rooms with members */
+	JsonParser *parser;	 /* (owned) reused for every frame */
+	guint keepalive_id;	 /* GSource id, 0 if none */
+	guint next_serial;
+	gboolean shutting_down;
+};
+
+G_DEFINE_FINAL_TYPE(CodechatHub, codechat_hub, G_TYPE_OBJECT)
+
+enum { SIGNAL_DRAINED, N_SIGNALS };
+static guint signals[N_SIGNALS] = {0};
+
+void
+codechat_hub_config_init(CodechatHubConfig *config)
+{
+	config->rate = CODECHAT_DEFAULT_RATE;
+	config->burst = CODECHAT_DEFAULT_BURST;
+	config->max_text = CODECHAT_MAX_TEXT;
+	config->max_frame = CODECHAT_DEFAULT_MAX_FRAME;
+	config->hello_timeout = CODECHAT_DEFAULT_HELLO_TIMEOUT;
+	config->keepalive = CODECHAT_DEFAULT_KEEPALIVE;
+	config->max_connections = 10000;
+}
+
+/* sessions */
+
+static Session *
+session_ref(Session *s)
+{
+	s->ref_count++;
+	return s;
+}
+
+static void
+session_unref(Session *s)
+{
+	if (--s->ref_count > 0)
+		return;
+	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
+	g_clear_object(&s->conn);
+	g_ptr_array_unref(s->rooms);
+	g_free(s->peer);
+	g_free(s->nick);
+	g_free(s->nick_fold);
+	g_free(s);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Session, session_unref)
+
+static gboolean
+session_is_open(Session *s)
+{
+	return s->conn != NULL &&
+	       soup_websocket_connection_get_state(s->conn) == SOUP_WEBSOCKET_STATE_OPEN;
+}
+
+static void
+session_send(Session *s, const gchar *frame)
+{
+	/* sending on a connection that is not open is a critical in libsoup */
+	if (session_is_open(s))
+		soup_websocket_connection_send_text(s->conn, frame);
+}
+
+static void
+session_close(Session *s, gushort code, const gchar *reason)
+{
+	g_debug("session %u (%s): closing with %u: %s",
+		s->serial,
+		s->peer,
+		code,
+		reason != NULL ? reason : "");
+	if (session_is_open(s))
+		soup_websocket_connection_close(s->conn, code, reason);
+}
+
+static void
+session_send_error(Session *s, const GError *error, const gchar *ref)
+{
+	g_autofree gchar *frame = codechat_error_frame(error, ref);
+	g_debug("session %u (%s): error %s: %s",
+		s->serial,
+		s->peer,
+		codechat_error_to_code(error->code),
+		error->message);
+	session_send(s, frame);
+}
+
+static void
+session_send_error_literal(Session *s, gint code, const gchar *message, const gchar *ref)
+{
+	g_autoptr(GError) error = g_error_new_literal(CODECHAT_ERROR, code, message);
+	session_send_error(s, error, ref);
+}
+
+static gboolean
+session_take_token(Session *s, const CodechatHubConfig *config)
+{
+	gint64 now;
+
+	if (config->rate == 0)
+		return TRUE;
+	now = g_get_monotonic_time();
+	s->tokens += (gdouble)(now - s->refill_us) * config->rate / G_USEC_PER_SEC;
+	if (s->tokens > config->burst)
+		s->tokens = config->burst;
+	s->refill_us = now;
+	if (s->tokens < 1.0)
+		return FALSE;
+	s->tokens -= 1.0;
+	return TRUE;
+}
+
+/* replies */
+
+static JsonBuilder *
+reply_begin(const gchar *type, const gchar *ref)
+{
+	JsonBuilder *builder = json_builder_new_immutable();
+
+	json_builder_begin_object(builder);
+	json_builder_set_member_name(builder, "type");
+	json_builder_add_string_value(builder, type);
+	if (ref != NULL) {
+		json_builder_set_member_name(builder, "ref");
+		json_builder_add_string_value(builder, ref);
+	}
+	return builder;
+}
+
+static void
+reply_send(Session *s, JsonBuilder *builder)
+{
+	g_autofree gchar *frame = NULL;
+
+	json_builder_end_object(builder);
+	frame = codechat_builder_to_string(builder);
+	session_send(s, frame);
+}
+
+static void
+builder_add_string(JsonBuilder *builder, const gchar *name, const gchar *value)
+{
+	json_builder_set_member_name(builder, name);
+	json_builder_add_string_value(builder, value);
+}
+
+static void
+builder_add_int(JsonBuilder *builder, const gchar *name, gint64 value)
+{
+	json_builder_set_member_name(builder, name);
+	json_builder_add_int_value(builder, value);
+}
+
+/* rooms */
+
+static void
+room_free(Room *room)
+{
+	g_ptr_array_unref(room->members);
+	g_free(room->name);
+	g_free(room);
+}
+
+static Room *
+hub_ensure_room(CodechatHub *self, const gchar *name)
+{
+	Room *room = g_hash_table_lookup(self->rooms, name);
+
+	if (room == NULL) {
+		room = g_new0(Room, 1);
+		room->name = g_strdup(name);
+		room->members = g_ptr_array_new();
+		g_hash_table_insert(self->rooms, room->name, room);
+	}
+	return room;
+}
+
+static gboolean
+room_has_member(Room *room, Session *s)
+{
+	return room != NULL && g_ptr_array_find(room->members, s, NULL);
+}
+
+/* one serialization, the same bytes to every member but @except */
+static void
+room_broadcast(Room *room, const gchar *frame, Session *except)
+{
+	for (guint i = 0; i < room->members->len; i++) {
+		Session *member = g_ptr_array_index(room->members, i);
+		if (member != except)
+			session_send(member, frame);
+	}
+}
+
+static void
+room_send_presence(Room *room, Session *s, const gchar *event)
+{
+	g_autoptr(JsonBuilder) builder = reply_begin("presence", NULL);
+	g_autofree gchar *frame = NULL;
+
+	builder_add_string(builder, "room", room->name);
+	builder_add_string(builder, "nick", s->nick);
+	builder_add_string(builder, "event", event);
+	json_builder_end_object(builder);
+	frame = codechat_builder_to_string(builder);
+	room_broadcast(room, frame, s);
+}
+
+/* takes @s out of @room, tells the others, and drops the room when empty */
+static void
+hub_leave_room(CodechatHub *self, Room *room, Session *s, const gchar *event)
+{
+	g_ptr_array_remove(room->members, s);
+	g_ptr_array_remove(s->rooms, room);
+	room_send_presence(room, s, event);
+	g_log_structured(G_LOG_DOMAIN,
+			 G_LOG_LEVEL_INFO,
+			 "CODECHAT_ROOM",
+			 room->name,
+			 "CODECHAT_NICK",
+			 s->nick,
+			 "MESSAGE",
+			 "%s left %s (%s)",
+			 s->nick,
+			 room->name,
+			 event);
+	if (room->members->len == 0)
+		g_hash_table_remove(self->rooms, room->name);
+}
+
+/* requests */
+
+static void
+handle_hello(CodechatHub *self, Session *s, CodechatRequest *req)
+{
+	g_autoptr(JsonBuilder) builder = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *fold = codechat_nick_fold(req->nick);
+
+	if (g_hash_table_contains(self->nicks, fold)) {
+		g_autofree gchar *msg =
+		    g_strdup_printf("nick %s is already connected", req->nick);
+		session_send_error_literal(s, CODECHAT_ERROR_NICK_TAKEN, msg, req->ref);
+		return;
+	}
+	if (!codechat_store_remember_nick(self->store, req->nick, &error)) {
+		g_warning("cannot remember nick %s: %s", req->nick, error->message);
+		session_send_error_literal(s,
+					   CODECHAT_ERROR_INTERNAL,
+					   "the server cannot store the nick",
+					   req->ref);
+		return;
+	}
+	s->nick = g_strdup(req->nick);
+	s->nick_fold = g_steal_pointer(&fold);
+	g_hash_table_insert(self->nicks, s->nick_fold, s);
+	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
+	g_log_structured(G_LOG_DOMAIN,
+			 G_LOG_LEVEL_INFO,
+			 "CODECHAT_PEER",
+			 s->peer,
+			 "CODECHAT_NICK",
+			 s->nick,
+			 "MESSAGE",
+			 "%s is %s",
+			 s->peer,
+			 s->nick);
+
+	builder = reply_begin("welcome", req->ref);
+	builder_add_string(builder, "nick", s->nick);
+	builder_add_string(builder, "server", codechat_server_string());
+	builder_add_string(builder, "epoch", codechat_store_get_epoch(self->store));
+	json_builder_set_member_name(builder, "limits");
+	json_builder_begin_object(builder);
+	builder_add_int(builder, "max_text", (gint64)self->config.max_text);
+	builder_add_int(builder, "rate", self->config.rate);
+	builder_add_int(builder, "burst", self->config.burst);
+	json_builder_end_object(builder);
+	reply_send(s, builder);
+}
+
+static void
+builder_add_members(JsonBuilder *builder, Room *room)
+{
+	json_builder_set_member_name(builder, "members");
+	json_builder_begin_array(builder);
+	for (guint i = 0; room != NULL && i < room->members->len; i++) {
+		Session *member = g_ptr_array_index(room->members, i);
+		json_builder_add_string_value(builder, member->nick);
+	}
+	json_builder_end_array(builder);
+}
+
+static void
+builder_add_messages(JsonBuilder *builder, GPtrArray *msgs)
+{
+	json_builder_set_member_name(builder, "messages");
+	json_builder_begin_array(builder);
+	for (guint i = 0; i < msgs->len; i++) {
+		json_builder_begin_object(builder);
+		codechat_message_build(g_ptr_array_index(msgs, i), builder);
+		json_builder_end_object(builder);
+	}
+	json_builder_end_array(builder);
+}
+
+static void
+handle_join(CodechatHub *self, Session *s, CodechatRequest *req)
+{
+	g_autoptr(JsonBuilder) builder = NULL;
+	g_autoptr(GPtrArray) replay = NULL;
+	g_autoptr(GError) error = NULL;
+	gboolean truncated = FALSE;
+	Room *room;
+
+	if (req->has_since) {
+		/* the newest page of what was missed; more than a page is
+		 * paged back with history */
+		replay = codechat_store_query(self->store,
+					      req->room,
+					      req->since,
+					      CODECHAT_STORE_NO_BOUND,
+					      CODECHAT_MAX_PAGE,
+					      TRUE,
+					      &truncated,
+					      &error);
+		if (replay == NULL) {
+			g_warning("cannot read the history of %s: %s", req->room, error->message);
+			session_send_error_literal(s,
+						   CODECHAT_ERROR_INTERNAL,
+						   "the server cannot read the history",
+						   req->ref);
+			return;
+		}
+	}
+
+	room = hub_ensure_room(self, req->room);
+	if (!room_has_member(room, s)) {
+		room_send_presence(room, s, "join");
+		g_ptr_array_add(room->members, s);
+		g_ptr_array_add(s->rooms, room);
+		g_log_structured(G_LOG_DOMAIN,
+				 G_LOG_LEVEL_INFO,
+				 "CODECHAT_ROOM",
+				 room->name,
+				 "CODECHAT_NICK",
+				 s->nick,
+				 "MESSAGE",
+				 "%s joined %s",
+				 s->nick,
+				 room->name);
+	}
+
+	builder = reply_begin("joined", req->ref);
+	builder_add_string(builder, "room", room->name);
+	builder_add_members(builder, room);
+	builder_add_int(builder,
+			"last_id",
+			(gint64)codechat_store_get_last_id(self->store, room->name));
+	builder_add_string(builder, "epoch", codechat_store_get_epoch(self->store));
+	builder_add_string(builder, "topic", "");
+	if (truncated) {
+		json_builder_set_member_name(builder, "truncated");
+		json_builder_add_boolean_value(builder, TRUE);
+	}
+	reply_send(s, builder);
+
+	for (guint i = 0; replay != NULL && i < replay->len; i++) {
+		g_autofree gchar *frame =
+		    codechat_message_serialize(g_ptr_array_index(replay, i), NULL);
+		session_send(s, frame);
+	}
+}
+
+static void
+handle_part(CodechatHub *self, Session *s, CodechatRequest *req)
+{
+	g_autoptr(JsonBuilder) builder = NULL;
+	Room *room = g_hash_table_lookup(self->rooms, req->room);
+
+	if (!room_has_member(room, s)) {
+		session_send_error_literal(s,
+					   CODECHAT_ERROR_NOT_JOINED,
+					   "you have not joined that room",
+					   req->ref);
+		return;
+	}
+	hub_leave_room(self, room, s, "part");
+	builder = reply_begin("parted", req->ref);
+	builder_add_string(builder, "room", req->room);
+	reply_send(s, builder);
+}
+
+typedef struct {
+	CodechatHub *hub; /* (owned) */
+	Session *sender;  /* (owned) */
+	gchar *ref;	  /* (owned) (nullable) */
+} SayData;
+
+static void
+say_data_free(SayData *data)
+{
+	g_object_unref(data->hub);
+	session_unref(data->sender);
+	g_free(data->ref);
+	g_free(data);
+}
+
+static void
+say_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
+{
+	SayData *data = user_data;
+	CodechatHub *self = data->hub;
+	g_autofree gchar *frame = NULL;
+	g_autofree gchar *own = NULL;
+
+	if (error != NULL) {
+		g_warning("message from %s not stored: %s", msg->from, error->message);
+		session_send_error_literal(data->sender,
+					   CODECHAT_ERROR_INTERNAL,
+					   "the server could not store the message",
+					   data->ref);
+		say_data_free(data);
+		return;
+	}
+
+	frame = codechat_message_serialize(msg, NULL);
+	if (data->ref != NULL)
+		own = codechat_message_serialize(msg, data->ref);
+
+	if (msg->room != NULL) {
+		Room *room = g_hash_table_lookup(self->rooms, msg->room);
+		if (room != NULL)
+			room_broadcast(room, frame, data->sender);
+	} else {
+		g_autofree gchar *fold = codechat_nick_fold(msg->to);
+		Session *peer = g_hash_table_lookup(self->nicks, fold);
+		if (peer != NULL && peer != data->sender)
+			session_send(peer, frame);
+	}
+	/* the sender's copy is its acknowledgement, also if it parted since */
+	session_send(data->sender, own != NULL ? own : frame);
+	say_data_free(data);
+}
+
+static void
+handle_say(CodechatHub *self, Session *s, CodechatRequest *req)
+{
+	g_autoptr(CodechatMessage) msg = NULL;
+	g_autofree gchar *conv = NULL;
+	SayData *data;
+
+	if (req->room != NULL) {
+		Room *room = g_hash_table_lookup(self->rooms, req->room);
+		if (!room_has_member(room, s)) {
+			session_send_error_literal(s,
+						   CODECHAT_ERROR_NOT_JOINED,
+						   "join the room before you say something in it",
+						   req->ref);
+			return;
+		}
+		conv = g_strdup(req->room);
+	} else {
+		if (!codechat_store_knows_nick(self->store, req->to)) {
+			g_autofree gchar *text =
+			    g_strdup_printf("nobody called %s has ever connected", req->to);
+			session_send_error_literal(s, CODECHAT_ERROR_UNKNOWN_NICK, text, req->ref);
+			return;
+		}
+		conv = codechat_store_direct_key(s->nick, req->to);
+	}
+	if (!session_take_token(s, &self->config)) {
+		g_autofree gchar *text = g_strdup_printf("slow down: %u messages per second",
+							 self->config.rate);
+		session_send_error_literal(s, CODECHAT_ERROR_RATE_LIMITED, text, req->ref);
+		return;
+	}
+
+	msg = codechat_message_new();
+	msg->room = g_steal_pointer(&req->room);
+	msg->to = g_steal_pointer(&req->to);
+	msg->from = g_strdup(s->nick);
+	msg->ts = g_get_real_time();
+	msg->kind = req->kind;
+	msg->text = g_steal_pointer(&req->text);
+	msg->lang = g_steal_pointer(&req->lang);
+	msg->filename = g_steal_pointer(&req->filename);
+
+	data = g_new0(SayData, 1);
+	data->hub = g_object_ref(self);
+	data->sender = session_ref(s);
+	data->ref = g_steal_pointer(&req->ref);
+	codechat_store_append(self->store, conv, msg, say_stored_cb, data);
+}
+
+static void
+handle_history(CodechatHub *self, Session *s, CodechatRequest *req)
+{
+	g_autoptr(JsonBuilder) builder = NULL;
+	g_autoptr(GPtrArray) page = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *conv = NULL;
+	guint limit = req->limit > 0 ? req->limit : CODECHAT_DEFAULT_PAGE;
+	gboolean more = FALSE;
+
+	if (req->room != NULL) {
+		conv = g_strdup(req->room);
+	} else {
+		if (!codechat_store_knows_nick(self->store, req->with)) {
+			g_autofree gchar *text =
+			    g_strdup_printf("nobody called %s has ever connected", req->with);
+			session_send_error_literal(s, CODECHAT_ERROR_UNKNOWN_NICK, text, req->ref);
+			return;
+		}
+		conv = codechat_store_direct_key(s->nick, req->with);
+	}
+
+	if (req->has_after)
+		page = codechat_store_query(self->store,
+					    conv,
+					    req->after,
+					    CODECHAT_STORE_NO_BOUND,
+					    limit,
+					    FALSE,
+					    &more,
+					    &error);
+	else
+		page = codechat_store_query(self->store,
+					    conv,
+					    0,
+					    req->has_before ? req->before : CODECHAT_STORE_NO_BOUND,
+					    limit,
+					    TRUE,
+					    &more,
+					    &error);
+	if (page == NULL) {
+		g_warning("cannot read the history of %s: %s", conv, error->message);
+		session_send_error_literal(s,
+					   CODECHAT_ERROR_INTERNAL,
+					   "the server cannot read the history",
+					   req->ref);
+		return;
+	}
+
+	builder = reply_begin("history", req->ref);
+	if (req->room != NULL)
+		builder_add_string(builder, "room", req->room);
+	else
+		builder_add_string(builder, "with", req->with);
+	builder_add_messages(builder, page);
+	json_builder_set_member_name(builder, "more");
+	json_builder_add_boolean_value(builder, more);
+	reply_send(s, builder);
+}
+
+static void
+handle_who(CodechatHub *self, Session *s, CodechatRequest *req)
+{
+	g_autoptr(JsonBuilder) builder = reply_begin("members", req->ref);
+
+	builder_add_string(builder, "room", req->room);
+	builder_add_members(builder, g_hash_table_lookup(self->rooms, req->room));
+	reply_send(s, builder);
+}
+
+static gint
+compare_names(gconstpointer a, gconstpointer b)
+{
+	return g_strcmp0(*(const gchar *const *)a, *(const gchar *const *)b);
+}
+
+static void
+handle_rooms(CodechatHub *self, Session *s, CodechatRequest *req)
+{
+	g_autoptr(JsonBuilder) builder = reply_begin("rooms", req->ref);
+	g_autoptr(GPtrArray) names = codechat_store_list_rooms(self->store);
+	GHashTableIter iter;
+	const gchar *name;
+
+	/* rooms with members or with messages, each once, by name */
+	g_hash_table_iter_init(&iter, self->rooms);
+	while (g_hash_table_iter_next(&iter, (gpointer *)&name, NULL)) {
+		if (!g_ptr_array_find_with_equal_func(names, name, g_str_equal, NULL))
+			g_ptr_array_add(names, g_strdup(name));
+	}
+	g_ptr_array_sort(names, compare_names);
+	json_builder_set_member_name(builder, "rooms");
+	json_builder_begin_array(builder);
+	for (guint i = 0; i < names->len; i++) {
+		const gchar *room_name = g_ptr_array_index(names, i);
+		Room *room = g_hash_table_lookup(self->rooms, room_name);
+		json_builder_begin_object(builder);
+		builder_add_string(builder, "name", room_name);
+		builder_add_int(builder, "members", room != NULL ? room->members->len : 0);
+		builder_add_int(builder,
+				"last_id",
+				(gint64)codechat_store_get_last_id(self->store, room_name));
+		builder_add_string(builder, "topic", "");
+		json_builder_end_object(builder);
+	}
+	json_builder_end_array(builder);
+	reply_send(s, builder);
+}
+
+static void
+handle_request(CodechatHub *self, Session *s, CodechatRequest *req)
+{
+	switch (req->type) {
+	case CODECHAT_REQUEST_HELLO:
+		session_send_error_literal(s,
+					   CODECHAT_ERROR_BAD_REQUEST,
+					   "hello was already sent",
+					   req->ref);
+		break;
+	case CODECHAT_REQUEST_JOIN:
+		handle_join(self, s, req);
+		break;
+	case CODECHAT_REQUEST_PART:
+		handle_part(self, s, req);
+		break;
+	case CODECHAT_REQUEST_SAY:
+		handle_say(self, s, req);
+		break;
+	case CODECHAT_REQUEST_HISTORY:
+		handle_history(self, s, req);
+		break;
+	case CODECHAT_REQUEST_WHO:
+		handle_who(self, s, req);
+		break;
+	case CODECHAT_REQUEST_ROOMS:
+		handle_rooms(self, s, req);
+		break;
+	case CODECHAT_REQUEST_PING: {
+		g_autoptr(JsonBuilder) builder = reply_begin("pong", req->ref);
+		reply_send(s, builder);
+		break;
+	}
+	default:
+		g_assert_not_reached();
+	}
+}
+
+/* connection signals */
+
+static void
+session_message_cb(SoupWebsocketConnection *conn, gint type, GBytes *message, gpointer user_data)
+{
+	Session *s = user_data;
+	CodechatHub *self = s->hub;
+	g_autoptr(CodechatRequest) req = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *ref = NULL;
+	const gchar *data;
+	gsize len = 0;
+	gint req_type = -1;
+
+	if (self == NULL)
+		return;
+	s->last_seen_us = g_get_monotonic_time();
+	if (type != SOUP_WEBSOCKET_DATA_TEXT) {
+		session_close(s, SOUP_WEBSOCKET_CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted");
+		return;
+	}
+	data = g_bytes_get_data(message, &len);
+	/* libsoup bounds each frame, not a message made of fragments */
+	if (len > self->config.max_frame) {
+		session_close(s, SOUP_WEBSOCKET_CLOSE_TOO_BIG, "message too big");
+		return;
+	}
+
+	req = codechat_request_parse_full(self->parser,
+					  data,
+					  len,
+					  self->config.max_text,
+					  &ref,
+					  &req_type,
+					  &error);
+	if (s->nick == NULL) {
+		/* before hello: a broken hello or broken JSON is answered and
+		 * may be tried again; anything else ends the session */
+		if (req == NULL &&
+		    (error->code == CODECHAT_ERROR_BAD_JSON || req_type == CODECHAT_REQUEST_HELLO)) {
+			session_send_error(s, error, ref);
+			return;
+		}
+		if (req == NULL || req->type != CODECHAT_REQUEST_HELLO) {
+			session_send_error_literal(s,
+						   CODECHAT_ERROR_NOT_AUTHENTICATED,
+						   "the first request must be hello",
+						   ref);
+			session_close(s, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "hello first");
+			return;
+		}
+		handle_hello(self, s, req);
+		return;
+	}
+	if (req == NULL) {
+		session_send_error(s, error, ref);
+		return;
+	}
+	handle_request(self, s, req);
+}
+
+static void
+hub_remove_session(CodechatHub *self, Session *s)
+{
+	if (s->hub == NULL)
+		return;
+	while (s->rooms->len > 0)
+		hub_leave_room(self, g_ptr_array_index(s->rooms, s->rooms->len - 1), s, "quit");
+	if (s->nick_fold != NULL && g_hash_table_lookup(self->nicks, s->nick_fold) == s)
+		g_hash_table_remove(self->nicks, s->nick_fold);
+	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
+	g_signal_handlers_disconnect_by_data(s->conn, s);
+	s->hub = NULL;
+	g_info("session %u (%s%s%s) gone: close code %u",
+	       s->serial,
+	       s->peer,
+	       s->nick != NULL ? ", " : "",
+	       s->nick != NULL ? s->nick : "",
+	       soup_websocket_connection_get_close_code(s->conn));
+	g_hash_table_remove(self->sessions, s);
+	if (self->shutting_down && g_hash_table_size(self->sessions) == 0)
+		g_signal_emit(self, signals[SIGNAL_DRAINED], 0);
+}
+
+static void
+session_closed_cb(SoupWebsocketConnection *conn, gpointer user_data)
+{
+	Session *s = user_data;
+	if (s->hub != NULL)
+		hub_remove_session(s->hub, s);
+}
+
+static void
+session_error_cb(SoupWebsocketConnection *conn, GError *error, gpointer user_data)
+{
+	Session *s = user_data;
+	g_debug("session %u (%s): %s", s->serial, s->peer, error->message);
+}
+
+static void
+session_pong_cb(SoupWebsocketConnection *conn, GBytes *message, gpointer user_data)
+{
+	Session *s = user_data;
+	s->last_seen_us = g_get_monotonic_time();
+}
+
+static gboolean
+session_hello_timeout_cb(gpointer user_data)
+{
+	Session *s = user_data;
+
+	s->hello_timeout_id = 0;
+	if (s->nick == NULL) {
+		session_send_error_literal(s,
+					   CODECHAT_ERROR_NOT_AUTHENTICATED,
+					   "no hello in time",
+					   NULL);
+		session_close(s, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "no hello in time");
+	}
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+hub_keepalive_cb(gpointer user_data)
+{
+	CodechatHub *self = CODECHAT_HUB(user_data);
+	gint64 deadline = g_get_monotonic_time() - 2 * (gint64)self->config.keepalive * G_USEC_PER_SEC;
+	GHashTableIter iter;
+	Session *s;
+
+	/* libsoup before 3.5.1 has no pong timeout of its own */
+	g_hash_table_iter_init(&iter, self->sessions);
+	while (g_hash_table_iter_next(&iter, (gpointer *)&s, NULL)) {
+		if (s->last_seen_us < deadline)
+			session_close(s, SOUP_WEBSOCKET_CLOSE_NORMAL, "no answer to pings");
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+void
+codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, const gchar *peer)
+{
+	Session *s;
+
+	g_return_if_fail(CODECHAT_IS_HUB(self));
+	g_return_if_fail(SOUP_IS_WEBSOCKET_CONNECTION(conn));
+
+	s = g_new0(Session, 1);
+	s->ref_count = 1;
+	s->hub = self;
+	s->conn = g_object_ref(conn);
+	s->peer = g_strdup(peer != NULL ? peer : "unknown");
+	s->rooms = g_ptr_array_new();
+	s->tokens = self->config.burst;
+	s->refill_us = s->last_seen_us = g_get_monotonic_time();
+	s->serial = ++self->next_serial;
+
+	soup_websocket_connection_set_max_incoming_payload_size(conn, self->config.max_frame);
+	soup_websocket_connection_set_keepalive_interval(conn, self->config.keepalive);
+	g_signal_connect(conn, "message", G_CALLBACK(session_message_cb), s);
+	g_signal_connect(conn, "closed", G_CALLBACK(session_closed_cb), s);
+	g_signal_connect(conn, "error", G_CALLBACK(session_error_cb), s);
+	g_signal_connect(conn, "pong", G_CALLBACK(session_pong_cb), s);
+
+	g_debug("session %u: connection from %s", s->serial, s->peer);
+	if (self->shutting_down ||
+	    (self->config.max_connections > 0 &&
+	     g_hash_table_size(self->sessions) >= self->config.max_connections)) {
+		g_hash_table_add(self->sessions, s);
+		g_message("refusing a session from %s: %u connections already open",
+			  s->peer,
+			  g_hash_table_size(self->sessions) - 1);
+		session_send_error_literal(s,
+					   CODECHAT_ERROR_OVERLOADED,
+					   "the server has too many connections; try again later",
+					   NULL);
+		session_close(s, CODECHAT_CLOSE_TRY_AGAIN_LATER, "too many connections");
+		return;
+	}
+	if (self->config.hello_timeout > 0)
+		s->hello_timeout_id =
+		    g_timeout_add_seconds(self->config.hello_timeout, session_hello_timeout_cb, s);
+	g_hash_table_add(self->sessions, s);
+}
+
+guint
+codechat_hub_get_n_connections(CodechatHub *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_HUB(self), 0);
+	return g_hash_table_size(self->sessions);
+}
+
+guint
+codechat_hub_get_n_rooms(CodechatHub *self)
+{
+	g_autoptr(GPtrArray) names = NULL;
+	guint n;
+	GHashTableIter iter;
+	const gchar *name;
+
+	g_return_val_if_fail(CODECHAT_IS_HUB(self), 0);
+	names = codechat_store_list_rooms(self->store);
+	n = names->len;
+	g_hash_table_iter_init(&iter, self->rooms);
+	while (g_hash_table_iter_next(&iter, (gpointer *)&name, NULL)) {
+		if (!g_ptr_array_find_with_equal_func(names, name, g_str_equal, NULL))
+			n++;
+	}
+	return n;
+}
+
+/**
+ * codechat_hub_shutdown:
+ *
+ * Closes every session with 1001; #CodechatHub::drained is emitted once
+ * the last one is gone (at once when there is none).
+ */
+void
+codechat_hub_shutdown(CodechatHub *self)
+{
+	g_autoptr(GList) sessions = NULL;
+
+	g_return_if_fail(CODECHAT_IS_HUB(self));
+	self->shutting_down = TRUE;
+	g_clear_handle_id(&self->keepalive_id, g_source_remove);
+	sessions = g_hash_table_get_keys(self->sessions);
+	for (GList *l = sessions; l != NULL; l = l->next) {
+		Session *s = l->data;
+		if (session_is_open(s))
+			session_close(s, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "server shutting down");
+		else if (soup_websocket_connection_get_state(s->conn) ==
+			 SOUP_WEBSOCKET_STATE_CLOSED)
+			hub_remove_session(self, s);
+	}
+	if (g_hash_table_size(self->sessions) == 0)
+		g_signal_emit(self, signals[SIGNAL_DRAINED], 0);
+}
+
+static void
+codechat_hub_dispose(GObject *object)
+{
+	CodechatHub *self = CODECHAT_HUB(object);
+	g_autoptr(GList) sessions = g_hash_table_get_keys(self->sessions);
+
+	g_clear_handle_id(&self->keepalive_id, g_source_remove);
+	for (GList *l = sessions; l != NULL; l = l->next) {
+		Session *s = l->data;
+		/* sessions still open at exit: drop them without telling anyone */
+		self->shutting_down = FALSE;
+		hub_remove_session(self, s);
+	}
+	G_OBJECT_CLASS(codechat_hub_parent_class)->dispose(object);
+}
+
+static void
+codechat_hub_finalize(GObject *object)
+{
+	CodechatHub *self = CODECHAT_HUB(object);
+
+	g_hash_table_unref(self->sessions);
+	g_hash_table_unref(self->nicks);
+	g_hash_table_unref(self->rooms);
+	g_clear_object(&self->parser);
+	g_clear_object(&self->store);
+	G_OBJECT_CLASS(codechat_hub_parent_class)->finalize(object);
+}
+
+static void
+codechat_hub_class_init(CodechatHubClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+
+	object_class->dispose = codechat_hub_dispose;
+	object_class->finalize = codechat_hub_finalize;
+
+	/**
+	 * CodechatHub::drained:
+	 *
+	 * Emitted after codechat_hub_shutdown() once no session is left.
+	 */
+	signals[SIGNAL_DRAINED] = g_signal_new("drained",
+					       G_TYPE_FROM_CLASS(klass),
+					       G_SIGNAL_RUN_LAST,
+					       0,
+					       NULL,
+					       NULL,
+					       NULL,
+					       G_TYPE_NONE,
+					       0);
+}
+
+static void
+codechat_hub_init(CodechatHub *self)
+{
+	self->sessions =
+	    g_hash_table_new_full(g_direct_hash, g_direct_equal, (GDestroyNotify)session_unref, NULL);
+	self->nicks = g_hash_table_new(g_str_hash, g_str_equal);
+	self->rooms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)room_free);
+	self->parser = json_parser_new_immutable();
+}
+
+CodechatHub *
+codechat_hub_new(CodechatStore *store, const CodechatHubConfig *config)
+{
+	CodechatHub *self;
+
+	g_return_val_if_fail(CODECHAT_IS_STORE(store), NULL);
+	self = g_object_new(CODECHAT_TYPE_HUB, NULL);
+	self->store = g_object_ref(store);
+	self->config = *config;
+	if (self->config.keepalive > 0)
+		self->keepalive_id =
+		    g_timeout_add_seconds(self->config.keepalive, hub_keepalive_cb, self);
+	return self;
+}

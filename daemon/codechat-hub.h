@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+#include <libsoup/soup.h>
+
+#include "codechat-store.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+	guint rate;		/* say per second per session, 0 for no limit */
+	guint burst;		/* bucket size of the rate limit */
+	gsize max_text;		/* bytes of text in one message */
+	gsize max_frame;	/* bytes of one incoming WebSocket message */
+	guint hello_timeout;	/* seconds from the upgrade to hello */
+	guint keepalive;	/* seconds between pings, 0 for none */
+	guint max_connections;	/* open WebSocket sessions, 0 for no limit */
+} CodechatHubConfig;
+
+void
+codechat_hub_config_init(CodechatHubConfig *config);
+
+#define CODECHAT_TYPE_HUB (codechat_hub_get_type())
+G_DECLARE_FINAL_TYPE(CodechatHub, codechat_hub, CODECHAT, HUB, GObject)
+
+CodechatHub *
+codechat_hub_new(CodechatStore *store, const CodechatHubConfig *config);
+void
+codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, const gchar *peer);
+guint
+codechat_hub_get_n_connections(CodechatHub *self);
+guint
+codechat_hub_get_n_rooms(CodechatHub *self);
+void
+codechat_hub_shutdown(CodechatHub *self);
+
+G_END_DECLS

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "codechatd"
+
+#include "config.h"
+
+#include <string.h>
+
+#include "codechat-server.h"
+#include "codechat-version.h"
+
+struct _CodechatServer {
+	GObject parent_instance;
+	SoupServer *soup;	 /* (owned) */
+	CodechatHub *hub;	 /* (owned) */
+	GStrv allowed_origins;	 /* (owned) */
+	gchar *uri;		 /* (owned) (nullable) ws:// URI once listening */
+	gint64 started_us;	 /* monotonic */
+};
+
+G_DEFINE_FINAL_TYPE(CodechatServer, codechat_server, G_TYPE_OBJECT)
+
+static gchar *
+peer_string(SoupServerMessage *msg)
+{
+	GSocketAddress *addr = soup_server_message_get_remote_address(msg);
+	g_autofree gchar *host = NULL;
+
+	if (!G_IS_INET_SOCKET_ADDRESS(addr))
+		return g_strdup("unknown");
+	host = g_inet_address_to_string(
+	    g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(addr)));
+	return g_strdup_printf("%s:%u",
+			       host,
+			       g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(addr)));
+}
+
+/* runs before libsoup's own WebSocket handshake on the same path: a
+ * status set here ends the request there */
+static void
+ws_http_cb(SoupServer *soup,
+	   SoupServerMessage *msg,
+	   const char *path,
+	   GHashTable *query,
+	   gpointer user_data)
+{
+	CodechatServer *self = CODECHAT_SERVER(user_data);
+	const gchar *origin =
+	    soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Origin");
+
+	if (origin != NULL &&
+	    (self->allowed_origins == NULL ||
+	     !g_strv_contains((const gchar *const *)self->allowed_origins, origin))) {
+		g_autofree gchar *peer = peer_string(msg);
+		g_message("refusing a WebSocket from %s: origin %s is not allowed", peer, origin);
+		soup_server_message_set_status(msg, SOUP_STATUS_FORBIDDEN, NULL);
+		soup_server_message_set_response(msg,
+						 "text/plain",
+						 SOUP_MEMORY_STATIC,
+						 "origin not allowed\n",
+						 strlen("origin not allowed\n"));
+		return;
+	}
+}
+
+static void
+ws_cb(SoupServer *soup,
+      SoupServerMessage *msg,
+      const char *path,
+      SoupWebsocketConnection *conn,
+      gpointer user_data)
+{
+	CodechatServer *self = CODECHAT_SERVER(user_data);
+	g_autofree gchar *peer = peer_string(msg);
+
+	/* the hub keeps its own reference: libsoup drops its one when we return */
+	codechat_hub_add_connection(self->hub, conn, peer);
+}
+
+static void
+healthz_cb(SoupServer *soup,
+	   SoupServerMessage *msg,
+	   const char *path,
+	   GHashTable *query,
+	   gpointer user_data)
+{
+	CodechatServer *self = CODECHAT_SERVER(user_data);
+	const gchar *method = soup_server_message_get_method(msg);
+	g_autoptr(JsonBuilder) builder = NULL;
+	gchar *body;
+
+	if (g_strcmp0(method, "GET") != 0 && g_strcmp0(method, "HEAD") != 0) {
+		soup_server_message_set_status(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
+		soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+					     "Allow",
+					     "GET, HEAD");
+		return;
+	}
+	builder = json_builder_new_immutable();
+	json_builder_begin_object(builder);
+	json_builder_set_member_name(builder, "status");
+	json_builder_add_string_value(builder, "ok");
+	json_builder_set_member_name(builder, "version");
+	json_builder_add_string_value(builder, codechat_version());
+	json_builder_set_member_name(builder, "connections");
+	json_builder_add_int_value(builder, codechat_hub_get_n_connections(self->hub));
+	json_builder_set_member_name(builder, "rooms");
+	json_builder_add_int_value(builder, codechat_hub_get_n_rooms(self->hub));
+	json_builder_set_member_name(builder, "uptime_s");
+	json_builder_add_int_value(builder,
+				   (g_get_monotonic_time() - self->started_us) / G_USEC_PER_SEC);
+	json_builder_end_object(builder);
+	body = codechat_builder_to_string(builder);
+	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+	soup_server_message_set_response(msg,
+					 "application/json",
+					 SOUP_MEMORY_TAKE,
+					 body,
+					 strlen(body));
+}
+
+/* ADDR:PORT with an IPv4 or [IPv6] literal, or localhost */
+static GSocketAddress *
+parse_address(const gchar *address, GError **error)
+{
+	g_autofree gchar *host = NULL;
+	g_autoptr(GInetAddress) inet = NULL;
+	const gchar *port_str;
+	guint64 port = 0;
+
+	if (address[0] == '[') {
+		const gchar *end = strchr(address, ']');
+		if (end == NULL || end[1] != ':') {
+			g_set_error(error,
+				    G_IO_ERROR,
+				    G_IO_ERROR_INVALID_ARGUMENT,
+				    "cannot parse listen address %s: expected [ADDR]:PORT",
+				    address);
+			return NULL;
+		}
+		host = g_strndup(address + 1, end - address - 1);
+		port_str = end + 2;
+	} else {
+		const gchar *colon = strrchr(address, ':');
+		if (colon == NULL) {
+			g_set_error(error,
+				    G_IO_ERROR,
+				    G_IO_ERROR_INVALID_ARGUMENT,
+				    "cannot parse listen address %s: expected ADDR:PORT",
+				    address);
+			return NULL;
+		}
+		host = g_strndup(address, colon - address);
+		port_str = colon + 1;
+	}
+	if (!g_ascii_string_to_unsigned(port_str, 10, 0, 65535, &port, NULL)) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_INVALID_ARGUMENT,
+			    "invalid port in listen address %s",
+			    address);
+		return NULL;
+	}
+	if (g_strcmp0(host, "localhost") == 0)
+		inet = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	else if (host[0] == '\0')
+		inet = g_inet_address_new_any(G_SOCKET_FAMILY_IPV4);
+	else
+		inet = g_inet_address_new_from_string(host);
+	if (inet == NULL) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_INVALID_ARGUMENT,
+			    "%s is not an IP address (use e.g. 127.0.0.1:7373 or [::1]:7373)",
+			    host);
+		return NULL;
+	}
+	return g_inet_socket_address_new(inet, (guint16)port);
+}
+
+gboolean
+codechat_server_listen(CodechatServer *self, const gchar *address, GError **error)
+{
+	g_autoptr(GSocketAddress) addr = NULL;
+	g_autoptr(GError) error_local = NULL;
+	GSList *uris;
+
+	g_return_val_if_fail(CODECHAT_IS_SERVER(self), FALSE);
+
+	addr = parse_address(address, error);
+	if (addr == NULL)
+		return FALSE;
+	if (!soup_server_listen(self->soup, addr, 0, &error_local)) {
+		g_set_error(error,
+			    error_local->domain,
+			    error_local->code,
+			    "cannot listen on %s: %s",
+			    address,
+			    error_local->message);
+		return FALSE;
+	}
+	uris = soup_server_get_uris(self->soup);
+	if (uris != NULL) {
+		GUri *http = uris->data;
+		g_autoptr(GUri) ws = g_uri_build(G_URI_FLAGS_NONE,
+						 "ws",
+						 NULL,
+						 g_uri_get_host(http),
+						 g_uri_get_port(http),
+						 CODECHAT_WS_PATH,
+						 NULL,
+						 NULL);
+		g_free(self->uri);
+		self->uri = g_uri_to_string(ws);
+	}
+	g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
+	return TRUE;
+}
+
+const gchar *
+codechat_server_get_uri(CodechatServer *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_SERVER(self), NULL);
+	return self->uri;
+}
+
+void
+codechat_server_disconnect(CodechatServer *self)
+{
+	g_return_if_fail(CODECHAT_IS_SERVER(self));
+	soup_server_disconnect(self->soup);
+}
+
+static void
+codechat_server_finalize(GObject *object)
+{
+	CodechatServer *self = CODECHAT_SERVER(object);
+
+	g_clear_object(&self->soup);
+	g_clear_object(&self->hub);
+	g_strfreev(self->allowed_origins);
+	g_free(self->uri);
+	G_OBJECT_CLASS(codechat_server_parent_class)->finalize(object);
+}
+
+static void
+codechat_server_class_init(CodechatServerClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+	object_class->finalize = codechat_server_finalize;
+}
+
+static void
+codechat_server_init(CodechatServer *self)
+{
+	self->started_us = g_get_monotonic_time();
+}
+
+CodechatServer *
+codechat_server_new(CodechatHub *hub,
+		    const gchar *const *allowed_origins,
+		    gboolean permessage_deflate)
+{
+	CodechatServer *self = g_object_new(CODECHAT_TYPE_SERVER, NULL);
+	const gchar *protocols[] = {CODECHAT_SUBPROTOCOL, NULL};
+
+	self->hub = g_object_ref(hub);
+	self->allowed_origins = g_strdupv((gchar **)allowed_origins);
+	self->soup = soup_server_new("server-header", codechat_server_string(), NULL);
+	/* compressing per recipient costs CPU on every broadcast: opt in */
+	if (!permessage_deflate)
+		soup_server_remove_websocket_extension(self->soup,
+						       SOUP_TYPE_WEBSOCKET_EXTENSION_DEFLATE);
+	soup_server_add_handler(self->soup, CODECHAT_WS_PATH, ws_http_cb, self, NULL);
+	soup_server_add_websocket_handler(self->soup,
+					  CODECHAT_WS_PATH,
+					  NULL,
+					  (char **)protocols,
+					  ws_cb,
+					  self,
+					  NULL);
+	soup_server_add_handler(self->soup, "/healthz", healthz_cb, self, NULL);
+	return self;
+}

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "codechatd"
+
+#include "config.h"
+
+#include "codechat-store.h"
+
+G_DEFINE_INTERFACE(CodechatStore, codechat_store, G_TYPE_OBJECT)
+
+static void
+codechat_store_default_init(CodechatStoreInterface *iface)
+{
+}
+
+const gchar *
+codechat_store_get_epoch(CodechatStore *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_STORE(self), NULL);
+	return CODECHAT_STORE_GET_IFACE(self)->get_epoch(self);
+}
+
+guint64
+codechat_store_get_last_id(CodechatStore *self, const gchar *conv)
+{
+	g_return_val_if_fail(CODECHAT_IS_STORE(self), 0);
+	return CODECHAT_STORE_GET_IFACE(self)->get_last_id(self, conv);
+}
+
+/**
+ * codechat_store_append:
+ *
+ * Assigns @msg the next id of @conv and keeps it; @func runs once the
+ * message is kept, or with an error, in the order of the appends.  It may
+ * run before this function returns.
+ */
+void
+codechat_store_append(CodechatStore *self,
+		      const gchar *conv,
+		      CodechatMessage *msg,
+		      CodechatStoreAppendFunc func,
+		      gpointer user_data)
+{
+	g_return_if_fail(CODECHAT_IS_STORE(self));
+	CODECHAT_STORE_GET_IFACE(self)->append(self, conv, msg, func, user_data);
+}
+
+/**
+ * codechat_store_query:
+ * @after: only ids above this one (0: from the start)
+ * @before: only ids below this one (%CODECHAT_STORE_NO_BOUND: to the end)
+ * @newest: take the @limit newest messages of the range, else the oldest
+ * @more: (out): whether the range holds messages beyond the page in the
+ *   direction asked (older ones for @newest, newer ones otherwise)
+ *
+ * Returns: (transfer container) (element-type CodechatMessage): the
+ * page, oldest first
+ */
+GPtrArray *
+codechat_store_query(CodechatStore *self,
+		     const gchar *conv,
+		     guint64 after,
+		     guint64 before,
+		     guint limit,
+		     gboolean newest,
+		     gboolean *more,
+		     GError **error)
+{
+	g_return_val_if_fail(CODECHAT_IS_STORE(self), NULL);
+	return CODECHAT_STORE_GET_IFACE(self)
+	    ->query(self, conv, after, before, limit, newest, more, error);
+}
+
+gboolean
+codechat_store_remember_nick(CodechatStore *self, const gchar *nick, GError **error)
+{
+	g_return_val_if_fail(CODECHAT_IS_STORE(self), FALSE);
+	return CODECHAT_STORE_GET_IFACE(self)->remember_nick(self, nick, error);
+}
+
+gboolean
+codechat_store_knows_nick(CodechatStore *self, const gchar *nick)
+{
+	g_return_val_if_fail(CODECHAT_IS_STORE(self), FALSE);
+	return CODECHAT_STORE_GET_IFACE(self)->knows_nick(self, nick);
+}
+
+/**
+ * codechat_store_list_rooms:
+ *
+ * Returns: (transfer container) (element-type utf8): the rooms that have
+ * messages, owned by the array
+ */
+GPtrArray *
+codechat_store_list_rooms(CodechatStore *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_STORE(self), NULL);
+	return CODECHAT_STORE_GET_IFACE(self)->list_rooms(self);
+}
+
+/**
+ * codechat_store_direct_key:
+ *
+ * The conversation of two nicks, the same whichever of them asks; the
+ * ':' keeps it apart from every room name.
+ */
+gchar *
+codechat_store_direct_key(const gchar *nick_a, const gchar *nick_b)
+{
+	g_autofree gchar *a = codechat_nick_fold(nick_a);
+	g_autofree gchar *b = codechat_nick_fold(nick_b);
+
+	if (g_strcmp0(a, b) > 0)
+		return g_strdup_printf("dm:%s:%s", b, a);
+	return g_strdup_printf("dm:%s:%s", a, b);
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "codechat-protocol.h"
+
+G_BEGIN_DECLS
+
+/*
+ * The history store: the only module that keeps messages.  The hub hands
+ * it each message once; the store assigns the id and calls back when the
+ * message is kept (for a durable store: committed), and only then does
+ * the hub fan it out and acknowledge it.  A conversation is a room name,
+ * or for direct messages the key from codechat_store_direct_key().
+ */
+#define CODECHAT_TYPE_STORE (codechat_store_get_type())
+G_DECLARE_INTERFACE(CodechatStore, codechat_store, CODECHAT, STORE, GObject)
+
+/* @msg has its id set on success; @error is set on failure */
+typedef void (*CodechatStoreAppendFunc)(CodechatMessage *msg,
+					const GError *error,
+					gpointer user_data);
+
+struct _CodechatStoreInterface {
+	GTypeInterface parent_iface;
+
+	const gchar *(*get_epoch)(CodechatStore *self);
+	guint64 (*get_last_id)(CodechatStore *self, const gchar *conv);
+	void (*append)(CodechatStore *self,
+		       const gchar *conv,
+		       CodechatMessage *msg,
+		       CodechatStoreAppendFunc func,
+		       gpointer user_data);
+	GPtrArray *(*query)(CodechatStore *self,
+			    const gchar *conv,
+			    guint64 after,
+			    guint64 before,
+			    guint limit,
+			    gboolean newest,
+			    gboolean *more,
+			    GError **error);
+	gboolean (*remember_nick)(CodechatStore *self, const gchar *nick, GError **error);
+	gboolean (*knows_nick)(CodechatStore *self, const gchar *nick);
+	GPtrArray *(*list_rooms)(CodechatStore *self);
+};
+
+/* no upper bound for codechat_store_query()'s @before */
+#define CODECHAT_STORE_NO_BOUND G_MAXUINT64
+
+const gchar *
+codechat_store_get_epoch(CodechatStore *self);
+guint64
+codechat_store_get_last_id(CodechatStore *self, const gchar *conv);
+void
+codechat_store_append(CodechatStore *self,
+		      const gchar *conv,
+		      CodechatMessage *msg,
+		      CodechatStoreAppendFunc func,
+		      gpointer user_data);
+GPtrArray *
+codechat_store_query(CodechatStore *self,
+		     const gchar *conv,
+		     guint64 after,
+		     guint64 before,
+		     guint limit,
+		     gboolean newest,
+		     gboolean *more,
+		     GError **error);
+gboolean
+codechat_store_remember_nick(CodechatStore *self, const gchar *nick, GError **error);
+gboolean
+codechat_store_knows_nick(CodechatStore *self, const gchar *nick);
+GPtrArray *
+codechat_store_list_rooms(CodechatStore *self);
+gchar *
+codechat_store_direct_key(const gchar *nick_a, const gchar *nick_b);
+
+/* the in-memory store, until the durable one lands */
+#define CODECHAT_TYPE_STORE_MEMORY (codechat_store_memory_get_type())
+G_DECLARE_FINAL_TYPE(CodechatStoreMemory, codechat_store_memory, CODECHAT, STORE_MEMORY, GObject)
+
+CodechatStore *
+codechat_store_memory_new(void);
+
+G_END_DECLS
