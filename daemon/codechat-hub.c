@@ -43,6 +43,9 @@ struct _CodechatHub {
 
 G_DEFINE_FINAL_TYPE(CodechatHub, codechat_hub, G_TYPE_OBJECT)
 
+static void
+hub_session_leave(CodechatHub *self, Session *s);
+
 enum { SIGNAL_DRAINED, N_SIGNALS };
 static guint signals[N_SIGNALS] = {0};
 
@@ -108,6 +111,8 @@ session_close(Session *s, gushort code, const gchar *reason)
 		reason != NULL ? reason : "");
 	if (session_is_open(s))
 		soup_websocket_connection_close(s->conn, code, reason);
+	if (s->hub != NULL)
+		hub_session_leave(s->hub, s);
 }
 
 static void
@@ -738,16 +743,24 @@ session_message_cb(SoupWebsocketConnection *conn, gint type, GBytes *message, gp
 	handle_request(self, s, req);
 }
 
+/* the session is closing: it leaves its rooms (the others see "quit")
+ * and gives its nick back at once, not when the close handshake ends */
 static void
-hub_remove_session(CodechatHub *self, Session *s)
+hub_session_leave(CodechatHub *self, Session *s)
 {
-	if (s->hub == NULL)
-		return;
 	while (s->rooms->len > 0)
 		hub_leave_room(self, g_ptr_array_index(s->rooms, s->rooms->len - 1), s, "quit");
 	if (s->nick_fold != NULL && g_hash_table_lookup(self->nicks, s->nick_fold) == s)
 		g_hash_table_remove(self->nicks, s->nick_fold);
 	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
+}
+
+static void
+hub_remove_session(CodechatHub *self, Session *s)
+{
+	if (s->hub == NULL)
+		return;
+	hub_session_leave(self, s);
 	g_signal_handlers_disconnect_by_data(s->conn, s);
 	s->hub = NULL;
 	g_info("session %u (%s%s%s) gone: close code %u",
@@ -759,6 +772,14 @@ hub_remove_session(CodechatHub *self, Session *s)
 	g_hash_table_remove(self->sessions, s);
 	if (self->shutting_down && g_hash_table_size(self->sessions) == 0)
 		g_signal_emit(self, signals[SIGNAL_DRAINED], 0);
+}
+
+static void
+session_closing_cb(SoupWebsocketConnection *conn, gpointer user_data)
+{
+	Session *s = user_data;
+	if (s->hub != NULL)
+		hub_session_leave(s->hub, s);
 }
 
 static void
@@ -837,6 +858,7 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 	soup_websocket_connection_set_max_incoming_payload_size(conn, self->config.max_frame);
 	soup_websocket_connection_set_keepalive_interval(conn, self->config.keepalive);
 	g_signal_connect(conn, "message", G_CALLBACK(session_message_cb), s);
+	g_signal_connect(conn, "closing", G_CALLBACK(session_closing_cb), s);
 	g_signal_connect(conn, "closed", G_CALLBACK(session_closed_cb), s);
 	g_signal_connect(conn, "error", G_CALLBACK(session_error_cb), s);
 	g_signal_connect(conn, "pong", G_CALLBACK(session_pong_cb), s);
