@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "codechat-hub.h"
+#include "codechat-log.h"
 #include "codechat-server.h"
 #include "codechat-store.h"
 #include "codechat-version.h"
@@ -187,6 +188,12 @@ main(int argc, char **argv)
 	    (nick != NULL && !codechat_validate_nick(nick, &error))) {
 		g_printerr("codechatd: %s\n", error->message);
 		return 1;
+	}
+	{
+		CodechatLogFormat format = CODECHAT_LOG_FORMAT_AUTO;
+		if (log_format != NULL)
+			codechat_log_format_from_string(log_format, &format);
+		codechat_log_init("codechatd", format);
 	}
 	if (verbose)
 		g_log_set_debug_enabled(TRUE);
