@@ -855,7 +855,11 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 	s->refill_us = s->last_seen_us = g_get_monotonic_time();
 	s->serial = ++self->next_serial;
 
-	soup_websocket_connection_set_max_incoming_payload_size(conn, self->config.max_frame);
+	/* libsoup answers a frame over its limit with 1009 and closes the
+	 * socket at once, often before the peer stopped sending, so that the
+	 * peer sees a reset instead of the close code; give it headroom and
+	 * enforce the real limit on whole messages in session_message_cb() */
+	soup_websocket_connection_set_max_incoming_payload_size(conn, 4 * self->config.max_frame);
 	soup_websocket_connection_set_keepalive_interval(conn, self->config.keepalive);
 	g_signal_connect(conn, "message", G_CALLBACK(session_message_cb), s);
 	g_signal_connect(conn, "closing", G_CALLBACK(session_closing_cb), s);

@@ -54,6 +54,18 @@ pump_until(CondFunc cond, gpointer data, guint timeout_ms)
 	return cond(data);
 }
 
+static gboolean
+flag_set(gpointer data)
+{
+	return *(const gboolean *)data;
+}
+
+gboolean
+codechat_test_pump_flag(const gboolean *flag, guint timeout_ms)
+{
+	return pump_until(flag_set, (gpointer)flag, timeout_ms);
+}
+
 /* connecting */
 
 typedef struct {

@@ -71,6 +71,10 @@ codechat_test_ws_hello(CodechatTestWs *ws, const gchar *nick);
 CodechatTestWs *
 codechat_test_ws_new_client(const gchar *uri, const gchar *nick, JsonObject **welcome);
 
+/* pumps the thread-default main context until *flag is TRUE */
+gboolean
+codechat_test_pump_flag(const gboolean *flag, guint timeout_ms);
+
 /* plain HTTP */
 GBytes *
 codechat_test_http_get(const gchar *url, guint *status, gchar **content_type);

@@ -18,6 +18,18 @@
 
 #define OK (-1) /* "expected no error" in the tables below */
 
+/* assertions are non-fatal (see main()), so that one broken case is
+ * reported and the others still run; a pointer that the rest of a case
+ * needs is checked with this, which ends the case when it is NULL */
+#define assert_nonnull_or_return(ptr)                                                              \
+	G_STMT_START                                                                               \
+	{                                                                                          \
+		g_assert_nonnull(ptr);                                                             \
+		if ((ptr) == NULL)                                                                 \
+			return;                                                                    \
+	}                                                                                          \
+	G_STMT_END
+
 /* builds @prefix followed by @fill up to @len bytes, or @prefix alone when
  * @len is 0; long values in the tables are written this way */
 static gchar *
@@ -174,7 +186,7 @@ test_validate(gconstpointer data)
 		g_assert_true(ret);
 	} else {
 		g_assert_error(error, CODECHAT_ERROR, tc->expected);
-		g_assert_nonnull(error->message);
+		assert_nonnull_or_return(error);
 		g_assert_cmpstr(error->message, !=, "");
 		g_assert_false(ret);
 	}
@@ -654,13 +666,17 @@ test_request(gconstpointer data)
 	g_autoptr(GString) json = request_case_json(tc);
 	g_autoptr(CodechatRequest) req = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *ref = g_strdup("stale");
+	static gchar stale[] = "stale";
+	gchar *ref_out = stale; /* must be overwritten, NULL included */
+	g_autofree gchar *ref = NULL;
 	gsize max_text = tc->max_text != 0 ? tc->max_text : CODECHAT_MAX_TEXT;
 
-	req = codechat_request_parse(NULL, json->str, json->len, max_text, &ref, &error);
+	req = codechat_request_parse(NULL, json->str, json->len, max_text, &ref_out, &error);
+	g_assert_true(ref_out != stale);
+	ref = ref_out != stale ? ref_out : NULL;
 	if (tc->error == OK) {
 		g_assert_no_error(error);
-		g_assert_nonnull(req);
+		assert_nonnull_or_return(req);
 		g_assert_cmpint(req->type, ==, tc->type);
 		g_assert_cmpstr(req->ref, ==, tc->ref);
 		if (tc->check != NULL)
@@ -668,16 +684,17 @@ test_request(gconstpointer data)
 	} else {
 		g_assert_error(error, CODECHAT_ERROR, tc->error);
 		g_assert_null(req);
+		assert_nonnull_or_return(error);
 		/* what the daemon sends back must be a proper error frame */
 		{
 			g_autofree gchar *frame = codechat_error_frame(error, ref);
 			g_autoptr(JsonNode) node = json_from_string(frame, NULL);
 			JsonObject *obj;
 
-			g_assert_nonnull(node);
+			assert_nonnull_or_return(node);
 			obj = json_node_get_object(node);
-			g_assert_cmpstr(json_object_get_string_member(obj, "type"), ==, "error");
-			g_assert_cmpstr(json_object_get_string_member(obj, "code"),
+			g_assert_cmpstr(json_object_get_string_member_with_default(obj, "type", NULL), ==, "error");
+			g_assert_cmpstr(json_object_get_string_member_with_default(obj, "code", NULL),
 					==,
 					codechat_error_to_code(tc->error));
 			g_assert_true(json_object_has_member(obj, "ref") == (tc->ref != NULL));
@@ -707,15 +724,19 @@ test_request_parser_reuse(void)
 	g_autoptr(CodechatRequest) a = NULL;
 	g_autoptr(CodechatRequest) b = NULL;
 	g_autoptr(CodechatRequest) c = NULL;
-	g_autoptr(GError) error = NULL;
+	g_autoptr(GError) error_a = NULL;
+	g_autoptr(GError) error_b = NULL;
+	g_autoptr(GError) error_c = NULL;
 
-	a = codechat_request_parse(parser, first, strlen(first), CODECHAT_MAX_TEXT, NULL, &error);
-	g_assert_no_error(error);
-	b = codechat_request_parse(parser, second, strlen(second), CODECHAT_MAX_TEXT, NULL, &error);
-	g_assert_no_error(error);
-	c = codechat_request_parse(parser, "{", 1, CODECHAT_MAX_TEXT, NULL, &error);
-	g_assert_error(error, CODECHAT_ERROR, CODECHAT_ERROR_BAD_JSON);
+	a = codechat_request_parse(parser, first, strlen(first), CODECHAT_MAX_TEXT, NULL, &error_a);
+	g_assert_no_error(error_a);
+	b = codechat_request_parse(parser, second, strlen(second), CODECHAT_MAX_TEXT, NULL, &error_b);
+	g_assert_no_error(error_b);
+	c = codechat_request_parse(parser, "{", 1, CODECHAT_MAX_TEXT, NULL, &error_c);
+	g_assert_error(error_c, CODECHAT_ERROR, CODECHAT_ERROR_BAD_JSON);
 	g_assert_null(c);
+	assert_nonnull_or_return(a);
+	assert_nonnull_or_return(b);
 	g_assert_cmpint(a->type, ==, CODECHAT_REQUEST_SAY);
 	g_assert_cmpstr(a->room, ==, "general");
 	g_assert_cmpstr(a->text, ==, "one");
@@ -734,7 +755,7 @@ test_request_length(void)
 
 	req = codechat_request_parse(NULL, frame, strlen("{\"type\":\"ping\"}"), 0, NULL, &error);
 	g_assert_no_error(error);
-	g_assert_nonnull(req);
+	assert_nonnull_or_return(req);
 	g_assert_cmpint(req->type, ==, CODECHAT_REQUEST_PING);
 }
 
@@ -913,28 +934,28 @@ test_error_frame(void)
 	g_autoptr(JsonNode) d = json_from_string(client_frame, NULL);
 	JsonObject *obj;
 
-	g_assert_nonnull(a);
+	assert_nonnull_or_return(a);
 	obj = json_node_get_object(a);
 	g_assert_cmpuint(json_object_get_size(obj), ==, 4);
-	g_assert_cmpstr(json_object_get_string_member(obj, "type"), ==, "error");
-	g_assert_cmpstr(json_object_get_string_member(obj, "code"), ==, "rate-limited");
-	g_assert_cmpstr(json_object_get_string_member(obj, "message"),
+	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "type", NULL), ==, "error");
+	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "code", NULL), ==, "rate-limited");
+	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "message", NULL),
 			==,
 			"slow down: 20 messages per second");
-	g_assert_cmpstr(json_object_get_string_member(obj, "ref"), ==, "c1");
+	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "ref", NULL), ==, "c1");
 
-	g_assert_nonnull(b);
+	assert_nonnull_or_return(b);
 	obj = json_node_get_object(b);
 	g_assert_cmpuint(json_object_get_size(obj), ==, 3);
 	g_assert_false(json_object_has_member(obj, "ref"));
 
 	/* errors from other domains and client-side ones are "internal" */
-	g_assert_nonnull(c);
-	g_assert_cmpstr(json_object_get_string_member(json_node_get_object(c), "code"),
+	assert_nonnull_or_return(c);
+	g_assert_cmpstr(json_object_get_string_member_with_default(json_node_get_object(c), "code", NULL),
 			==,
 			"internal");
-	g_assert_nonnull(d);
-	g_assert_cmpstr(json_object_get_string_member(json_node_get_object(d), "code"),
+	assert_nonnull_or_return(d);
+	g_assert_cmpstr(json_object_get_string_member_with_default(json_node_get_object(d), "code", NULL),
 			==,
 			"internal");
 }
@@ -982,7 +1003,7 @@ test_timestamp_shape(void)
 							   g_date_time_get_microsecond(now));
 	g_autofree gchar *expected_prefix = g_date_time_format(now, "%Y-%m-%dT%H:%M:%S.");
 
-	g_assert_nonnull(shape);
+	assert_nonnull_or_return(shape);
 	g_assert_true(g_regex_match(shape, text, 0, NULL));
 	g_assert_true(g_str_has_prefix(text, expected_prefix));
 }
@@ -1089,32 +1110,32 @@ test_message_round_trip(gconstpointer data)
 	msg->filename = g_strdup(tc->filename);
 
 	json = codechat_message_serialize(msg, tc->ref);
-	g_assert_nonnull(json);
+	assert_nonnull_or_return(json);
 	g_assert_null(strchr(json, '\n')); /* one frame, one line */
 	node = json_from_string(json, &error);
 	g_assert_no_error(error);
-	g_assert_nonnull(node);
+	assert_nonnull_or_return(node);
 	g_assert_true(JSON_NODE_HOLDS_OBJECT(node));
 	obj = json_node_get_object(node);
 
 	/* the wire shape of PROTOCOL.md */
-	g_assert_cmpstr(json_object_get_string_member(obj, "type"), ==, "message");
+	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "type", NULL), ==, "message");
 	g_assert_true(json_object_has_member(obj, "room") == (tc->room != NULL));
 	g_assert_true(json_object_has_member(obj, "to") == (tc->room == NULL));
 	g_assert_true(json_object_has_member(obj, "lang") == (tc->lang != NULL));
 	g_assert_true(json_object_has_member(obj, "filename") == (tc->filename != NULL));
 	g_assert_true(json_object_has_member(obj, "ref") == (tc->ref != NULL));
 	if (tc->ref != NULL)
-		g_assert_cmpstr(json_object_get_string_member(obj, "ref"), ==, tc->ref);
-	g_assert_cmpint(json_object_get_int_member(obj, "id"), ==, (gint64)tc->id);
-	g_assert_cmpstr(json_object_get_string_member(obj, "ts"), ==, ts);
-	g_assert_cmpstr(json_object_get_string_member(obj, "kind"), ==, codechat_kind_to_string(tc->kind));
-	g_assert_cmpstr(json_object_get_string_member(obj, "text"), ==, tc->text);
+		g_assert_cmpstr(json_object_get_string_member_with_default(obj, "ref", NULL), ==, tc->ref);
+	g_assert_cmpint(json_object_get_int_member_with_default(obj, "id", -1), ==, (gint64)tc->id);
+	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "ts", NULL), ==, ts);
+	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "kind", NULL), ==, codechat_kind_to_string(tc->kind));
+	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "text", NULL), ==, tc->text);
 
 	/* and back */
 	back = codechat_message_from_json(obj, &error);
 	g_assert_no_error(error);
-	g_assert_nonnull(back);
+	assert_nonnull_or_return(back);
 	g_assert_cmpstr(back->room, ==, tc->room);
 	g_assert_cmpstr(back->to, ==, tc->to);
 	g_assert_cmpstr(back->from, ==, tc->from);
@@ -1198,11 +1219,11 @@ test_message_parse(gconstpointer data)
 	g_autoptr(CodechatMessage) msg = NULL;
 	g_autoptr(GError) error = NULL;
 
-	g_assert_nonnull(node);
+	assert_nonnull_or_return(node);
 	msg = codechat_message_from_json(json_node_get_object(node), &error);
 	if (tc->ok) {
 		g_assert_no_error(error);
-		g_assert_nonnull(msg);
+		assert_nonnull_or_return(msg);
 		g_assert_cmpint(msg->kind, ==, tc->kind);
 	} else {
 		g_assert_error(error, CODECHAT_ERROR, CODECHAT_ERROR_BAD_REQUEST);
@@ -1241,6 +1262,7 @@ int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	g_test_set_nonfatal_assertions();
 
 	ADD_TABLE(validate_cases, test_validate);
 	ADD_TABLE(nick_cases, test_nick_fold);
