@@ -182,7 +182,7 @@ codechat_server_listen(CodechatServer *self, const gchar *address, GError **erro
 {
 	g_autoptr(GSocketAddress) addr = NULL;
 	g_autoptr(GError) error_local = NULL;
-	GSList *uris;
+	GSList *listeners;
 
 	g_return_val_if_fail(CODECHAT_IS_SERVER(self), FALSE);
 
@@ -198,21 +198,28 @@ codechat_server_listen(CodechatServer *self, const gchar *address, GError **erro
 			    error_local->message);
 		return FALSE;
 	}
-	uris = soup_server_get_uris(self->soup);
-	if (uris != NULL) {
-		GUri *http = uris->data;
-		g_autoptr(GUri) ws = g_uri_build(G_URI_FLAGS_NONE,
-						 "ws",
-						 NULL,
-						 g_uri_get_host(http),
-						 g_uri_get_port(http),
-						 CODECHAT_WS_PATH,
-						 NULL,
-						 NULL);
-		g_free(self->uri);
-		self->uri = g_uri_to_string(ws);
+	/* not soup_server_get_uris(): it leaks an address in libsoup 3.2 */
+	listeners = soup_server_get_listeners(self->soup);
+	if (listeners != NULL) {
+		g_autoptr(GSocketAddress) local =
+		    g_socket_get_local_address(G_SOCKET(listeners->data), NULL);
+		if (G_IS_INET_SOCKET_ADDRESS(local)) {
+			GInetSocketAddress *inet = G_INET_SOCKET_ADDRESS(local);
+			g_autofree gchar *host =
+			    g_inet_address_to_string(g_inet_socket_address_get_address(inet));
+			g_autoptr(GUri) ws = g_uri_build(G_URI_FLAGS_NONE,
+							 "ws",
+							 NULL,
+							 host,
+							 g_inet_socket_address_get_port(inet),
+							 CODECHAT_WS_PATH,
+							 NULL,
+							 NULL);
+			g_free(self->uri);
+			self->uri = g_uri_to_string(ws);
+		}
 	}
-	g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
+	g_slist_free(listeners);
 	return TRUE;
 }
 
