@@ -90,29 +90,182 @@ check_uint(const gchar *option, gint value, gint min, guint *out, GError **error
 	return TRUE;
 }
 
+/*
+ * Settings come from flags, then CODECHATD_* environment variables, then
+ * the config file, then the built-in defaults.  Options parse into their
+ * own variables (strings NULL, numbers G_MININT when absent) and are then
+ * layered over the environment and the file.
+ */
+typedef struct {
+	GKeyFile *file;	    /* (owned) (nullable) */
+	gchar *file_path;   /* (owned) (nullable) */
+} Layers;
+
+static gchar *
+env_name(const gchar *key)
+{
+	g_autofree gchar *upper = g_ascii_strup(key, -1);
+	g_strdelimit(upper, "-", '_');
+	return g_strconcat("CODECHATD_", upper, NULL);
+}
+
+static gchar *
+layer_string(Layers *layers, const gchar *key, gchar *flag, const gchar *fallback)
+{
+	g_autofree gchar *env = env_name(key);
+	const gchar *value = g_getenv(env);
+
+	if (flag != NULL)
+		return flag;
+	if (value != NULL && value[0] != '\0')
+		return g_strdup(value);
+	if (layers->file != NULL && g_key_file_has_key(layers->file, "daemon", key, NULL))
+		return g_key_file_get_string(layers->file, "daemon", key, NULL);
+	return g_strdup(fallback);
+}
+
+static gboolean
+layer_int(Layers *layers, const gchar *key, gint flag, gint fallback, gint *out, GError **error)
+{
+	g_autofree gchar *env = env_name(key);
+	const gchar *value = g_getenv(env);
+	g_autoptr(GError) error_local = NULL;
+	gint64 parsed;
+
+	if (flag != G_MININT) {
+		*out = flag;
+		return TRUE;
+	}
+	if (value != NULL && value[0] != '\0') {
+		if (!g_ascii_string_to_signed(value, 10, 0, G_MAXINT, &parsed, &error_local)) {
+			g_set_error(error,
+				    G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "%s: %s",
+				    env,
+				    error_local->message);
+			return FALSE;
+		}
+		*out = (gint)parsed;
+		return TRUE;
+	}
+	if (layers->file != NULL && g_key_file_has_key(layers->file, "daemon", key, NULL)) {
+		*out = g_key_file_get_integer(layers->file, "daemon", key, &error_local);
+		if (error_local != NULL) {
+			g_set_error(error,
+				    G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "%s: key %s: %s",
+				    layers->file_path,
+				    key,
+				    error_local->message);
+			return FALSE;
+		}
+		return TRUE;
+	}
+	*out = fallback;
+	return TRUE;
+}
+
+static gboolean
+layer_bool(Layers *layers, const gchar *key, gboolean flag)
+{
+	g_autofree gchar *env = env_name(key);
+	const gchar *value = g_getenv(env);
+
+	if (flag)
+		return TRUE;
+	if (value != NULL && value[0] != '\0')
+		return g_strcmp0(value, "1") == 0 || g_ascii_strcasecmp(value, "true") == 0 ||
+		       g_ascii_strcasecmp(value, "yes") == 0;
+	if (layers->file != NULL)
+		return g_key_file_get_boolean(layers->file, "daemon", key, NULL);
+	return FALSE;
+}
+
+static GStrv
+layer_strv(Layers *layers, const gchar *key, GStrv flag)
+{
+	g_autofree gchar *env = env_name(key);
+	const gchar *value = g_getenv(env);
+
+	if (flag != NULL)
+		return g_strdupv(flag);
+	if (value != NULL && value[0] != '\0')
+		return g_strsplit(value, ",", -1);
+	if (layers->file != NULL && g_key_file_has_key(layers->file, "daemon", key, NULL))
+		return g_key_file_get_string_list(layers->file, "daemon", key, NULL, NULL);
+	return NULL;
+}
+
+/* an explicit --config must exist; the default places may not */
+static gboolean
+layers_load(Layers *layers, const gchar *explicit_path, GError **error)
+{
+	g_autoptr(GKeyFile) file = g_key_file_new();
+	g_autoptr(GPtrArray) candidates = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GError) error_local = NULL;
+
+	if (explicit_path != NULL) {
+		g_ptr_array_add(candidates, g_strdup(explicit_path));
+	} else {
+		g_ptr_array_add(candidates,
+				g_build_filename(g_get_user_config_dir(),
+						 "codechat",
+						 "codechatd.conf",
+						 NULL));
+		g_ptr_array_add(candidates, g_strdup(SYSCONFDIR "/codechat/codechatd.conf"));
+	}
+	for (guint i = 0; i < candidates->len; i++) {
+		const gchar *path = g_ptr_array_index(candidates, i);
+		g_clear_error(&error_local);
+		if (g_key_file_load_from_file(file, path, G_KEY_FILE_NONE, &error_local)) {
+			layers->file = g_steal_pointer(&file);
+			layers->file_path = g_strdup(path);
+			return TRUE;
+		}
+		if (explicit_path != NULL ||
+		    !g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+			g_set_error(error,
+				    G_OPTION_ERROR,
+				    G_OPTION_ERROR_FAILED,
+				    "cannot read config file %s: %s",
+				    path,
+				    error_local->message);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
 int
 main(int argc, char **argv)
 {
 	g_autoptr(GOptionContext) context = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CodechatStore) store = NULL;
+	g_autofree gchar *config_path = NULL;
 	g_autofree gchar *listen = NULL;
 	g_autofree gchar *data_dir = NULL;
 	g_autofree gchar *bus = NULL;
 	g_autofree gchar *notify = NULL;
 	g_autofree gchar *nick = NULL;
 	g_autofree gchar *log_format = NULL;
+	g_auto(GStrv) flag_origins = NULL;
 	g_auto(GStrv) allowed_origins = NULL;
+	Layers layers = {0};
 	CodechatHubConfig config;
 	Daemon daemon = {0};
 	gboolean version = FALSE;
 	gboolean verbose = FALSE;
-	gboolean deflate = FALSE;
-	gint hello_timeout = CODECHAT_DEFAULT_HELLO_TIMEOUT;
-	gint rate = CODECHAT_DEFAULT_RATE;
-	gint burst = CODECHAT_DEFAULT_BURST;
-	gint keepalive = CODECHAT_DEFAULT_KEEPALIVE;
-	gint max_connections;
+	gboolean flag_deflate = FALSE;
+	gboolean deflate;
+	gint flag_hello_timeout = G_MININT;
+	gint flag_rate = G_MININT;
+	gint flag_burst = G_MININT;
+	gint flag_keepalive = G_MININT;
+	gint flag_max_connections = G_MININT;
+	gint hello_timeout, rate, burst, keepalive, max_connections;
 	const gchar *bus_choices[] = {"session", "system", "none", NULL};
 	const gchar *notify_choices[] = {"off", "mentions", "all", NULL};
 	const gchar *log_choices[] = {"text", "json", "journal", NULL};
@@ -121,19 +274,22 @@ main(int argc, char **argv)
 	     N_("Address to listen on (default " DEFAULT_LISTEN ")"), "ADDR:PORT"},
 	    {"data-dir", 0, 0, G_OPTION_ARG_FILENAME, &data_dir,
 	     N_("Directory of the history store (default $XDG_DATA_HOME/codechat)"), "DIR"},
-	    {"allow-origin", 0, 0, G_OPTION_ARG_STRING_ARRAY, &allowed_origins,
+	    {"config", 0, 0, G_OPTION_ARG_FILENAME, &config_path,
+	     N_("Config file (default $XDG_CONFIG_HOME/codechat/codechatd.conf, then "
+		SYSCONFDIR "/codechat/codechatd.conf)"), "FILE"},
+	    {"allow-origin", 0, 0, G_OPTION_ARG_STRING_ARRAY, &flag_origins,
 	     N_("Accept WebSocket handshakes from this browser Origin (repeatable)"), "ORIGIN"},
-	    {"hello-timeout", 0, 0, G_OPTION_ARG_INT, &hello_timeout,
+	    {"hello-timeout", 0, 0, G_OPTION_ARG_INT, &flag_hello_timeout,
 	     N_("Seconds a new connection has to send hello (default 10)"), "SECONDS"},
-	    {"rate-limit", 0, 0, G_OPTION_ARG_INT, &rate,
+	    {"rate-limit", 0, 0, G_OPTION_ARG_INT, &flag_rate,
 	     N_("Messages per second per session, 0 for no limit (default 20)"), "N"},
-	    {"rate-burst", 0, 0, G_OPTION_ARG_INT, &burst,
+	    {"rate-burst", 0, 0, G_OPTION_ARG_INT, &flag_burst,
 	     N_("Messages a session may send at once before the rate applies (default 50)"), "N"},
-	    {"max-connections", 0, 0, G_OPTION_ARG_INT, &max_connections,
+	    {"max-connections", 0, 0, G_OPTION_ARG_INT, &flag_max_connections,
 	     N_("Open WebSocket connections at most, 0 for no limit (default 10000)"), "N"},
-	    {"keepalive", 0, 0, G_OPTION_ARG_INT, &keepalive,
+	    {"keepalive", 0, 0, G_OPTION_ARG_INT, &flag_keepalive,
 	     N_("Seconds between WebSocket pings, 0 for none (default 30)"), "SECONDS"},
-	    {"permessage-deflate", 0, 0, G_OPTION_ARG_NONE, &deflate,
+	    {"permessage-deflate", 0, 0, G_OPTION_ARG_NONE, &flag_deflate,
 	     N_("Offer WebSocket compression (costs CPU on every broadcast)"), NULL},
 	    {"bus", 0, 0, G_OPTION_ARG_STRING, &bus,
 	     N_("D-Bus bus to serve on: session, system or none"), "BUS"},
@@ -152,16 +308,18 @@ main(int argc, char **argv)
 	textdomain(GETTEXT_PACKAGE);
 
 	codechat_hub_config_init(&config);
-	max_connections = (gint)config.max_connections;
 
 	context = g_option_context_new(NULL);
 	g_option_context_set_summary(context,
 				     _("The codechat daemon: hosts chat rooms and serves them over "
 				       "WebSocket at ws://ADDR:PORT/v1/ws."));
-	g_option_context_set_description(context,
-					 _("codechatd runs in the foreground; SIGINT and SIGTERM "
-					   "close every session and exit.\n"
-					   "See codechatd(1) and the wire protocol in PROTOCOL.md."));
+	g_option_context_set_description(
+	    context,
+	    _("Settings come from the options, then CODECHATD_* environment variables\n"
+	      "(CODECHATD_LISTEN, CODECHATD_RATE_LIMIT, ...), then the [daemon] group of\n"
+	      "the config file, then the defaults. codechatd runs in the foreground;\n"
+	      "SIGINT and SIGTERM close every session with 1001 and exit.\n"
+	      "See codechatd(1)."));
 	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
 	if (!g_option_context_parse(context, &argc, &argv, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
@@ -177,7 +335,27 @@ main(int argc, char **argv)
 		g_printerr("Run “codechatd --help” to see the options.\n");
 		return 1;
 	}
-	if (!check_choice("--bus", bus, bus_choices, &error) ||
+	if (!layers_load(&layers, config_path, &error)) {
+		g_printerr("codechatd: %s\n", error->message);
+		return 1;
+	}
+	listen = layer_string(&layers, "listen", g_steal_pointer(&listen), DEFAULT_LISTEN);
+	data_dir = layer_string(&layers, "data-dir", g_steal_pointer(&data_dir), NULL);
+	bus = layer_string(&layers, "bus", g_steal_pointer(&bus), NULL);
+	notify = layer_string(&layers, "notify", g_steal_pointer(&notify), "off");
+	nick = layer_string(&layers, "nick", g_steal_pointer(&nick), NULL);
+	log_format = layer_string(&layers, "log-format", g_steal_pointer(&log_format), NULL);
+	allowed_origins = layer_strv(&layers, "allow-origin", flag_origins);
+	deflate = layer_bool(&layers, "permessage-deflate", flag_deflate);
+	if (!layer_int(&layers, "hello-timeout", flag_hello_timeout,
+		       (gint)config.hello_timeout, &hello_timeout, &error) ||
+	    !layer_int(&layers, "rate-limit", flag_rate, (gint)config.rate, &rate, &error) ||
+	    !layer_int(&layers, "rate-burst", flag_burst, (gint)config.burst, &burst, &error) ||
+	    !layer_int(&layers, "keepalive", flag_keepalive, (gint)config.keepalive,
+		       &keepalive, &error) ||
+	    !layer_int(&layers, "max-connections", flag_max_connections,
+		       (gint)config.max_connections, &max_connections, &error) ||
+	    !check_choice("--bus", bus, bus_choices, &error) ||
 	    !check_choice("--notify", notify, notify_choices, &error) ||
 	    !check_choice("--log-format", log_format, log_choices, &error) ||
 	    !check_uint("--hello-timeout", hello_timeout, 1, &config.hello_timeout, &error) ||
@@ -187,6 +365,8 @@ main(int argc, char **argv)
 	    !check_uint("--max-connections", max_connections, 0, &config.max_connections, &error) ||
 	    (nick != NULL && !codechat_validate_nick(nick, &error))) {
 		g_printerr("codechatd: %s\n", error->message);
+		g_clear_pointer(&layers.file, g_key_file_unref);
+		g_free(layers.file_path);
 		return 1;
 	}
 	{
@@ -197,6 +377,10 @@ main(int argc, char **argv)
 	}
 	if (verbose)
 		g_log_set_debug_enabled(TRUE);
+	if (layers.file_path != NULL)
+		g_info("settings from %s", layers.file_path);
+	g_clear_pointer(&layers.file, g_key_file_unref);
+	g_clear_pointer(&layers.file_path, g_free);
 	if (g_strcmp0(bus, "session") == 0 || g_strcmp0(bus, "system") == 0)
 		g_info("the D-Bus service is not built into this version; serving WebSocket only");
 
@@ -205,7 +389,7 @@ main(int argc, char **argv)
 	daemon.server = codechat_server_new(daemon.hub,
 					    (const gchar *const *)allowed_origins,
 					    deflate);
-	if (!codechat_server_listen(daemon.server, listen != NULL ? listen : DEFAULT_LISTEN, &error)) {
+	if (!codechat_server_listen(daemon.server, listen, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
 		g_clear_object(&daemon.server);
 		g_clear_object(&daemon.hub);
