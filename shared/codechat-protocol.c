@@ -713,19 +713,8 @@ codechat_request_parse_full(JsonParser *parser,
 	}
 	obj = json_node_get_object(root);
 
-	if (!take_string(obj, "ref", FALSE, &req->ref, error))
-		return NULL;
-	if (req->ref != NULL && !codechat_validate_ref(req->ref, error))
-		return NULL;
-	if (ref != NULL)
-		*ref = g_strdup(req->ref);
-	if (has_nul_escape(data, len)) {
-		g_set_error_literal(error,
-				    CODECHAT_ERROR,
-				    CODECHAT_ERROR_BAD_REQUEST,
-				    "strings must not contain NUL");
-		return NULL;
-	}
+	/* the type first, so that the caller learns it even when another
+	 * field is wrong; then the ref, so that errors can carry it */
 	if (!take_string(obj, "type", TRUE, &type, error))
 		return NULL;
 	for (gsize i = 0; i < G_N_ELEMENTS(request_types); i++) {
@@ -735,6 +724,14 @@ codechat_request_parse_full(JsonParser *parser,
 			break;
 		}
 	}
+	if (found && type_out != NULL)
+		*type_out = (gint)req->type;
+	if (!take_string(obj, "ref", FALSE, &req->ref, error))
+		return NULL;
+	if (req->ref != NULL && !codechat_validate_ref(req->ref, error))
+		return NULL;
+	if (ref != NULL)
+		*ref = g_strdup(req->ref);
 	if (!found) {
 		g_set_error(error,
 			    CODECHAT_ERROR,
@@ -743,8 +740,13 @@ codechat_request_parse_full(JsonParser *parser,
 			    type);
 		return NULL;
 	}
-	if (type_out != NULL)
-		*type_out = (gint)req->type;
+	if (has_nul_escape(data, len)) {
+		g_set_error_literal(error,
+				    CODECHAT_ERROR,
+				    CODECHAT_ERROR_BAD_REQUEST,
+				    "strings must not contain NUL");
+		return NULL;
+	}
 
 	switch (req->type) {
 	case CODECHAT_REQUEST_HELLO:
