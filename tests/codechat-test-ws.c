@@ -255,7 +255,7 @@ assert_open(CodechatTestWs *ws)
 	/* sending on a connection that is not OPEN is a critical in libsoup;
 	 * fail the test with a clear message instead */
 	if (!codechat_test_ws_is_open(ws))
-		g_test_message("connection is not open (state %d, close code %u)",
+		codechat_test_note("connection is not open (state %d, close code %u)",
 			       soup_websocket_connection_get_state(ws->conn),
 			       soup_websocket_connection_get_close_code(ws->conn));
 	g_assert_cmpint(soup_websocket_connection_get_state(ws->conn),
@@ -328,11 +328,11 @@ parse_object(const gchar *frame)
 	g_autoptr(JsonNode) node = json_from_string(frame, &error);
 
 	if (error != NULL)
-		g_test_message("frame is not JSON: %.500s", frame);
+		codechat_test_note("frame is not JSON: %.500s", frame);
 	g_assert_no_error(error);
 	g_assert_nonnull(node);
 	if (!JSON_NODE_HOLDS_OBJECT(node))
-		g_test_message("frame is not an object: %.500s", frame);
+		codechat_test_note("frame is not an object: %.500s", frame);
 	g_assert_true(JSON_NODE_HOLDS_OBJECT(node));
 	return json_node_dup_object(node);
 }
@@ -361,7 +361,7 @@ assert_type(JsonObject *obj, const gchar *type)
 	if (g_strcmp0(got, type) != 0) {
 		g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), obj);
 		g_autofree gchar *text = json_to_string(node, FALSE);
-		g_test_message("expected a \"%s\", got %.1000s", type, text);
+		codechat_test_note("expected a \"%s\", got %.1000s", type, text);
 	}
 	g_assert_cmpstr(got, ==, type);
 }
@@ -380,7 +380,7 @@ codechat_test_ws_expect(CodechatTestWs *ws, const gchar *type)
 	JsonObject *obj = codechat_test_ws_recv(ws, CODECHAT_TEST_TIMEOUT_MS);
 
 	if (obj == NULL)
-		g_test_message("expected a \"%s\", got %s",
+		codechat_test_note("expected a \"%s\", got %s",
 			       type,
 			       ws->closed ? "the connection closed" : "nothing (timeout)");
 	g_assert_nonnull(obj);
@@ -664,7 +664,7 @@ codechat_test_raw_connect(const gchar *uri)
 	head = g_strndup((const gchar *)raw->in->data, (gsize)(end - raw->in->data));
 	g_byte_array_remove_range(raw->in, 0, (guint)(end - raw->in->data));
 	if (!g_str_has_prefix(head, "HTTP/1.1 101"))
-		g_test_message("raw handshake refused: %s", head);
+		codechat_test_note("raw handshake refused: %s", head);
 	g_assert_true(g_str_has_prefix(head, "HTTP/1.1 101"));
 	g_assert_nonnull(strstr(head, accept));
 	return raw;
@@ -881,7 +881,7 @@ codechat_test_raw_expect(CodechatTestRaw *raw, const gchar *type)
 	JsonObject *obj = codechat_test_raw_recv(raw, CODECHAT_TEST_TIMEOUT_MS);
 
 	if (obj == NULL)
-		g_test_message("expected a \"%s\" on the raw connection, got none", type);
+		codechat_test_note("expected a \"%s\" on the raw connection, got none", type);
 	g_assert_nonnull(obj);
 	assert_type(obj, type);
 	return obj;
@@ -926,6 +926,21 @@ codechat_test_raw_hello(CodechatTestRaw *raw, const gchar *nick)
 	return welcome;
 }
 
+void
+codechat_test_note(const gchar *format, ...)
+{
+	g_autofree gchar *text = NULL;
+	va_list args;
+
+	va_start(args, format);
+	text = g_strdup_vprintf(format, args);
+	va_end(args);
+	if (g_test_subprocess())
+		g_printerr("# %s\n", text);
+	else
+		g_test_message("%s", text);
+}
+
 /* JSON members */
 
 /**
@@ -957,7 +972,7 @@ codechat_test_json_int(JsonObject *obj, const gchar *member)
 	JsonNode *node = json_object_get_member(obj, member);
 
 	if (node == NULL)
-		g_test_message("member \"%s\" is missing", member);
+		codechat_test_note("member \"%s\" is missing", member);
 	g_assert_nonnull(node);
 	g_assert_true(JSON_NODE_HOLDS_VALUE(node));
 	g_assert_cmpint(json_node_get_value_type(node), ==, G_TYPE_INT64);

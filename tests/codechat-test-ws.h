@@ -124,6 +124,11 @@ codechat_test_raw_wait_close(CodechatTestRaw *raw, guint timeout_ms);
 JsonObject *
 codechat_test_raw_hello(CodechatTestRaw *raw, const gchar *nick);
 
+/* a diagnostic line in the test log, also from a test's subprocess
+ * (where g_test_message() is silenced) */
+void
+codechat_test_note(const gchar *format, ...) G_GNUC_PRINTF(1, 2);
+
 /* members of reply objects */
 const gchar *
 codechat_test_json_string(JsonObject *obj, const gchar *member);

@@ -1,8 +1,1128 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#include <glib.h>
+#define G_LOG_DOMAIN "codechat-test"
+
+#include "config.h"
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "codechat-protocol.h"
+#include "codechat-test-daemon.h"
+#include "codechat-version.h"
+
+/* The real `codechat` binary against a real codechatd.  Every run of the
+ * client and every wait is bounded, so that a hang fails instead of
+ * stalling the suite. */
+
+#define RUN_TIMEOUT_MS	 20000
+#define WAIT_TIMEOUT_MS	 15000
+#define POLL_INTERVAL_MS 100
+
+typedef struct {
+	CodechatTestDaemon *daemon; /* (owned) */
+} Fixture;
+
+static void
+fixture_setup(Fixture *f, gconstpointer data)
+{
+	f->daemon = codechat_test_daemon_start(NULL);
+}
+
+static void
+fixture_teardown(Fixture *f, gconstpointer data)
+{
+	g_assert_cmpint(codechat_test_daemon_stop(f->daemon), ==, 0);
+	g_clear_pointer(&f->daemon, codechat_test_daemon_free);
+}
+
+/* main loop helpers */
+
+static gboolean
+flag_cb(gpointer user_data)
+{
+	*(gboolean *)user_data = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+/* iterates the main context until *done or @timeout_ms; TRUE if done */
+static gboolean
+wait_until(gboolean *done, guint timeout_ms)
+{
+	gboolean timed_out = FALSE;
+	guint id = g_timeout_add(timeout_ms, flag_cb, &timed_out);
+
+	while (!*done && !timed_out)
+		g_main_context_iteration(NULL, TRUE);
+	if (!timed_out)
+		g_source_remove(id);
+	return *done;
+}
+
+static void
+sleep_ms(guint ms)
+{
+	gboolean done = FALSE;
+
+	g_timeout_add(ms, flag_cb, &done);
+	while (!done)
+		g_main_context_iteration(NULL, TRUE);
+}
+
+/* a free loopback port with nobody listening on it */
+static guint16
+closed_port(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSocket) socket = NULL;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+	guint16 port;
+
+	socket = g_socket_new(G_SOCKET_FAMILY_IPV4,
+			      G_SOCKET_TYPE_STREAM,
+			      G_SOCKET_PROTOCOL_TCP,
+			      &error);
+	g_assert_no_error(error);
+	g_socket_bind(socket, address, FALSE, &error);
+	g_assert_no_error(error);
+	bound = g_socket_get_local_address(socket, &error);
+	g_assert_no_error(error);
+	port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+	g_socket_close(socket, &error);
+	g_assert_no_error(error);
+	return port;
+}
+
+static gchar *
+closed_uri(void)
+{
+	return g_strdup_printf("ws://127.0.0.1:%u/v1/ws", closed_port());
+}
+
+/* running the client */
+
+/* a client must not outlive a test that failed half-way */
+static void
+child_setup(gpointer user_data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static GSubprocessLauncher *
+launcher_new(GSubprocessFlags flags, const gchar *const *env)
+{
+	GSubprocessLauncher *launcher = g_subprocess_launcher_new(flags);
+
+	g_subprocess_launcher_set_child_setup(launcher, child_setup, NULL, NULL);
+
+	/* the settings come from the test, not from whoever runs it */
+	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_SERVER");
+	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_NICK");
+	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_ROOM");
+	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_TOKEN");
+	g_subprocess_launcher_unsetenv(launcher, "G_MESSAGES_DEBUG");
+	g_subprocess_launcher_setenv(launcher, "NO_COLOR", "1", TRUE);
+	for (guint i = 0; env != NULL && env[i] != NULL; i++) {
+		g_auto(GStrv) pair = g_strsplit(env[i], "=", 2);
+
+		g_assert_nonnull(pair[1]);
+		g_subprocess_launcher_setenv(launcher, pair[0], pair[1], TRUE);
+	}
+	return launcher;
+}
+
+static GPtrArray *
+argv_new(const gchar *first, va_list args)
+{
+	GPtrArray *argv = g_ptr_array_new_with_free_func(g_free);
+	const gchar *arg;
+
+	g_ptr_array_add(argv, g_strdup(codechat_test_client_path()));
+	for (arg = first; arg != NULL; arg = va_arg(args, const gchar *))
+		g_ptr_array_add(argv, g_strdup(arg));
+	g_ptr_array_add(argv, NULL);
+	return argv;
+}
+
+typedef struct {
+	gboolean done;
+	gchar *out;
+	gchar *err;
+	GError *error;
+} Communicate;
+
+static void
+communicate_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Communicate *c = user_data;
+
+	g_subprocess_communicate_utf8_finish(G_SUBPROCESS(source), result, &c->out, &c->err, &c->error);
+	c->done = TRUE;
+}
+
+static void
+wait_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	gboolean *done = user_data;
+
+	g_subprocess_wait_finish(G_SUBPROCESS(source), result, NULL);
+	*done = TRUE;
+}
+
+/* waits for @proc to exit, killing it after @timeout_ms; returns its exit status */
+static gint
+wait_exit(GSubprocess *proc, guint timeout_ms)
+{
+	gboolean done = FALSE;
+
+	g_subprocess_wait_async(proc, NULL, wait_cb, &done);
+	if (!wait_until(&done, timeout_ms)) {
+		g_subprocess_force_exit(proc);
+		wait_until(&done, timeout_ms);
+		g_assert_true(done);
+		g_assert_not_reached(); /* the client hung */
+	}
+	/* a crash or an abort is never the answer */
+	g_assert_true(g_subprocess_get_if_exited(proc));
+	return g_subprocess_get_exit_status(proc);
+}
+
+/**
+ * run:
+ * @env: (nullable): KEY=VALUE pairs for the client's environment
+ * @input: (nullable): its standard input, else empty
+ * @out: (out): its standard output
+ * @err: (out): its standard error
+ * @first: the first argument, then more, then %NULL
+ *
+ * Runs codechat and returns its exit status.
+ */
+static gint
+run_env(const gchar *const *env, const gchar *input, gchar **out, gchar **err, const gchar *first, ...)
+	G_GNUC_NULL_TERMINATED;
+
+static gint
+run_env(const gchar *const *env, const gchar *input, gchar **out, gchar **err, const gchar *first, ...)
+{
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GPtrArray) argv = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *cmdline = NULL;
+	Communicate c = {FALSE};
+	va_list args;
+	gint status;
+
+	va_start(args, first);
+	argv = argv_new(first, args);
+	va_end(args);
+	cmdline = g_strjoinv(" ", (gchar **)argv->pdata + 1);
+	g_test_message("$ codechat %.200s", cmdline);
+
+	launcher = launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+				    G_SUBPROCESS_FLAGS_STDERR_PIPE,
+				env);
+	proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
+	g_assert_no_error(error);
+	g_subprocess_communicate_utf8_async(proc, input != NULL ? input : "", NULL, communicate_cb, &c);
+	if (!wait_until(&c.done, RUN_TIMEOUT_MS)) {
+		g_subprocess_force_exit(proc);
+		wait_until(&c.done, RUN_TIMEOUT_MS);
+		g_assert_not_reached(); /* the client hung */
+	}
+	g_assert_no_error(c.error);
+	status = wait_exit(proc, RUN_TIMEOUT_MS);
+	g_test_message("exit status %d\nstdout: %.2000s\nstderr: %.2000s", status, c.out, c.err);
+	*out = c.out;
+	*err = c.err;
+	return status;
+}
+
+#define run(out, err, ...)		run_env(NULL, NULL, out, err, __VA_ARGS__, NULL)
+#define run_input(input, out, err, ...) run_env(NULL, input, out, err, __VA_ARGS__, NULL)
+
+/* the lines of @text as JSON objects; every line must be one */
+static GPtrArray *
+parse_json_lines(const gchar *text)
+{
+	g_autoptr(GPtrArray) objects = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+
+	for (guint i = 0; lines[i] != NULL; i++) {
+		g_autoptr(JsonParser) parser = json_parser_new();
+		g_autoptr(GError) error = NULL;
+		JsonNode *root;
+
+		if (lines[i][0] == '\0')
+			continue;
+		json_parser_load_from_data(parser, lines[i], -1, &error);
+		g_assert_no_error(error);
+		root = json_parser_get_root(parser);
+		g_assert_nonnull(root);
+		g_assert_true(JSON_NODE_HOLDS_OBJECT(root));
+		g_ptr_array_add(objects, json_object_ref(json_node_get_object(root)));
+	}
+	return g_steal_pointer(&objects);
+}
+
+/* `codechat --json history` of @room: the messages, oldest first */
+static GPtrArray *
+history_json(Fixture *f, const gchar *room)
+{
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+
+	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--nick", "reader", "--json", "history", "--room", room), ==, 0);
+	return parse_json_lines(out);
+}
+
+static JsonObject *
+last_message(GPtrArray *messages)
+{
+	JsonObject *msg;
+
+	g_assert_cmpuint(messages->len, >, 0);
+	msg = g_ptr_array_index(messages, messages->len - 1);
+	g_assert_cmpstr(json_object_get_string_member(msg, "type"), ==, "message");
+	/* ref belongs to the request, not to what scripts see */
+	g_assert_false(json_object_has_member(msg, "ref"));
+	return msg;
+}
+
+/* `watch` running in the background */
+
+typedef struct {
+	GSubprocess *proc;	 /* (owned) */
+	GDataInputStream *out; /* (owned) */
+	gchar *nick;		 /* (owned) */
+} Watcher;
+
+static void
+watcher_free(Watcher *w)
+{
+	if (w->proc != NULL && !g_subprocess_get_if_exited(w->proc) &&
+	    !g_subprocess_get_if_signaled(w->proc)) {
+		g_subprocess_force_exit(w->proc);
+		wait_exit(w->proc, RUN_TIMEOUT_MS);
+	}
+	g_clear_object(&w->out);
+	g_clear_object(&w->proc);
+	g_free(w->nick);
+	g_free(w);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Watcher, watcher_free)
+
+/* is @nick among the members of @room, by `codechat who --json`? */
+static gboolean
+is_member(const gchar *uri, const gchar *room, const gchar *nick)
+{
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autoptr(GPtrArray) members = NULL;
+
+	g_assert_cmpint(run(&out, &err, "--server", uri, "--nick", "poller", "who", "--json", "--room", room), ==, 0);
+	members = parse_json_lines(out);
+	for (guint i = 0; i < members->len; i++) {
+		JsonObject *obj = g_ptr_array_index(members, i);
+
+		g_assert_cmpstr(json_object_get_string_member(obj, "room"), ==, room);
+		if (g_strcmp0(json_object_get_string_member(obj, "nick"), nick) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static void
+wait_member(const gchar *uri, const gchar *room, const gchar *nick, gboolean present)
+{
+	gint64 deadline = g_get_monotonic_time() + WAIT_TIMEOUT_MS * 1000;
+
+	while (is_member(uri, room, nick) != present) {
+		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+		sleep_ms(POLL_INTERVAL_MS);
+	}
+}
+
+/* starts `codechat --json watch --room ROOM…` and waits until it joined */
+static Watcher *
+watcher_start(const gchar *uri, const gchar *nick, const gchar *const *rooms)
+{
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	g_autoptr(GError) error = NULL;
+	Watcher *w = g_new0(Watcher, 1);
+
+	g_ptr_array_add(argv, (gpointer)codechat_test_client_path());
+	g_ptr_array_add(argv, (gpointer) "--server");
+	g_ptr_array_add(argv, (gpointer)uri);
+	g_ptr_array_add(argv, (gpointer) "--nick");
+	g_ptr_array_add(argv, (gpointer)nick);
+	g_ptr_array_add(argv, (gpointer) "--json");
+	g_ptr_array_add(argv, (gpointer) "watch");
+	for (guint i = 0; rooms[i] != NULL; i++) {
+		g_ptr_array_add(argv, (gpointer) "--room");
+		g_ptr_array_add(argv, (gpointer)rooms[i]);
+	}
+	g_ptr_array_add(argv, NULL);
+
+	/* its stderr goes to the test log */
+	launcher = launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, NULL);
+	w->proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
+	g_assert_no_error(error);
+	w->out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(w->proc));
+	w->nick = g_strdup(nick);
+	for (guint i = 0; rooms[i] != NULL; i++)
+		wait_member(uri, rooms[i], nick, TRUE);
+	return w;
+}
+
+typedef struct {
+	gboolean done;
+	gchar *line;
+	GError *error;
+} ReadLine;
+
+static void
+read_line_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	ReadLine *r = user_data;
+
+	r->line = g_data_input_stream_read_line_finish_utf8(G_DATA_INPUT_STREAM(source),
+							    result,
+							    NULL,
+							    &r->error);
+	r->done = TRUE;
+}
+
+/* the next line the watcher prints, as JSON */
+static JsonObject *
+watcher_read(Watcher *w)
+{
+	g_autoptr(GCancellable) cancellable = g_cancellable_new();
+	g_autoptr(JsonParser) parser = json_parser_new();
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *line = NULL;
+	ReadLine r = {FALSE};
+	JsonNode *root;
+
+	g_data_input_stream_read_line_async(w->out, G_PRIORITY_DEFAULT, cancellable, read_line_cb, &r);
+	if (!wait_until(&r.done, WAIT_TIMEOUT_MS)) {
+		g_cancellable_cancel(cancellable);
+		wait_until(&r.done, WAIT_TIMEOUT_MS);
+		g_assert_not_reached(); /* no line from watch in time */
+	}
+	g_assert_no_error(r.error);
+	g_assert_nonnull(r.line); /* not the end of the output */
+	line = r.line;
+	g_test_message("watch: %s", line);
+	json_parser_load_from_data(parser, line, -1, &error);
+	g_assert_no_error(error);
+	root = json_parser_get_root(parser);
+	g_assert_true(JSON_NODE_HOLDS_OBJECT(root));
+	return json_object_ref(json_node_get_object(root));
+}
+
+static void
+watcher_expect(Watcher *w, const gchar *room, const gchar *from, const gchar *text)
+{
+	g_autoptr(JsonObject) msg = watcher_read(w);
+
+	g_assert_cmpstr(json_object_get_string_member(msg, "type"), ==, "message");
+	g_assert_cmpstr(json_object_get_string_member(msg, "room"), ==, room);
+	g_assert_cmpstr(json_object_get_string_member(msg, "from"), ==, from);
+	g_assert_cmpstr(json_object_get_string_member(msg, "text"), ==, text);
+	g_assert_false(json_object_has_member(msg, "ref"));
+	g_assert_cmpint(json_object_get_int_member(msg, "id"), >, 0);
+}
+
+/* SIGTERM: a clean close and exit status 0 */
+static void
+watcher_stop(Watcher *w)
+{
+	g_subprocess_send_signal(w->proc, SIGTERM);
+	g_assert_cmpint(wait_exit(w->proc, RUN_TIMEOUT_MS), ==, 0);
+}
+
+static void
+send_text(const gchar *uri, const gchar *nick, const gchar *room, const gchar *text)
+{
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+
+	g_assert_cmpint(run(&out, &err, "--server", uri, "--nick", nick, "send", "--room", room, text), ==, 0);
+	g_assert_cmpstr(out, ==, "");
+}
+
+/* the cases */
+
+static void
+test_version(void)
+{
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *expected = g_strdup_printf("codechat %s\n", codechat_version());
+
+	g_assert_cmpint(run(&out, &err, "--version"), ==, 0);
+	g_assert_cmpstr(out, ==, expected);
+	g_assert_cmpstr(err, ==, "");
+}
+
+static void
+test_help(void)
+{
+	const gchar *const commands[] = {"send", "history", "watch", "rooms", "who", "status"};
+	const gchar *const global_options[] = {"--server", "--nick", "--json", "--version", "--color"};
+	const gchar *const options[][3] = {
+	    {"--room", "--to", "--code"},
+	    {"--room", "--limit", "--before"},
+	    {"--room", "--notify", NULL},
+	    {"--help", NULL, NULL},
+	    {"--room", NULL, NULL},
+	    {"--help", NULL, NULL},
+	};
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+
+	g_assert_cmpint(run(&out, &err, "--help"), ==, 0);
+	g_assert_nonnull(strstr(out, "COMMAND"));
+	for (gsize i = 0; i < G_N_ELEMENTS(commands); i++) {
+		g_autofree gchar *line = g_strdup_printf("\n  %s ", commands[i]);
+		g_assert_nonnull(strstr(out, line));
+	}
+	for (gsize i = 0; i < G_N_ELEMENTS(global_options); i++)
+		g_assert_nonnull(strstr(out, global_options[i]));
+	g_assert_nonnull(strstr(out, "CODECHAT_SERVER"));
+
+	/* each command helps with its own options, and does not connect */
+	for (gsize i = 0; i < G_N_ELEMENTS(commands); i++) {
+		g_autofree gchar *cout = NULL;
+		g_autofree gchar *cerr = NULL;
+		g_autofree gchar *usage = g_strdup_printf("codechat %s", commands[i]);
+		g_autofree gchar *bad = closed_uri();
+
+		g_assert_cmpint(run(&cout, &cerr, "--server", bad, commands[i], "--help"), ==, 0);
+		g_assert_nonnull(strstr(cout, usage));
+		for (gsize j = 0; j < 3 && options[i][j] != NULL; j++)
+			g_assert_nonnull(strstr(cout, options[i][j]));
+	}
+}
+
+static void
+test_unknown_command(void)
+{
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *out2 = NULL;
+	g_autofree gchar *err2 = NULL;
+
+	g_assert_cmpint(run(&out, &err, "frobnicate"), ==, 1);
+	g_assert_nonnull(strstr(err, "frobnicate"));
+	g_assert_nonnull(strstr(err, "--help"));
+	g_assert_cmpstr(out, ==, "");
+
+	/* no command at all is a usage error too */
+	g_assert_cmpint(run(&out2, &err2, "--json"), ==, 1);
+	g_assert_nonnull(strstr(err2, "--help"));
+}
+
+static void
+test_bad_option(void)
+{
+	g_autofree gchar *bad = closed_uri();
+	struct {
+		const gchar *args[6];
+		const gchar *mention;
+	} cases[] = {
+	    {{"--frobnicate", "rooms"}, "--frobnicate"},
+	    {{"send", "--frobnicate", "hi"}, "--frobnicate"},
+	    {{"history", "--limit", "many"}, "--limit"},
+	    {{"history", "--limit", "0"}, "--limit"},
+	    {{"history", "--before", "-3"}, "--before"},
+	    {{"--color=sometimes", "rooms"}, "--color"},
+	    {{"--server", "http://127.0.0.1/", "rooms"}, "http://127.0.0.1/"},
+	    {{"rooms", "extra"}, "extra"},
+	    {{"send", "--room", "general", "--to", "bob", "hi"}, "--to"},
+	    {{"send", "--code", "no spaces", "hi"}, "--code"},
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree gchar *out = NULL;
+		g_autofree gchar *err = NULL;
+		const gchar *const *a = cases[i].args;
+
+		/* a usage error is found before any connection: the server
+		 * given is a closed port, which would be exit status 2 */
+		g_assert_cmpint(run_env(NULL, "text", &out, &err, "--server", bad, a[0], a[1], a[2], a[3], a[4], a[5], NULL), ==, 1);
+		g_assert_nonnull(strstr(err, cases[i].mention));
+		g_assert_nonnull(strstr(err, "--help"));
+	}
+}
+
+static void
+test_send_history(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *hout = NULL;
+	g_autofree gchar *herr = NULL;
+	g_autofree gchar *before = NULL;
+	g_autoptr(GPtrArray) messages = NULL;
+	g_autoptr(GPtrArray) page = NULL;
+	JsonObject *msg;
+	gint64 first_id;
+
+	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--nick", "alice", "send", "hello", "world"), ==, 0);
+	g_assert_cmpstr(out, ==, "");
+
+	/* plain history: the line for people */
+	g_assert_cmpint(run(&hout, &herr, "--server", f->daemon->uri, "--nick", "bob", "history"), ==, 0);
+	g_assert_nonnull(strstr(hout, "#general <alice> hello world\n"));
+	g_assert_true(g_str_has_prefix(hout, "["));
+
+	messages = history_json(f, "general");
+	g_assert_cmpuint(messages->len, ==, 1);
+	msg = last_message(messages);
+	g_assert_cmpstr(json_object_get_string_member(msg, "text"), ==, "hello world");
+	g_assert_cmpstr(json_object_get_string_member(msg, "from"), ==, "alice");
+	g_assert_cmpstr(json_object_get_string_member(msg, "room"), ==, "general");
+	g_assert_cmpstr(json_object_get_string_member(msg, "kind"), ==, "text");
+	first_id = json_object_get_int_member(msg, "id");
+
+	send_text(f->daemon->uri, "alice", "general", "second");
+	send_text(f->daemon->uri, "alice", "general", "third");
+	g_clear_pointer(&messages, g_ptr_array_unref);
+	messages = history_json(f, "general");
+	g_assert_cmpuint(messages->len, ==, 3);
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(messages, 0), "text"), ==, "hello world");
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(messages, 2), "text"), ==, "third");
+
+	/* --limit: the latest page, oldest first */
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--json", "history", "--limit", "2"), ==, 0);
+	page = parse_json_lines(out);
+	g_assert_cmpuint(page->len, ==, 2);
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(page, 0), "text"), ==, "second");
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(page, 1), "text"), ==, "third");
+
+	/* --before: older than an id */
+	g_clear_pointer(&page, g_ptr_array_unref);
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+	before = g_strdup_printf("%" G_GINT64_FORMAT, json_object_get_int_member(g_ptr_array_index(messages, 1), "id"));
+	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--json", "history", "--before", before), ==, 0);
+	page = parse_json_lines(out);
+	g_assert_cmpuint(page->len, ==, 1);
+	g_assert_cmpint(json_object_get_int_member(g_ptr_array_index(page, 0), "id"), ==, first_id);
+}
+
+static void
+test_send_stdin(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autoptr(GPtrArray) messages = NULL;
+	JsonObject *msg;
+
+	g_assert_cmpint(run_input("piped from a script\n", &out, &err, "--server", f->daemon->uri, "--nick", "carol", "send"), ==, 0);
+	messages = history_json(f, "general");
+	msg = last_message(messages);
+	/* the final newline of `echo` is not part of the text */
+	g_assert_cmpstr(json_object_get_string_member(msg, "text"), ==, "piped from a script");
+	g_assert_cmpstr(json_object_get_string_member(msg, "from"), ==, "carol");
+	g_assert_cmpstr(json_object_get_string_member(msg, "kind"), ==, "text");
+
+	/* nothing on stdin is nothing to send: a usage error */
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+	g_assert_cmpint(run_input("", &out, &err, "--server", f->daemon->uri, "--nick", "carol", "send"), ==, 1);
+}
+
+static void
+test_send_code(Fixture *f, gconstpointer data)
+{
+	const gchar *diff = "diff --git a/main.c b/main.c\n"
+			    "--- a/main.c\n"
+			    "+++ b/main.c\n"
+			    "@@ -1 +1 @@\n"
+			    "-int main(void);\n"
+			    "+int main(int argc, char **argv);\n";
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *hout = NULL;
+	g_autofree gchar *herr = NULL;
+	g_autoptr(GPtrArray) messages = NULL;
+	g_autoptr(GPtrArray) acks = NULL;
+	JsonObject *msg;
+
+	g_assert_cmpint(run_input(diff, &out, &err, "--server", f->daemon->uri, "--nick", "dave", "--json", "send", "--code", "diff"), ==, 0);
+	/* with --json, send prints what the server stored */
+	acks = parse_json_lines(out);
+	g_assert_cmpuint(acks->len, ==, 1);
+
+	messages = history_json(f, "general");
+	msg = last_message(messages);
+	g_assert_cmpstr(json_object_get_string_member(msg, "kind"), ==, "code");
+	g_assert_cmpstr(json_object_get_string_member(msg, "lang"), ==, "diff");
+	/* a snippet arrives byte for byte */
+	g_assert_cmpstr(json_object_get_string_member(msg, "text"), ==, diff);
+	g_assert_cmpint(json_object_get_int_member(msg, "id"), ==,
+			json_object_get_int_member(g_ptr_array_index(acks, 0), "id"));
+
+	/* and reads as a header and indented lines */
+	g_assert_cmpint(run(&hout, &herr, "--server", f->daemon->uri, "history"), ==, 0);
+	g_assert_nonnull(strstr(hout, "#general <dave> code (diff):\n    diff --git a/main.c b/main.c\n"));
+}
+
+static void
+test_send_file(Fixture *f, gconstpointer data)
+{
+	const gchar *content = "def main():\n    print('hi')\n";
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *dir = g_dir_make_tmp("codechat-cli-XXXXXX", &error);
+	g_autofree gchar *path = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *out2 = NULL;
+	g_autofree gchar *err2 = NULL;
+	g_autoptr(GPtrArray) messages = NULL;
+	JsonObject *msg;
+
+	g_assert_no_error(error);
+	path = g_build_filename(dir, "hello.py", NULL);
+	g_file_set_contents(path, content, -1, &error);
+	g_assert_no_error(error);
+
+	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--nick", "erin", "send", "--file", path), ==, 0);
+	messages = history_json(f, "general");
+	msg = last_message(messages);
+	g_assert_cmpstr(json_object_get_string_member(msg, "kind"), ==, "code");
+	g_assert_cmpstr(json_object_get_string_member(msg, "filename"), ==, "hello.py");
+	g_assert_cmpstr(json_object_get_string_member(msg, "lang"), ==, "python");
+	g_assert_cmpstr(json_object_get_string_member(msg, "text"), ==, content);
+
+	/* --code says better than the name */
+	g_assert_cmpint(run(&out2, &err2, "--server", f->daemon->uri, "--nick", "erin", "send", "--code", "text", "--file", path), ==, 0);
+	g_clear_pointer(&messages, g_ptr_array_unref);
+	messages = history_json(f, "general");
+	msg = last_message(messages);
+	g_assert_cmpstr(json_object_get_string_member(msg, "lang"), ==, "text");
+	g_assert_cmpstr(json_object_get_string_member(msg, "filename"), ==, "hello.py");
+
+	g_unlink(path);
+	g_rmdir(dir);
+}
+
+/* refusals by the server: exit status 3 and the server's code */
+static void
+test_send_unknown_nick(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+
+	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--nick", "frank", "send", "--to", "neverseen", "psst"), ==, 3);
+	g_assert_nonnull(strstr(err, "codechat: "));
+	g_assert_nonnull(strstr(err, "(unknown-nick)"));
+}
+
+static void
+test_send_bad_room(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+
+	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--nick", "grace", "send", "--room", "Not A Room!", "hi"), ==, 3);
+	g_assert_nonnull(strstr(err, "(bad-room)"));
+}
+
+static void
+test_send_too_long(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *text = g_strnfill(CODECHAT_MAX_TEXT + 1, 'x');
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *out2 = NULL;
+	g_autofree gchar *err2 = NULL;
+	g_autoptr(GPtrArray) messages = NULL;
+
+	g_assert_cmpint(run_input(text, &out, &err, "--server", f->daemon->uri, "--nick", "heidi", "send"), ==, 3);
+	g_assert_nonnull(strstr(err, "(too-long)"));
+
+	/* the limit itself is fine */
+	text[CODECHAT_MAX_TEXT] = '\0';
+	g_assert_cmpint(run_input(text, &out2, &err2, "--server", f->daemon->uri, "--nick", "heidi", "send"), ==, 0);
+	messages = history_json(f, "general");
+	g_assert_cmpuint(messages->len, ==, 1);
+	g_assert_cmpuint(strlen(json_object_get_string_member(last_message(messages), "text")), ==, CODECHAT_MAX_TEXT);
+}
+
+static void
+test_cannot_connect(void)
+{
+	g_autofree gchar *uri = closed_uri();
+	const gchar *const commands[] = {"send", "history", "watch", "rooms", "who", "status"};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(commands); i++) {
+		g_autofree gchar *out = NULL;
+		g_autofree gchar *err = NULL;
+
+		g_assert_cmpint(run_input("hi", &out, &err, "--server", uri, commands[i]), ==, 2);
+		g_assert_nonnull(strstr(err, "cannot connect"));
+		g_assert_cmpstr(out, ==, "");
+	}
+}
+
+/* a server that answers, but not with a WebSocket */
+static void
+test_bad_handshake(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *uri = g_strdup_printf("ws://127.0.0.1:%u/not-the-endpoint", f->daemon->port);
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+
+	g_assert_cmpint(run(&out, &err, "--server", uri, "rooms"), ==, 2);
+	g_assert_nonnull(strstr(err, "cannot connect"));
+}
+
+static void
+test_watch(Fixture *f, gconstpointer data)
+{
+	const gchar *const rooms[] = {"general", NULL};
+	g_autoptr(Watcher) w = watcher_start(f->daemon->uri, "watcher", rooms);
+
+	send_text(f->daemon->uri, "sender", "general", "live from another client");
+	watcher_expect(w, "general", "sender", "live from another client");
+	send_text(f->daemon->uri, "sender", "general", "and another");
+	watcher_expect(w, "general", "sender", "and another");
+	watcher_stop(w);
+	/* the watcher left: a clean close ends its session */
+	wait_member(f->daemon->uri, "general", "watcher", FALSE);
+}
+
+/* a TCP relay between watch and the daemon that the test can cut, to
+ * drop watch's connection without restarting the daemon */
+typedef struct {
+	GSocketService *service; /* (owned) */
+	GPtrArray *streams;	 /* (owned) (element-type GIOStream) */
+	guint16 port;
+	guint16 upstream_port;
+	gboolean refuse;
+	guint accepted;
+} Relay;
+
+static void
+splice_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	g_io_stream_splice_finish(result, NULL);
+}
+
+static gboolean
+relay_incoming_cb(GSocketService *service,
+		  GSocketConnection *connection,
+		  GObject *source_object,
+		  gpointer user_data)
+{
+	Relay *relay = user_data;
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+	g_autoptr(GSocketConnection) upstream = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (relay->refuse) {
+		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+		return TRUE;
+	}
+	upstream = g_socket_client_connect_to_host(client, "127.0.0.1", relay->upstream_port, NULL, &error);
+	g_assert_no_error(error);
+	relay->accepted++;
+	g_ptr_array_add(relay->streams, g_object_ref(connection));
+	g_ptr_array_add(relay->streams, g_object_ref(upstream));
+	g_io_stream_splice_async(G_IO_STREAM(connection),
+				 G_IO_STREAM(upstream),
+				 G_IO_STREAM_SPLICE_CLOSE_STREAM1 | G_IO_STREAM_SPLICE_CLOSE_STREAM2,
+				 G_PRIORITY_DEFAULT,
+				 NULL,
+				 splice_cb,
+				 NULL);
+	return TRUE;
+}
+
+static Relay *
+relay_new(guint16 upstream_port)
+{
+	g_autoptr(GError) error = NULL;
+	Relay *relay = g_new0(Relay, 1);
+
+	relay->upstream_port = upstream_port;
+	relay->streams = g_ptr_array_new_with_free_func(g_object_unref);
+	relay->service = g_socket_service_new();
+	relay->port = g_socket_listener_add_any_inet_port(G_SOCKET_LISTENER(relay->service), NULL, &error);
+	g_assert_no_error(error);
+	g_signal_connect(relay->service, "incoming", G_CALLBACK(relay_incoming_cb), relay);
+	g_socket_service_start(relay->service);
+	return relay;
+}
+
+/* drops every relayed connection */
+static void
+relay_cut(Relay *relay)
+{
+	for (guint i = 0; i < relay->streams->len; i++)
+		g_io_stream_close(g_ptr_array_index(relay->streams, i), NULL, NULL);
+	g_ptr_array_set_size(relay->streams, 0);
+}
+
+static void
+relay_free(Relay *relay)
+{
+	relay_cut(relay);
+	g_socket_service_stop(relay->service);
+	g_socket_listener_close(G_SOCKET_LISTENER(relay->service));
+	g_signal_handlers_disconnect_by_data(relay->service, relay);
+	g_clear_object(&relay->service);
+	g_ptr_array_unref(relay->streams);
+	g_free(relay);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Relay, relay_free)
+
+/* the connection drops; what was said meanwhile is printed once it is
+ * back, in order, and nothing twice */
+static void
+test_watch_resume(Fixture *f, gconstpointer data)
+{
+	const gchar *const rooms[] = {"general", "dev", NULL};
+	g_autoptr(Relay) relay = relay_new(f->daemon->port);
+	g_autofree gchar *relay_uri = g_strdup_printf("ws://127.0.0.1:%u/v1/ws", relay->port);
+	g_autoptr(Watcher) w = NULL;
+	const gchar *uri = f->daemon->uri;
+
+	w = watcher_start(relay_uri, "resumer", rooms);
+	send_text(uri, "talker", "general", "before the cut");
+	watcher_expect(w, "general", "talker", "before the cut");
+
+	/* cut, and keep refusing until the missed messages are stored */
+	relay->refuse = TRUE;
+	relay_cut(relay);
+	wait_member(uri, "general", "resumer", FALSE);
+	send_text(uri, "talker", "general", "missed one");
+	send_text(uri, "talker", "dev", "missed in dev");
+	send_text(uri, "talker", "general", "missed two");
+	relay->refuse = FALSE;
+
+	/* watch reconnects by itself (backoff 1 s, 2 s, …) */
+	wait_member(uri, "general", "resumer", TRUE);
+	wait_member(uri, "dev", "resumer", TRUE);
+	g_assert_cmpuint(relay->accepted, >=, 2);
+	send_text(uri, "talker", "general", "after the cut");
+
+	watcher_expect(w, "general", "talker", "missed one");
+	/* rooms replay independently: dev's message may come first or not */
+	{
+		g_autoptr(JsonObject) a = watcher_read(w);
+		g_autoptr(JsonObject) b = watcher_read(w);
+		JsonObject *dev = g_strcmp0(json_object_get_string_member(a, "room"), "dev") == 0 ? a : b;
+		JsonObject *gen = dev == a ? b : a;
+
+		g_assert_cmpstr(json_object_get_string_member(dev, "room"), ==, "dev");
+		g_assert_cmpstr(json_object_get_string_member(dev, "text"), ==, "missed in dev");
+		g_assert_cmpstr(json_object_get_string_member(gen, "room"), ==, "general");
+		g_assert_cmpstr(json_object_get_string_member(gen, "text"), ==, "missed two");
+	}
+	watcher_expect(w, "general", "talker", "after the cut");
+	/* nothing was printed twice: the next line is the next message */
+	send_text(uri, "talker", "general", "sentinel");
+	watcher_expect(w, "general", "talker", "sentinel");
+	watcher_stop(w);
+}
+
+static void
+test_rooms_who(Fixture *f, gconstpointer data)
+{
+	const gchar *const rooms[] = {"alpha", NULL};
+	g_autoptr(Watcher) w = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *who_out = NULL;
+	g_autofree gchar *who_err = NULL;
+	g_autofree gchar *beta_out = NULL;
+	g_autofree gchar *beta_err = NULL;
+	g_autofree gchar *plain_out = NULL;
+	g_autofree gchar *plain_err = NULL;
+	g_autoptr(GPtrArray) list = NULL;
+	g_autoptr(GPtrArray) members = NULL;
+	gboolean seen_alpha = FALSE;
+	gboolean seen_beta = FALSE;
+
+	send_text(f->daemon->uri, "ivan", "alpha", "one in alpha");
+	send_text(f->daemon->uri, "ivan", "beta", "one in beta");
+	send_text(f->daemon->uri, "ivan", "beta", "two in beta");
+	w = watcher_start(f->daemon->uri, "judy", rooms);
+
+	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--json", "rooms"), ==, 0);
+	list = parse_json_lines(out);
+	for (guint i = 0; i < list->len; i++) {
+		JsonObject *room = g_ptr_array_index(list, i);
+		const gchar *name = json_object_get_string_member(room, "name");
+
+		if (g_strcmp0(name, "alpha") == 0) {
+			seen_alpha = TRUE;
+			g_assert_cmpint(json_object_get_int_member(room, "members"), ==, 1);
+			g_assert_cmpint(json_object_get_int_member(room, "last_id"), ==, 1);
+		} else if (g_strcmp0(name, "beta") == 0) {
+			seen_beta = TRUE;
+			g_assert_cmpint(json_object_get_int_member(room, "members"), ==, 0);
+			g_assert_cmpint(json_object_get_int_member(room, "last_id"), ==, 2);
+		}
+	}
+	g_assert_true(seen_alpha);
+	g_assert_true(seen_beta);
+
+	g_assert_cmpint(run(&plain_out, &plain_err, "--server", f->daemon->uri, "rooms"), ==, 0);
+	g_assert_nonnull(strstr(plain_out, "#alpha"));
+	g_assert_nonnull(strstr(plain_out, "#beta"));
+
+	g_assert_cmpint(run(&who_out, &who_err, "--server", f->daemon->uri, "--nick", "asker", "--json", "who", "--room", "alpha"), ==, 0);
+	members = parse_json_lines(who_out);
+	g_assert_cmpuint(members->len, ==, 1);
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(members, 0), "nick"), ==, "judy");
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(members, 0), "room"), ==, "alpha");
+
+	g_assert_cmpint(run(&beta_out, &beta_err, "--server", f->daemon->uri, "who", "--room", "beta"), ==, 0);
+	g_assert_cmpstr(beta_out, ==, "");
+	watcher_stop(w);
+}
+
+static void
+test_environment(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *bad = closed_uri();
+	g_autofree gchar *env_server = g_strdup_printf("CODECHAT_SERVER=%s", f->daemon->uri);
+	g_autofree gchar *env_bad_server = g_strdup_printf("CODECHAT_SERVER=%s", bad);
+	const gchar *const env[] = {env_server, "CODECHAT_NICK=envnick", NULL};
+	const gchar *const env_bad[] = {env_bad_server, "CODECHAT_NICK=envnick", NULL};
+	const gchar *const env_room[] = {env_server, "CODECHAT_ROOM=envroom", NULL};
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autoptr(GPtrArray) messages = NULL;
+	JsonObject *msg;
+
+	/* the environment is honoured */
+	g_assert_cmpint(run_env(env, NULL, &out, &err, "send", "from the environment", NULL), ==, 0);
+	messages = history_json(f, "general");
+	msg = last_message(messages);
+	g_assert_cmpstr(json_object_get_string_member(msg, "from"), ==, "envnick");
+	g_assert_cmpstr(json_object_get_string_member(msg, "text"), ==, "from the environment");
+
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+	g_assert_cmpint(run_env(env_bad, NULL, &out, &err, "rooms", NULL), ==, 2);
+
+	/* flags beat the environment */
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+	g_assert_cmpint(run_env(env_bad, NULL, &out, &err, "--server", f->daemon->uri, "--nick", "flagnick", "send", "from the flags", NULL), ==, 0);
+	g_clear_pointer(&messages, g_ptr_array_unref);
+	messages = history_json(f, "general");
+	msg = last_message(messages);
+	g_assert_cmpstr(json_object_get_string_member(msg, "from"), ==, "flagnick");
+	g_assert_cmpstr(json_object_get_string_member(msg, "text"), ==, "from the flags");
+
+	/* CODECHAT_ROOM is the default room, --room beats it */
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+	g_assert_cmpint(run_env(env_room, NULL, &out, &err, "--nick", "roomer", "send", "in the env room", NULL), ==, 0);
+	g_clear_pointer(&messages, g_ptr_array_unref);
+	messages = history_json(f, "envroom");
+	g_assert_cmpuint(messages->len, ==, 1);
+	g_assert_cmpstr(json_object_get_string_member(last_message(messages), "text"), ==, "in the env room");
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+	g_assert_cmpint(run_env(env_room, NULL, &out, &err, "--nick", "roomer", "send", "--room", "other", "elsewhere", NULL), ==, 0);
+	g_clear_pointer(&messages, g_ptr_array_unref);
+	messages = history_json(f, "envroom");
+	g_assert_cmpuint(messages->len, ==, 1);
+}
+
+/* the token goes to the server, never to the log */
+static void
+test_token_not_logged(Fixture *f, gconstpointer data)
+{
+	const gchar *const env[] = {"CODECHAT_TOKEN=s3cr3t-t0ken-value", NULL};
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+
+	run_env(env, NULL, &out, &err, "--server", f->daemon->uri, "--nick", "kim", "-v", "--json", "status", NULL);
+	g_assert_nonnull(strstr(err, "codechat-DEBUG"));
+	g_assert_null(strstr(err, "s3cr3t-t0ken-value"));
+	g_assert_null(strstr(out, "s3cr3t-t0ken-value"));
+}
+
+static void
+test_status(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *jout = NULL;
+	g_autofree gchar *jerr = NULL;
+	g_autoptr(GPtrArray) objects = NULL;
+	JsonObject *status;
+	JsonObject *limits;
+
+	send_text(f->daemon->uri, "leo", "general", "so that there is a room");
+	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--nick", "leo", "status"), ==, 0);
+	g_assert_nonnull(strstr(out, codechat_server_string()));
+	g_assert_nonnull(strstr(out, f->daemon->uri));
+	g_assert_nonnull(strstr(out, "leo"));
+
+	g_assert_cmpint(run(&jout, &jerr, "--server", f->daemon->uri, "--nick", "leo", "--json", "status"), ==, 0);
+	objects = parse_json_lines(jout);
+	g_assert_cmpuint(objects->len, ==, 1);
+	status = g_ptr_array_index(objects, 0);
+	g_assert_cmpstr(json_object_get_string_member(status, "server"), ==, codechat_server_string());
+	g_assert_cmpstr(json_object_get_string_member(status, "url"), ==, f->daemon->uri);
+	g_assert_cmpstr(json_object_get_string_member(status, "nick"), ==, "leo");
+	g_assert_true(json_object_has_member(status, "epoch"));
+	g_assert_cmpint(json_object_get_int_member(status, "rooms"), ==, 1);
+	limits = json_object_get_object_member(status, "limits");
+	g_assert_nonnull(limits);
+	g_assert_cmpint(json_object_get_int_member(limits, "max_text"), ==, CODECHAT_MAX_TEXT);
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+
+#define ADD(name, func) \
+	g_test_add("/codechat/cli/" name, Fixture, NULL, fixture_setup, func, fixture_teardown)
+
+	g_test_add_func("/codechat/cli/version", test_version);
+	g_test_add_func("/codechat/cli/help", test_help);
+	g_test_add_func("/codechat/cli/unknown-command", test_unknown_command);
+	g_test_add_func("/codechat/cli/bad-option", test_bad_option);
+	g_test_add_func("/codechat/cli/cannot-connect", test_cannot_connect);
+	ADD("send-history", test_send_history);
+	ADD("send-stdin", test_send_stdin);
+	ADD("send-code", test_send_code);
+	ADD("send-file", test_send_file);
+	ADD("send-unknown-nick", test_send_unknown_nick);
+	ADD("send-bad-room", test_send_bad_room);
+	ADD("send-too-long", test_send_too_long);
+	ADD("bad-handshake", test_bad_handshake);
+	ADD("watch", test_watch);
+	ADD("watch-resume", test_watch_resume);
+	ADD("rooms-who", test_rooms_who);
+	ADD("environment", test_environment);
+	ADD("token-not-logged", test_token_not_logged);
+	ADD("status", test_status);
+
+#undef ADD
+
 	return g_test_run();
 }

@@ -243,14 +243,14 @@ typedef void (*RequestCheck)(const CodechatRequest *req);
 
 typedef struct {
 	const gchar *path;
-	const gchar *json;	  /* "@@" is replaced by fill_len times fill */
+	const gchar *json; /* "@@" is replaced by fill_len times fill */
 	gsize fill_len;
 	gchar fill;
-	gsize max_text;		  /* 0: CODECHAT_MAX_TEXT */
-	gint type;		  /* a CodechatRequestType, or -1 when an error is expected */
-	gint error;		  /* a CodechatError, or OK */
-	const gchar *ref;	  /* the ref expected back, also on error, or NULL */
-	RequestCheck check;	  /* more checks of a parsed request, or NULL */
+	gsize max_text;	    /* 0: CODECHAT_MAX_TEXT */
+	gint type;	    /* a CodechatRequestType, or -1 when an error is expected */
+	gint error;	    /* a CodechatError, or OK */
+	const gchar *ref;   /* the ref expected back, also on error, or NULL */
+	RequestCheck check; /* more checks of a parsed request, or NULL */
 } RequestCase;
 
 static void
@@ -413,7 +413,7 @@ check_limit_500(const CodechatRequest *req)
 #define LONG_REF "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"
 G_STATIC_ASSERT(sizeof(LONG_REF) - 1 == CODECHAT_MAX_REF);
 
-#define BAD(code) -1, CODECHAT_ERROR_##code
+#define BAD(code)  -1, CODECHAT_ERROR_##code
 #define GOOD(type) CODECHAT_REQUEST_##type, OK
 
 static const RequestCase request_cases[] = {
@@ -422,11 +422,30 @@ static const RequestCase request_cases[] = {
     {"request/bad-json/truncated", "{\"type\":", 0, 0, 0, BAD(BAD_JSON), NULL, NULL},
     {"request/bad-json/unterminated", "{\"type\":\"ping\"", 0, 0, 0, BAD(BAD_JSON), NULL, NULL},
     {"request/bad-json/trailing-comma", "{\"type\":\"ping\",}", 0, 0, 0, BAD(BAD_JSON), NULL, NULL},
-    {"request/bad-json/trailing-garbage", "{\"type\":\"ping\"} x", 0, 0, 0, BAD(BAD_JSON), NULL, NULL},
-    {"request/bad-json/nan", "{\"type\":\"history\",\"room\":\"a\",\"limit\":NaN}", 0, 0, 0,
-     BAD(BAD_JSON), NULL, NULL},
-    {"request/bad-json/invalid-utf8", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"\xff\"}", 0, 0, 0,
-     BAD(BAD_JSON), NULL, NULL},
+    {"request/bad-json/trailing-garbage",
+     "{\"type\":\"ping\"} x",
+     0,
+     0,
+     0,
+     BAD(BAD_JSON),
+     NULL,
+     NULL},
+    {"request/bad-json/nan",
+     "{\"type\":\"history\",\"room\":\"a\",\"limit\":NaN}",
+     0,
+     0,
+     0,
+     BAD(BAD_JSON),
+     NULL,
+     NULL},
+    {"request/bad-json/invalid-utf8",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"\xff\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_JSON),
+     NULL,
+     NULL},
     /* an empty frame holds no JSON value at all */
     {"request/bad-json/empty", "", 0, 0, 0, BAD(BAD_JSON), NULL, NULL},
     {"request/bad-json/whitespace", " \n\t", 0, 0, 0, BAD(BAD_JSON), NULL, NULL},
@@ -444,67 +463,215 @@ static const RequestCase request_cases[] = {
     {"request/type/null", "{\"type\":null}", 0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
     {"request/type/number", "{\"type\":1}", 0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
     {"request/type/array", "{\"type\":[\"ping\"]}", 0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/type/unknown", "{\"type\":\"nope\",\"ref\":\"c2\"}", 0, 0, 0, BAD(BAD_REQUEST), "c2",
+    {"request/type/unknown",
+     "{\"type\":\"nope\",\"ref\":\"c2\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     "c2",
      NULL},
     {"request/type/case", "{\"type\":\"PING\"}", 0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/type/server-only", "{\"type\":\"welcome\",\"nick\":\"alice\"}", 0, 0, 0,
-     BAD(BAD_REQUEST), NULL, NULL},
+    {"request/type/server-only",
+     "{\"type\":\"welcome\",\"nick\":\"alice\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
     {"request/type/empty", "{\"type\":\"\"}", 0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
 
     /* hello */
-    {"request/hello/ok", "{\"type\":\"hello\",\"nick\":\"alice\"}", 0, 0, 0, GOOD(HELLO), NULL,
+    {"request/hello/ok",
+     "{\"type\":\"hello\",\"nick\":\"alice\"}",
+     0,
+     0,
+     0,
+     GOOD(HELLO),
+     NULL,
      check_hello},
     {"request/hello/full",
      "{\"type\":\"hello\",\"nick\":\"Alice\",\"token\":\"s3cret\",\"client\":\"codechat/0.1.0\","
      "\"ref\":\"h\"}",
-     0, 0, 0, GOOD(HELLO), "h", check_hello_full},
-    {"request/hello/unknown-fields", "{\"type\":\"hello\",\"nick\":\"alice\",\"x\":{\"y\":[1]}}",
-     0, 0, 0, GOOD(HELLO), NULL, check_hello},
+     0,
+     0,
+     0,
+     GOOD(HELLO),
+     "h",
+     check_hello_full},
+    {"request/hello/unknown-fields",
+     "{\"type\":\"hello\",\"nick\":\"alice\",\"x\":{\"y\":[1]}}",
+     0,
+     0,
+     0,
+     GOOD(HELLO),
+     NULL,
+     check_hello},
     {"request/hello/no-nick", "{\"type\":\"hello\"}", 0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/hello/nick-number", "{\"type\":\"hello\",\"nick\":7}", 0, 0, 0, BAD(BAD_REQUEST),
-     NULL, NULL},
-    {"request/hello/nick-bad", "{\"type\":\"hello\",\"nick\":\"1alice\"}", 0, 0, 0, BAD(BAD_NICK),
-     NULL, NULL},
-    {"request/hello/nick-32", "{\"type\":\"hello\",\"nick\":\"a@@\"}", 31, 'b', 0, GOOD(HELLO),
-     NULL, NULL},
-    {"request/hello/nick-33", "{\"type\":\"hello\",\"nick\":\"a@@\",\"ref\":\"n\"}", 32, 'b', 0,
-     BAD(BAD_NICK), "n", NULL},
-    {"request/hello/token-number", "{\"type\":\"hello\",\"nick\":\"alice\",\"token\":1}", 0, 0, 0,
-     BAD(BAD_REQUEST), NULL, NULL},
+    {"request/hello/nick-number",
+     "{\"type\":\"hello\",\"nick\":7}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/hello/nick-bad",
+     "{\"type\":\"hello\",\"nick\":\"1alice\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_NICK),
+     NULL,
+     NULL},
+    {"request/hello/nick-32",
+     "{\"type\":\"hello\",\"nick\":\"a@@\"}",
+     31,
+     'b',
+     0,
+     GOOD(HELLO),
+     NULL,
+     NULL},
+    {"request/hello/nick-33",
+     "{\"type\":\"hello\",\"nick\":\"a@@\",\"ref\":\"n\"}",
+     32,
+     'b',
+     0,
+     BAD(BAD_NICK),
+     "n",
+     NULL},
+    {"request/hello/token-number",
+     "{\"type\":\"hello\",\"nick\":\"alice\",\"token\":1}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
 
     /* join, part, who */
-    {"request/join/plain", "{\"type\":\"join\",\"room\":\"general\"}", 0, 0, 0, GOOD(JOIN), NULL,
+    {"request/join/plain",
+     "{\"type\":\"join\",\"room\":\"general\"}",
+     0,
+     0,
+     0,
+     GOOD(JOIN),
+     NULL,
      check_join_plain},
-    {"request/join/since-0", "{\"type\":\"join\",\"room\":\"general\",\"since\":0}", 0, 0, 0,
-     GOOD(JOIN), NULL, check_join_since_0},
-    {"request/join/since-57", "{\"type\":\"join\",\"room\":\"general\",\"since\":57}", 0, 0, 0,
-     GOOD(JOIN), NULL, check_join_since_57},
+    {"request/join/since-0",
+     "{\"type\":\"join\",\"room\":\"general\",\"since\":0}",
+     0,
+     0,
+     0,
+     GOOD(JOIN),
+     NULL,
+     check_join_since_0},
+    {"request/join/since-57",
+     "{\"type\":\"join\",\"room\":\"general\",\"since\":57}",
+     0,
+     0,
+     0,
+     GOOD(JOIN),
+     NULL,
+     check_join_since_57},
     {"request/join/since-int64-max",
-     "{\"type\":\"join\",\"room\":\"general\",\"since\":9223372036854775807}", 0, 0, 0, GOOD(JOIN),
-     NULL, check_join_since_big},
-    {"request/join/since-null", "{\"type\":\"join\",\"room\":\"general\",\"since\":null}", 0, 0, 0,
-     GOOD(JOIN), NULL, check_join_plain},
-    {"request/join/since-negative", "{\"type\":\"join\",\"room\":\"general\",\"since\":-1}", 0, 0,
-     0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/join/since-string", "{\"type\":\"join\",\"room\":\"general\",\"since\":\"5\"}", 0, 0,
-     0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/join/since-float", "{\"type\":\"join\",\"room\":\"general\",\"since\":1.5}", 0, 0, 0,
-     BAD(BAD_REQUEST), NULL, NULL},
+     "{\"type\":\"join\",\"room\":\"general\",\"since\":9223372036854775807}",
+     0,
+     0,
+     0,
+     GOOD(JOIN),
+     NULL,
+     check_join_since_big},
+    {"request/join/since-null",
+     "{\"type\":\"join\",\"room\":\"general\",\"since\":null}",
+     0,
+     0,
+     0,
+     GOOD(JOIN),
+     NULL,
+     check_join_plain},
+    {"request/join/since-negative",
+     "{\"type\":\"join\",\"room\":\"general\",\"since\":-1}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/join/since-string",
+     "{\"type\":\"join\",\"room\":\"general\",\"since\":\"5\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/join/since-float",
+     "{\"type\":\"join\",\"room\":\"general\",\"since\":1.5}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
     {"request/join/no-room", "{\"type\":\"join\"}", 0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/join/room-number", "{\"type\":\"join\",\"room\":5}", 0, 0, 0, BAD(BAD_REQUEST), NULL,
+    {"request/join/room-number",
+     "{\"type\":\"join\",\"room\":5}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
      NULL},
-    {"request/join/room-upper", "{\"type\":\"join\",\"room\":\"General\",\"ref\":\"j\"}", 0, 0, 0,
-     BAD(BAD_ROOM), "j", NULL},
-    {"request/join/room-64", "{\"type\":\"join\",\"room\":\"@@\"}", 64, 'r', 0, GOOD(JOIN), NULL,
+    {"request/join/room-upper",
+     "{\"type\":\"join\",\"room\":\"General\",\"ref\":\"j\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_ROOM),
+     "j",
      NULL},
-    {"request/join/room-65", "{\"type\":\"join\",\"room\":\"@@\"}", 65, 'r', 0, BAD(BAD_ROOM), NULL,
+    {"request/join/room-64",
+     "{\"type\":\"join\",\"room\":\"@@\"}",
+     64,
+     'r',
+     0,
+     GOOD(JOIN),
+     NULL,
      NULL},
-    {"request/part/ok", "{\"type\":\"part\",\"room\":\"general\"}", 0, 0, 0, GOOD(PART), NULL,
+    {"request/join/room-65",
+     "{\"type\":\"join\",\"room\":\"@@\"}",
+     65,
+     'r',
+     0,
+     BAD(BAD_ROOM),
+     NULL,
+     NULL},
+    {"request/part/ok",
+     "{\"type\":\"part\",\"room\":\"general\"}",
+     0,
+     0,
+     0,
+     GOOD(PART),
+     NULL,
      check_room_general},
     {"request/part/no-room", "{\"type\":\"part\"}", 0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/part/bad-room", "{\"type\":\"part\",\"room\":\"#general\"}", 0, 0, 0, BAD(BAD_ROOM),
-     NULL, NULL},
-    {"request/who/ok", "{\"type\":\"who\",\"room\":\"general\"}", 0, 0, 0, GOOD(WHO), NULL,
+    {"request/part/bad-room",
+     "{\"type\":\"part\",\"room\":\"#general\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_ROOM),
+     NULL,
+     NULL},
+    {"request/who/ok",
+     "{\"type\":\"who\",\"room\":\"general\"}",
+     0,
+     0,
+     0,
+     GOOD(WHO),
+     NULL,
      check_room_general},
     {"request/who/no-room", "{\"type\":\"who\"}", 0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
 
@@ -514,137 +681,462 @@ static const RequestCase request_cases[] = {
     {"request/ping/ref", "{\"ref\":\"p1\",\"type\":\"ping\"}", 0, 0, 0, GOOD(PING), "p1", NULL},
 
     /* say */
-    {"request/say/room", "{\"type\":\"say\",\"room\":\"general\",\"text\":\"hi\",\"ref\":\"c1\"}",
-     0, 0, 0, GOOD(SAY), "c1", check_say_room},
-    {"request/say/to", "{\"type\":\"say\",\"to\":\"bob\",\"text\":\"psst\"}", 0, 0, 0, GOOD(SAY),
-     NULL, check_say_to},
+    {"request/say/room",
+     "{\"type\":\"say\",\"room\":\"general\",\"text\":\"hi\",\"ref\":\"c1\"}",
+     0,
+     0,
+     0,
+     GOOD(SAY),
+     "c1",
+     check_say_room},
+    {"request/say/to",
+     "{\"type\":\"say\",\"to\":\"bob\",\"text\":\"psst\"}",
+     0,
+     0,
+     0,
+     GOOD(SAY),
+     NULL,
+     check_say_to},
     {"request/say/room-and-to",
-     "{\"type\":\"say\",\"room\":\"general\",\"to\":\"bob\",\"text\":\"hi\",\"ref\":\"c3\"}", 0, 0,
-     0, BAD(BAD_REQUEST), "c3", NULL},
-    {"request/say/neither", "{\"type\":\"say\",\"text\":\"hi\"}", 0, 0, 0, BAD(BAD_REQUEST), NULL,
+     "{\"type\":\"say\",\"room\":\"general\",\"to\":\"bob\",\"text\":\"hi\",\"ref\":\"c3\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     "c3",
      NULL},
-    {"request/say/room-null-to", "{\"type\":\"say\",\"room\":null,\"to\":\"bob\",\"text\":\"psst\"}",
-     0, 0, 0, GOOD(SAY), NULL, check_say_to},
-    {"request/say/bad-room", "{\"type\":\"say\",\"room\":\"Gen\",\"text\":\"hi\"}", 0, 0, 0,
-     BAD(BAD_ROOM), NULL, NULL},
-    {"request/say/bad-to", "{\"type\":\"say\",\"to\":\"9bob\",\"text\":\"hi\"}", 0, 0, 0,
-     BAD(BAD_NICK), NULL, NULL},
-    {"request/say/kind-text", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"hi\",\"kind\":\"text\"}",
-     0, 0, 0, GOOD(SAY), NULL, check_say_explicit_text},
+    {"request/say/neither",
+     "{\"type\":\"say\",\"text\":\"hi\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/say/room-null-to",
+     "{\"type\":\"say\",\"room\":null,\"to\":\"bob\",\"text\":\"psst\"}",
+     0,
+     0,
+     0,
+     GOOD(SAY),
+     NULL,
+     check_say_to},
+    {"request/say/bad-room",
+     "{\"type\":\"say\",\"room\":\"Gen\",\"text\":\"hi\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_ROOM),
+     NULL,
+     NULL},
+    {"request/say/bad-to",
+     "{\"type\":\"say\",\"to\":\"9bob\",\"text\":\"hi\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_NICK),
+     NULL,
+     NULL},
+    {"request/say/kind-text",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"hi\",\"kind\":\"text\"}",
+     0,
+     0,
+     0,
+     GOOD(SAY),
+     NULL,
+     check_say_explicit_text},
     {"request/say/kind-code",
      "{\"type\":\"say\",\"room\":\"a\",\"kind\":\"code\",\"lang\":\"c\",\"filename\":\"main.c\","
      "\"text\":\"int main(void);\\n\"}",
-     0, 0, 0, GOOD(SAY), NULL, check_say_code},
+     0,
+     0,
+     0,
+     GOOD(SAY),
+     NULL,
+     check_say_code},
     {"request/say/kind-action",
-     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"waves\",\"kind\":\"action\"}", 0, 0, 0, GOOD(SAY),
-     NULL, check_say_action},
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"waves\",\"kind\":\"action\"}",
+     0,
+     0,
+     0,
+     GOOD(SAY),
+     NULL,
+     check_say_action},
     {"request/say/kind-unknown",
-     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"hi\",\"kind\":\"snippet\"}", 0, 0, 0,
-     BAD(BAD_REQUEST), NULL, NULL},
-    {"request/say/kind-upper", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"hi\",\"kind\":\"CODE\"}",
-     0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/say/kind-number", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"hi\",\"kind\":1}", 0,
-     0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/say/no-text", "{\"type\":\"say\",\"room\":\"a\"}", 0, 0, 0, BAD(BAD_REQUEST), NULL,
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"hi\",\"kind\":\"snippet\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
      NULL},
-    {"request/say/empty-text", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"\"}", 0, 0, 0,
-     BAD(BAD_REQUEST), NULL, NULL},
-    {"request/say/text-number", "{\"type\":\"say\",\"room\":\"a\",\"text\":42}", 0, 0, 0,
-     BAD(BAD_REQUEST), NULL, NULL},
-    {"request/say/text-object", "{\"type\":\"say\",\"room\":\"a\",\"text\":{\"a\":1}}", 0, 0, 0,
-     BAD(BAD_REQUEST), NULL, NULL},
-    {"request/say/text-65536", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"@@\"}",
-     CODECHAT_MAX_TEXT, 'x', 0, GOOD(SAY), NULL, check_say_long},
-    {"request/say/text-65537", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"@@\",\"ref\":\"big\"}",
-     CODECHAT_MAX_TEXT + 1, 'x', 0, BAD(TOO_LONG), "big", NULL},
-    {"request/say/text-max-text-arg", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"@@\"}", 11, 'x',
-     10, BAD(TOO_LONG), NULL, NULL},
+    {"request/say/kind-upper",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"hi\",\"kind\":\"CODE\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/say/kind-number",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"hi\",\"kind\":1}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/say/no-text",
+     "{\"type\":\"say\",\"room\":\"a\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/say/empty-text",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/say/text-number",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":42}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/say/text-object",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":{\"a\":1}}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/say/text-65536",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"@@\"}",
+     CODECHAT_MAX_TEXT,
+     'x',
+     0,
+     GOOD(SAY),
+     NULL,
+     check_say_long},
+    {"request/say/text-65537",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"@@\",\"ref\":\"big\"}",
+     CODECHAT_MAX_TEXT + 1,
+     'x',
+     0,
+     BAD(TOO_LONG),
+     "big",
+     NULL},
+    {"request/say/text-max-text-arg",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"@@\"}",
+     11,
+     'x',
+     10,
+     BAD(TOO_LONG),
+     NULL,
+     NULL},
     {"request/say/text-unicode-escapes",
-     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"\\u00e9 \\ud83d\\udc27\"}", 0, 0, 0, GOOD(SAY),
-     NULL, check_say_unicode},
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"\\u00e9 \\ud83d\\udc27\"}",
+     0,
+     0,
+     0,
+     GOOD(SAY),
+     NULL,
+     check_say_unicode},
     {"request/say/text-nul",
-     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"a\\u0000b\",\"ref\":\"z\"}", 0, 0, 0,
-     BAD(BAD_REQUEST), "z", NULL},
-    {"request/say/text-nul-only", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"\\u0000\"}", 0, 0, 0,
-     BAD(BAD_REQUEST), NULL, NULL},
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"a\\u0000b\",\"ref\":\"z\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     "z",
+     NULL},
+    {"request/say/text-nul-only",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"\\u0000\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
     {"request/say/text-escaped-backslash",
-     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"a\\\\u0000b\"}", 0, 0, 0, GOOD(SAY), NULL,
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"a\\\\u0000b\"}",
+     0,
+     0,
+     0,
+     GOOD(SAY),
+     NULL,
      check_say_escaped_backslash},
     {"request/say/text-backslash-then-nul",
-     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"a\\\\\\u0000b\"}", 0, 0, 0, BAD(BAD_REQUEST),
-     NULL, NULL},
-    {"request/say/text-lone-surrogate", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"a\\ud800b\"}",
-     0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/say/lang-bad", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"x\",\"lang\":\"c c\"}", 0,
-     0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/say/lang-number", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"x\",\"lang\":3}", 0, 0,
-     0, BAD(BAD_REQUEST), NULL, NULL},
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"a\\\\\\u0000b\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/say/text-lone-surrogate",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"a\\ud800b\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/say/lang-bad",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"x\",\"lang\":\"c c\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/say/lang-number",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"x\",\"lang\":3}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
     {"request/say/filename-slash",
-     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"x\",\"filename\":\"src/main.c\"}", 0, 0, 0,
-     BAD(BAD_REQUEST), NULL, NULL},
-    {"request/say/filename-255", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"x\",\"filename\":\"@@\"}",
-     255, 'f', 0, GOOD(SAY), NULL, NULL},
-    {"request/say/filename-256", "{\"type\":\"say\",\"room\":\"a\",\"text\":\"x\",\"filename\":\"@@\"}",
-     256, 'f', 0, BAD(BAD_REQUEST), NULL, NULL},
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"x\",\"filename\":\"src/main.c\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/say/filename-255",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"x\",\"filename\":\"@@\"}",
+     255,
+     'f',
+     0,
+     GOOD(SAY),
+     NULL,
+     NULL},
+    {"request/say/filename-256",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"x\",\"filename\":\"@@\"}",
+     256,
+     'f',
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
 
     /* history */
-    {"request/history/latest", "{\"type\":\"history\",\"room\":\"general\"}", 0, 0, 0,
-     GOOD(HISTORY), NULL, check_history_latest},
-    {"request/history/with", "{\"type\":\"history\",\"with\":\"bob\"}", 0, 0, 0, GOOD(HISTORY),
-     NULL, check_history_with},
-    {"request/history/room-and-with", "{\"type\":\"history\",\"room\":\"general\",\"with\":\"bob\"}",
-     0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/history/neither", "{\"type\":\"history\",\"limit\":5}", 0, 0, 0, BAD(BAD_REQUEST),
-     NULL, NULL},
-    {"request/history/bad-with", "{\"type\":\"history\",\"with\":\"b b\"}", 0, 0, 0, BAD(BAD_NICK),
-     NULL, NULL},
-    {"request/history/bad-room", "{\"type\":\"history\",\"room\":\"G\"}", 0, 0, 0, BAD(BAD_ROOM),
-     NULL, NULL},
-    {"request/history/before", "{\"type\":\"history\",\"room\":\"general\",\"before\":100}", 0, 0,
-     0, GOOD(HISTORY), NULL, check_history_before},
-    {"request/history/after-0", "{\"type\":\"history\",\"room\":\"general\",\"after\":0}", 0, 0, 0,
-     GOOD(HISTORY), NULL, check_history_after_0},
+    {"request/history/latest",
+     "{\"type\":\"history\",\"room\":\"general\"}",
+     0,
+     0,
+     0,
+     GOOD(HISTORY),
+     NULL,
+     check_history_latest},
+    {"request/history/with",
+     "{\"type\":\"history\",\"with\":\"bob\"}",
+     0,
+     0,
+     0,
+     GOOD(HISTORY),
+     NULL,
+     check_history_with},
+    {"request/history/room-and-with",
+     "{\"type\":\"history\",\"room\":\"general\",\"with\":\"bob\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/history/neither",
+     "{\"type\":\"history\",\"limit\":5}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/history/bad-with",
+     "{\"type\":\"history\",\"with\":\"b b\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_NICK),
+     NULL,
+     NULL},
+    {"request/history/bad-room",
+     "{\"type\":\"history\",\"room\":\"G\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_ROOM),
+     NULL,
+     NULL},
+    {"request/history/before",
+     "{\"type\":\"history\",\"room\":\"general\",\"before\":100}",
+     0,
+     0,
+     0,
+     GOOD(HISTORY),
+     NULL,
+     check_history_before},
+    {"request/history/after-0",
+     "{\"type\":\"history\",\"room\":\"general\",\"after\":0}",
+     0,
+     0,
+     0,
+     GOOD(HISTORY),
+     NULL,
+     check_history_after_0},
     {"request/history/before-and-after",
-     "{\"type\":\"history\",\"room\":\"general\",\"before\":100,\"after\":5,\"ref\":\"ba\"}", 0, 0,
-     0, BAD(BAD_REQUEST), "ba", NULL},
-    {"request/history/before-negative", "{\"type\":\"history\",\"room\":\"general\",\"before\":-1}",
-     0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/history/after-string", "{\"type\":\"history\",\"room\":\"general\",\"after\":\"1\"}",
-     0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/history/limit-0", "{\"type\":\"history\",\"room\":\"general\",\"limit\":0}", 0, 0, 0,
-     BAD(BAD_REQUEST), NULL, NULL},
-    {"request/history/limit-1", "{\"type\":\"history\",\"room\":\"general\",\"limit\":1}", 0, 0, 0,
-     GOOD(HISTORY), NULL, check_limit_1},
-    {"request/history/limit-500", "{\"type\":\"history\",\"room\":\"general\",\"limit\":500}", 0, 0,
-     0, GOOD(HISTORY), NULL, check_limit_500},
-    {"request/history/limit-1000", "{\"type\":\"history\",\"room\":\"general\",\"limit\":1000}", 0,
-     0, 0, GOOD(HISTORY), NULL, check_limit_500},
+     "{\"type\":\"history\",\"room\":\"general\",\"before\":100,\"after\":5,\"ref\":\"ba\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     "ba",
+     NULL},
+    {"request/history/before-negative",
+     "{\"type\":\"history\",\"room\":\"general\",\"before\":-1}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/history/after-string",
+     "{\"type\":\"history\",\"room\":\"general\",\"after\":\"1\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/history/limit-0",
+     "{\"type\":\"history\",\"room\":\"general\",\"limit\":0}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/history/limit-1",
+     "{\"type\":\"history\",\"room\":\"general\",\"limit\":1}",
+     0,
+     0,
+     0,
+     GOOD(HISTORY),
+     NULL,
+     check_limit_1},
+    {"request/history/limit-500",
+     "{\"type\":\"history\",\"room\":\"general\",\"limit\":500}",
+     0,
+     0,
+     0,
+     GOOD(HISTORY),
+     NULL,
+     check_limit_500},
+    {"request/history/limit-1000",
+     "{\"type\":\"history\",\"room\":\"general\",\"limit\":1000}",
+     0,
+     0,
+     0,
+     GOOD(HISTORY),
+     NULL,
+     check_limit_500},
     {"request/history/limit-huge",
-     "{\"type\":\"history\",\"room\":\"general\",\"limit\":5000000000}", 0, 0, 0, GOOD(HISTORY),
-     NULL, check_limit_500},
-    {"request/history/limit-negative", "{\"type\":\"history\",\"room\":\"general\",\"limit\":-5}",
-     0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/history/limit-string", "{\"type\":\"history\",\"room\":\"general\",\"limit\":\"10\"}",
-     0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
-    {"request/history/limit-float", "{\"type\":\"history\",\"room\":\"general\",\"limit\":10.5}", 0,
-     0, 0, BAD(BAD_REQUEST), NULL, NULL},
+     "{\"type\":\"history\",\"room\":\"general\",\"limit\":5000000000}",
+     0,
+     0,
+     0,
+     GOOD(HISTORY),
+     NULL,
+     check_limit_500},
+    {"request/history/limit-negative",
+     "{\"type\":\"history\",\"room\":\"general\",\"limit\":-5}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/history/limit-string",
+     "{\"type\":\"history\",\"room\":\"general\",\"limit\":\"10\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
+    {"request/history/limit-float",
+     "{\"type\":\"history\",\"room\":\"general\",\"limit\":10.5}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
 
     /* ref: copied into the reply, also when the rest of the frame fails */
-    {"request/ref/64", "{\"type\":\"ping\",\"ref\":\"" LONG_REF "\"}", 0, 0, 0, GOOD(PING),
-     LONG_REF, NULL},
-    {"request/ref/65", "{\"type\":\"ping\",\"ref\":\"x" LONG_REF "\"}", 0, 0, 0, BAD(BAD_REQUEST),
-     NULL, NULL},
+    {"request/ref/64",
+     "{\"type\":\"ping\",\"ref\":\"" LONG_REF "\"}",
+     0,
+     0,
+     0,
+     GOOD(PING),
+     LONG_REF,
+     NULL},
+    {"request/ref/65",
+     "{\"type\":\"ping\",\"ref\":\"x" LONG_REF "\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     NULL,
+     NULL},
     {"request/ref/number", "{\"type\":\"ping\",\"ref\":12}", 0, 0, 0, BAD(BAD_REQUEST), NULL, NULL},
     {"request/ref/null", "{\"type\":\"ping\",\"ref\":null}", 0, 0, 0, GOOD(PING), NULL, NULL},
     {"request/ref/empty", "{\"type\":\"ping\",\"ref\":\"\"}", 0, 0, 0, GOOD(PING), "", NULL},
-    {"request/ref/on-bad-room", "{\"type\":\"who\",\"room\":\"BAD\",\"ref\":\"w\"}", 0, 0, 0,
-     BAD(BAD_ROOM), "w", NULL},
-    {"request/ref/on-missing-field", "{\"ref\":\"m\",\"type\":\"say\",\"room\":\"a\"}", 0, 0, 0,
-     BAD(BAD_REQUEST), "m", NULL},
-    {"request/ref/on-limit-0", "{\"type\":\"history\",\"room\":\"a\",\"limit\":0,\"ref\":\"l0\"}",
-     0, 0, 0, BAD(BAD_REQUEST), "l0", NULL},
-    {"request/ref/on-nul", "{\"type\":\"ping\",\"ref\":\"n1\",\"junk\":\"\\u0000\"}", 0, 0, 0,
-     BAD(BAD_REQUEST), "n1", NULL},
+    {"request/ref/on-bad-room",
+     "{\"type\":\"who\",\"room\":\"BAD\",\"ref\":\"w\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_ROOM),
+     "w",
+     NULL},
+    {"request/ref/on-missing-field",
+     "{\"ref\":\"m\",\"type\":\"say\",\"room\":\"a\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     "m",
+     NULL},
+    {"request/ref/on-limit-0",
+     "{\"type\":\"history\",\"room\":\"a\",\"limit\":0,\"ref\":\"l0\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     "l0",
+     NULL},
+    {"request/ref/on-nul",
+     "{\"type\":\"ping\",\"ref\":\"n1\",\"junk\":\"\\u0000\"}",
+     0,
+     0,
+     0,
+     BAD(BAD_REQUEST),
+     "n1",
+     NULL},
 };
 
 static GString *
@@ -693,10 +1185,14 @@ test_request(gconstpointer data)
 
 			assert_nonnull_or_return(node);
 			obj = json_node_get_object(node);
-			g_assert_cmpstr(json_object_get_string_member_with_default(obj, "type", NULL), ==, "error");
-			g_assert_cmpstr(json_object_get_string_member_with_default(obj, "code", NULL),
-					==,
-					codechat_error_to_code(tc->error));
+			g_assert_cmpstr(
+			    json_object_get_string_member_with_default(obj, "type", NULL),
+			    ==,
+			    "error");
+			g_assert_cmpstr(
+			    json_object_get_string_member_with_default(obj, "code", NULL),
+			    ==,
+			    codechat_error_to_code(tc->error));
 			g_assert_true(json_object_has_member(obj, "ref") == (tc->ref != NULL));
 		}
 	}
@@ -711,6 +1207,82 @@ test_request(gconstpointer data)
 
 		req2 = codechat_request_parse(parser, json->str, json->len, max_text, NULL, NULL);
 		g_assert_true((req2 != NULL) == (tc->error == OK));
+	}
+}
+
+/* codechat_request_parse_full() names the request's type also when another
+ * field is wrong: the daemon tells a bad hello from a request before hello */
+typedef struct {
+	const gchar *path;
+	const gchar *json;
+	gint type;	  /* a CodechatRequestType, or -1 */
+	gint error;	  /* a CodechatError, or OK */
+	const gchar *ref; /* expected back, or NULL */
+} RequestTypeCase;
+
+static const RequestTypeCase request_type_cases[] = {
+    {"request-type/ok", "{\"type\":\"ping\"}", CODECHAT_REQUEST_PING, OK, NULL},
+    {"request-type/bad-nick",
+     "{\"type\":\"hello\",\"nick\":\"1x\",\"ref\":\"h\"}",
+     CODECHAT_REQUEST_HELLO,
+     CODECHAT_ERROR_BAD_NICK,
+     "h"},
+    {"request-type/no-nick",
+     "{\"type\":\"hello\"}",
+     CODECHAT_REQUEST_HELLO,
+     CODECHAT_ERROR_BAD_REQUEST,
+     NULL},
+    {"request-type/bad-ref",
+     "{\"type\":\"hello\",\"nick\":\"alice\",\"ref\":5}",
+     CODECHAT_REQUEST_HELLO,
+     CODECHAT_ERROR_BAD_REQUEST,
+     NULL},
+    {"request-type/nul",
+     "{\"type\":\"say\",\"room\":\"a\",\"text\":\"\\u0000\"}",
+     CODECHAT_REQUEST_SAY,
+     CODECHAT_ERROR_BAD_REQUEST,
+     NULL},
+    {"request-type/bad-room",
+     "{\"type\":\"join\",\"room\":\"A\",\"ref\":\"j\"}",
+     CODECHAT_REQUEST_JOIN,
+     CODECHAT_ERROR_BAD_ROOM,
+     "j"},
+    {"request-type/unknown",
+     "{\"type\":\"nope\",\"ref\":\"u\"}",
+     -1,
+     CODECHAT_ERROR_BAD_REQUEST,
+     "u"},
+    {"request-type/missing", "{\"ref\":\"m\"}", -1, CODECHAT_ERROR_BAD_REQUEST, "m"},
+    {"request-type/not-string", "{\"type\":7}", -1, CODECHAT_ERROR_BAD_REQUEST, NULL},
+    {"request-type/not-object", "[\"ping\"]", -1, CODECHAT_ERROR_BAD_REQUEST, NULL},
+    {"request-type/bad-json", "{\"type\":\"ping\"", -1, CODECHAT_ERROR_BAD_JSON, NULL},
+};
+
+static void
+test_request_type(gconstpointer data)
+{
+	const RequestTypeCase *tc = data;
+	g_autoptr(CodechatRequest) req = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *ref = NULL;
+	gint type = -42;
+
+	req = codechat_request_parse_full(NULL,
+					  tc->json,
+					  strlen(tc->json),
+					  CODECHAT_MAX_TEXT,
+					  &ref,
+					  &type,
+					  &error);
+	g_assert_cmpint(type, ==, tc->type);
+	g_assert_cmpstr(ref, ==, tc->ref);
+	if (tc->error == OK) {
+		g_assert_no_error(error);
+		assert_nonnull_or_return(req);
+		g_assert_cmpint(req->type, ==, tc->type);
+	} else {
+		g_assert_error(error, CODECHAT_ERROR, tc->error);
+		g_assert_null(req);
 	}
 }
 
@@ -730,7 +1302,12 @@ test_request_parser_reuse(void)
 
 	a = codechat_request_parse(parser, first, strlen(first), CODECHAT_MAX_TEXT, NULL, &error_a);
 	g_assert_no_error(error_a);
-	b = codechat_request_parse(parser, second, strlen(second), CODECHAT_MAX_TEXT, NULL, &error_b);
+	b = codechat_request_parse(parser,
+				   second,
+				   strlen(second),
+				   CODECHAT_MAX_TEXT,
+				   NULL,
+				   &error_b);
 	g_assert_no_error(error_b);
 	c = codechat_request_parse(parser, "{", 1, CODECHAT_MAX_TEXT, NULL, &error_c);
 	g_assert_error(error_c, CODECHAT_ERROR, CODECHAT_ERROR_BAD_JSON);
@@ -754,6 +1331,57 @@ test_request_length(void)
 	g_autoptr(GError) error = NULL;
 
 	req = codechat_request_parse(NULL, frame, strlen("{\"type\":\"ping\"}"), 0, NULL, &error);
+	g_assert_no_error(error);
+	assert_nonnull_or_return(req);
+	g_assert_cmpint(req->type, ==, CODECHAT_REQUEST_PING);
+}
+
+/* json-glib recurses once per nesting level: a frame of 120000 '[' and as
+ * many ']' (240000 bytes, under the 256 KiB frame limit) must get an error,
+ * not overflow the stack and take the daemon down.  The parse runs in a
+ * subprocess so that a crash fails this case alone. */
+static void
+test_request_deep_nesting(void)
+{
+	const guint depth = 120000;
+	g_autoptr(GString) frame = NULL;
+	g_autoptr(CodechatRequest) req = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (!g_test_subprocess()) {
+		g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+		g_test_trap_assert_passed();
+		return;
+	}
+	frame = g_string_new("{\"type\":\"ping\",\"x\":");
+	for (guint i = 0; i < depth; i++)
+		g_string_append_c(frame, '[');
+	for (guint i = 0; i < depth; i++)
+		g_string_append_c(frame, ']');
+	g_string_append_c(frame, '}');
+	g_assert_cmpuint(frame->len, <, CODECHAT_DEFAULT_MAX_FRAME);
+	req = codechat_request_parse(NULL, frame->str, frame->len, CODECHAT_MAX_TEXT, NULL, &error);
+	g_assert_null(req);
+	g_assert_nonnull(error);
+	if (error != NULL)
+		g_assert_true(g_error_matches(error, CODECHAT_ERROR, CODECHAT_ERROR_BAD_JSON) ||
+			      g_error_matches(error, CODECHAT_ERROR, CODECHAT_ERROR_BAD_REQUEST));
+}
+
+/* moderate nesting in a field the server ignores is fine */
+static void
+test_request_some_nesting(void)
+{
+	g_autoptr(GString) frame = g_string_new("{\"type\":\"ping\",\"x\":");
+	g_autoptr(CodechatRequest) req = NULL;
+	g_autoptr(GError) error = NULL;
+
+	for (guint i = 0; i < 16; i++)
+		g_string_append(frame, "{\"a\":[");
+	for (guint i = 0; i < 16; i++)
+		g_string_append(frame, "]}");
+	g_string_append_c(frame, '}');
+	req = codechat_request_parse(NULL, frame->str, frame->len, CODECHAT_MAX_TEXT, NULL, &error);
 	g_assert_no_error(error);
 	assert_nonnull_or_return(req);
 	g_assert_cmpint(req->type, ==, CODECHAT_REQUEST_PING);
@@ -812,8 +1440,8 @@ test_kind_names(void)
 
 typedef struct {
 	gint code;
-	const gchar *wire;  /* PROTOCOL.md's name, NULL for client-side errors */
-	const gchar *dbus;  /* the suffix after io.github.codechat.Codechat.Error. */
+	const gchar *wire; /* PROTOCOL.md's name, NULL for client-side errors */
+	const gchar *dbus; /* the suffix after io.github.codechat.Codechat.Error. */
 } ErrorCase;
 
 static const ErrorCase error_cases[] = {
@@ -894,7 +1522,8 @@ static void
 test_error_dbus(gconstpointer data)
 {
 	const ErrorCase *tc = data;
-	g_autofree gchar *expected = g_strconcat("io.github.codechat.Codechat.Error.", tc->dbus, NULL);
+	g_autofree gchar *expected =
+	    g_strconcat("io.github.codechat.Codechat.Error.", tc->dbus, NULL);
 	g_autoptr(GError) local = g_error_new_literal(CODECHAT_ERROR, tc->code, "it went wrong");
 	g_autoptr(GError) remote = NULL;
 	g_autofree gchar *encoded = NULL;
@@ -922,8 +1551,10 @@ test_error_frame(void)
 	g_autoptr(GError) error = g_error_new_literal(CODECHAT_ERROR,
 						      CODECHAT_ERROR_RATE_LIMITED,
 						      "slow down: 20 messages per second");
-	g_autoptr(GError) foreign = g_error_new_literal(G_IO_ERROR, G_IO_ERROR_FAILED, "disk on fire");
-	g_autoptr(GError) client = g_error_new_literal(CODECHAT_ERROR, CODECHAT_ERROR_CLOSED, "gone");
+	g_autoptr(GError) foreign =
+	    g_error_new_literal(G_IO_ERROR, G_IO_ERROR_FAILED, "disk on fire");
+	g_autoptr(GError) client =
+	    g_error_new_literal(CODECHAT_ERROR, CODECHAT_ERROR_CLOSED, "gone");
 	g_autofree gchar *with_ref = codechat_error_frame(error, "c1");
 	g_autofree gchar *without_ref = codechat_error_frame(error, NULL);
 	g_autofree gchar *foreign_frame = codechat_error_frame(foreign, NULL);
@@ -938,7 +1569,9 @@ test_error_frame(void)
 	obj = json_node_get_object(a);
 	g_assert_cmpuint(json_object_get_size(obj), ==, 4);
 	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "type", NULL), ==, "error");
-	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "code", NULL), ==, "rate-limited");
+	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "code", NULL),
+			==,
+			"rate-limited");
 	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "message", NULL),
 			==,
 			"slow down: 20 messages per second");
@@ -951,13 +1584,15 @@ test_error_frame(void)
 
 	/* errors from other domains and client-side ones are "internal" */
 	assert_nonnull_or_return(c);
-	g_assert_cmpstr(json_object_get_string_member_with_default(json_node_get_object(c), "code", NULL),
-			==,
-			"internal");
+	g_assert_cmpstr(
+	    json_object_get_string_member_with_default(json_node_get_object(c), "code", NULL),
+	    ==,
+	    "internal");
 	assert_nonnull_or_return(d);
-	g_assert_cmpstr(json_object_get_string_member_with_default(json_node_get_object(d), "code", NULL),
-			==,
-			"internal");
+	g_assert_cmpstr(
+	    json_object_get_string_member_with_default(json_node_get_object(d), "code", NULL),
+	    ==,
+	    "internal");
 }
 
 /* timestamps: RFC 3339, UTC, milliseconds */
@@ -972,12 +1607,14 @@ typedef struct {
 
 static const TimestampCase timestamp_cases[] = {
     {"timestamp/epoch", 0, "1970-01-01T00:00:00.000Z"},
-    {"timestamp/protocol-example", TS_2026 * G_USEC_PER_SEC + 123000, "2026-11-25T21:00:00.123Z"},
-    {"timestamp/ms-1", TS_2026 * G_USEC_PER_SEC + 1000, "2026-11-25T21:00:00.001Z"},
-    {"timestamp/ms-999", TS_2026 * G_USEC_PER_SEC + 999000, "2026-11-25T21:00:00.999Z"},
-    {"timestamp/leap-day", G_GINT64_CONSTANT(951868799) * G_USEC_PER_SEC + 500000,
+    {"timestamp/protocol-example", TS_2026 *G_USEC_PER_SEC + 123000, "2026-11-25T21:00:00.123Z"},
+    {"timestamp/ms-1", TS_2026 *G_USEC_PER_SEC + 1000, "2026-11-25T21:00:00.001Z"},
+    {"timestamp/ms-999", TS_2026 *G_USEC_PER_SEC + 999000, "2026-11-25T21:00:00.999Z"},
+    {"timestamp/leap-day",
+     G_GINT64_CONSTANT(951868799) * G_USEC_PER_SEC + 500000,
      "2000-02-29T23:59:59.500Z"},
-    {"timestamp/past-2038", G_GINT64_CONSTANT(2147483648) * G_USEC_PER_SEC,
+    {"timestamp/past-2038",
+     G_GINT64_CONSTANT(2147483648) * G_USEC_PER_SEC,
      "2038-01-19T03:14:08.000Z"},
 };
 
@@ -996,11 +1633,14 @@ test_timestamp(gconstpointer data)
 static void
 test_timestamp_shape(void)
 {
-	g_autoptr(GRegex) shape = g_regex_new(
-	    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$", 0, 0, NULL);
+	g_autoptr(GRegex) shape =
+	    g_regex_new("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$",
+			0,
+			0,
+			NULL);
 	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
-	g_autofree gchar *text = codechat_timestamp_format(g_date_time_to_unix(now) * G_USEC_PER_SEC +
-							   g_date_time_get_microsecond(now));
+	g_autofree gchar *text = codechat_timestamp_format(
+	    g_date_time_to_unix(now) * G_USEC_PER_SEC + g_date_time_get_microsecond(now));
 	g_autofree gchar *expected_prefix = g_date_time_format(now, "%Y-%m-%dT%H:%M:%S.");
 
 	assert_nonnull_or_return(shape);
@@ -1066,25 +1706,105 @@ typedef struct {
 } MessageCase;
 
 static const MessageCase message_cases[] = {
-    {"message/room", "general", NULL, "alice", 58, TS_2026 * G_USEC_PER_SEC + 123000,
-     CODECHAT_KIND_TEXT, "hi", NULL, NULL, "c1"},
-    {"message/room-no-ref", "general", NULL, "alice", 59, TS_2026 * G_USEC_PER_SEC,
-     CODECHAT_KIND_TEXT, "hi again", NULL, NULL, NULL},
-    {"message/direct", NULL, "bob", "alice", 7, TS_2026 * G_USEC_PER_SEC + 1000000,
-     CODECHAT_KIND_CODE, "int main(void);", "c", "main.c", NULL},
-    {"message/direct-ref", NULL, "bob", "alice", 8, TS_2026 * G_USEC_PER_SEC, CODECHAT_KIND_TEXT,
-     "psst", NULL, NULL, "d1"},
-    {"message/code-lang-only", "dev", NULL, "carol", 1, 0, CODECHAT_KIND_CODE,
-     "--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n", "diff", NULL, "p"},
-    {"message/filename-only", "dev", NULL, "carol", 2, 0, CODECHAT_KIND_CODE, "[core]\n", NULL,
-     "config", NULL},
-    {"message/action", "general", NULL, "Bob", 3, TS_2026 * G_USEC_PER_SEC, CODECHAT_KIND_ACTION,
-     "waves", NULL, NULL, NULL},
-    {"message/unicode", "general", NULL, "alice", 4, TS_2026 * G_USEC_PER_SEC,
-     CODECHAT_KIND_TEXT, "caf\xc3\xa9 \xf0\x9f\x90\xa7 \"quoted\" \\ back\tslash\n", NULL,
-     "r\xc3\xa9sum\xc3\xa9.txt", NULL},
-    {"message/big-id", "general", NULL, "alice", G_MAXINT64, TS_2026 * G_USEC_PER_SEC,
-     CODECHAT_KIND_TEXT, "last", NULL, NULL, NULL},
+    {"message/room",
+     "general",
+     NULL,
+     "alice",
+     58,
+     TS_2026 *G_USEC_PER_SEC + 123000,
+     CODECHAT_KIND_TEXT,
+     "hi",
+     NULL,
+     NULL,
+     "c1"},
+    {"message/room-no-ref",
+     "general",
+     NULL,
+     "alice",
+     59,
+     TS_2026 *G_USEC_PER_SEC,
+     CODECHAT_KIND_TEXT,
+     "hi again",
+     NULL,
+     NULL,
+     NULL},
+    {"message/direct",
+     NULL,
+     "bob",
+     "alice",
+     7,
+     TS_2026 *G_USEC_PER_SEC + 1000000,
+     CODECHAT_KIND_CODE,
+     "int main(void);",
+     "c",
+     "main.c",
+     NULL},
+    {"message/direct-ref",
+     NULL,
+     "bob",
+     "alice",
+     8,
+     TS_2026 *G_USEC_PER_SEC,
+     CODECHAT_KIND_TEXT,
+     "psst",
+     NULL,
+     NULL,
+     "d1"},
+    {"message/code-lang-only",
+     "dev",
+     NULL,
+     "carol",
+     1,
+     0,
+     CODECHAT_KIND_CODE,
+     "--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n",
+     "diff",
+     NULL,
+     "p"},
+    {"message/filename-only",
+     "dev",
+     NULL,
+     "carol",
+     2,
+     0,
+     CODECHAT_KIND_CODE,
+     "[core]\n",
+     NULL,
+     "config",
+     NULL},
+    {"message/action",
+     "general",
+     NULL,
+     "Bob",
+     3,
+     TS_2026 *G_USEC_PER_SEC,
+     CODECHAT_KIND_ACTION,
+     "waves",
+     NULL,
+     NULL,
+     NULL},
+    {"message/unicode",
+     "general",
+     NULL,
+     "alice",
+     4,
+     TS_2026 *G_USEC_PER_SEC,
+     CODECHAT_KIND_TEXT,
+     "caf\xc3\xa9 \xf0\x9f\x90\xa7 \"quoted\" \\ back\tslash\n",
+     NULL,
+     "r\xc3\xa9sum\xc3\xa9.txt",
+     NULL},
+    {"message/big-id",
+     "general",
+     NULL,
+     "alice",
+     G_MAXINT64,
+     TS_2026 *G_USEC_PER_SEC,
+     CODECHAT_KIND_TEXT,
+     "last",
+     NULL,
+     NULL,
+     NULL},
 };
 
 static void
@@ -1119,18 +1839,26 @@ test_message_round_trip(gconstpointer data)
 	obj = json_node_get_object(node);
 
 	/* the wire shape of PROTOCOL.md */
-	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "type", NULL), ==, "message");
+	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "type", NULL),
+			==,
+			"message");
 	g_assert_true(json_object_has_member(obj, "room") == (tc->room != NULL));
 	g_assert_true(json_object_has_member(obj, "to") == (tc->room == NULL));
 	g_assert_true(json_object_has_member(obj, "lang") == (tc->lang != NULL));
 	g_assert_true(json_object_has_member(obj, "filename") == (tc->filename != NULL));
 	g_assert_true(json_object_has_member(obj, "ref") == (tc->ref != NULL));
 	if (tc->ref != NULL)
-		g_assert_cmpstr(json_object_get_string_member_with_default(obj, "ref", NULL), ==, tc->ref);
+		g_assert_cmpstr(json_object_get_string_member_with_default(obj, "ref", NULL),
+				==,
+				tc->ref);
 	g_assert_cmpint(json_object_get_int_member_with_default(obj, "id", -1), ==, (gint64)tc->id);
 	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "ts", NULL), ==, ts);
-	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "kind", NULL), ==, codechat_kind_to_string(tc->kind));
-	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "text", NULL), ==, tc->text);
+	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "kind", NULL),
+			==,
+			codechat_kind_to_string(tc->kind));
+	g_assert_cmpstr(json_object_get_string_member_with_default(obj, "text", NULL),
+			==,
+			tc->text);
 
 	/* and back */
 	back = codechat_message_from_json(obj, &error);
@@ -1183,31 +1911,51 @@ typedef struct {
 } MessageParseCase;
 
 static const MessageParseCase message_parse_cases[] = {
-    {"message-parse/minimal", "{\"type\":\"message\",\"room\":\"a\",\"id\":1,\"from\":\"x\",\"text\":\"t\"}",
-     TRUE, CODECHAT_KIND_TEXT},
+    {"message-parse/minimal",
+     "{\"type\":\"message\",\"room\":\"a\",\"id\":1,\"from\":\"x\",\"text\":\"t\"}",
+     TRUE,
+     CODECHAT_KIND_TEXT},
     {"message-parse/unknown-kind",
-     "{\"type\":\"message\",\"room\":\"a\",\"id\":1,\"from\":\"x\",\"text\":\"t\",\"kind\":\"poem\"}",
-     TRUE, CODECHAT_KIND_TEXT},
+     "{\"type\":\"message\",\"room\":\"a\",\"id\":1,\"from\":\"x\",\"text\":\"t\",\"kind\":"
+     "\"poem\"}",
+     TRUE,
+     CODECHAT_KIND_TEXT},
     {"message-parse/code",
      "{\"type\":\"message\",\"to\":\"b\",\"id\":1,\"from\":\"x\",\"text\":\"t\",\"kind\":\"code\"}",
-     TRUE, CODECHAT_KIND_CODE},
-    {"message-parse/not-message", "{\"type\":\"error\",\"room\":\"a\",\"id\":1,\"from\":\"x\",\"text\":\"t\"}",
-     FALSE, 0},
+     TRUE,
+     CODECHAT_KIND_CODE},
+    {"message-parse/not-message",
+     "{\"type\":\"error\",\"room\":\"a\",\"id\":1,\"from\":\"x\",\"text\":\"t\"}",
+     FALSE,
+     0},
     {"message-parse/no-type", "{\"room\":\"a\",\"id\":1,\"from\":\"x\",\"text\":\"t\"}", FALSE, 0},
     {"message-parse/room-and-to",
      "{\"type\":\"message\",\"room\":\"a\",\"to\":\"b\",\"id\":1,\"from\":\"x\",\"text\":\"t\"}",
-     FALSE, 0},
-    {"message-parse/neither", "{\"type\":\"message\",\"id\":1,\"from\":\"x\",\"text\":\"t\"}", FALSE,
+     FALSE,
      0},
-    {"message-parse/no-id", "{\"type\":\"message\",\"room\":\"a\",\"from\":\"x\",\"text\":\"t\"}",
-     FALSE, 0},
-    {"message-parse/id-0", "{\"type\":\"message\",\"room\":\"a\",\"id\":0,\"from\":\"x\",\"text\":\"t\"}",
-     FALSE, 0},
+    {"message-parse/neither",
+     "{\"type\":\"message\",\"id\":1,\"from\":\"x\",\"text\":\"t\"}",
+     FALSE,
+     0},
+    {"message-parse/no-id",
+     "{\"type\":\"message\",\"room\":\"a\",\"from\":\"x\",\"text\":\"t\"}",
+     FALSE,
+     0},
+    {"message-parse/id-0",
+     "{\"type\":\"message\",\"room\":\"a\",\"id\":0,\"from\":\"x\",\"text\":\"t\"}",
+     FALSE,
+     0},
     {"message-parse/id-string",
-     "{\"type\":\"message\",\"room\":\"a\",\"id\":\"1\",\"from\":\"x\",\"text\":\"t\"}", FALSE, 0},
-    {"message-parse/no-from", "{\"type\":\"message\",\"room\":\"a\",\"id\":1,\"text\":\"t\"}", FALSE,
+     "{\"type\":\"message\",\"room\":\"a\",\"id\":\"1\",\"from\":\"x\",\"text\":\"t\"}",
+     FALSE,
      0},
-    {"message-parse/no-text", "{\"type\":\"message\",\"room\":\"a\",\"id\":1,\"from\":\"x\"}", FALSE,
+    {"message-parse/no-from",
+     "{\"type\":\"message\",\"room\":\"a\",\"id\":1,\"text\":\"t\"}",
+     FALSE,
+     0},
+    {"message-parse/no-text",
+     "{\"type\":\"message\",\"room\":\"a\",\"id\":1,\"from\":\"x\"}",
+     FALSE,
      0},
 };
 
@@ -1246,16 +1994,15 @@ test_version(void)
 	g_assert_cmpint(CODECHAT_DEFAULT_HELLO_TIMEOUT, ==, 10);
 }
 
-#define ADD_TABLE(cases, func)                                                                   \
-	G_STMT_START                                                                             \
-	{                                                                                        \
-		for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {                                \
-			g_autofree gchar *path = g_strconcat("/codechat/protocol/",               \
-							     cases[i].path,                       \
-							     NULL);                               \
-			g_test_add_data_func(path, &cases[i], func);                             \
-		}                                                                                \
-	}                                                                                        \
+#define ADD_TABLE(cases, func)                                                                     \
+	G_STMT_START                                                                               \
+	{                                                                                          \
+		for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {                                  \
+			g_autofree gchar *path =                                                   \
+			    g_strconcat("/codechat/protocol/", cases[i].path, NULL);               \
+			g_test_add_data_func(path, &cases[i], func);                               \
+		}                                                                                  \
+	}                                                                                          \
 	G_STMT_END
 
 int
@@ -1267,16 +2014,21 @@ main(int argc, char **argv)
 	ADD_TABLE(validate_cases, test_validate);
 	ADD_TABLE(nick_cases, test_nick_fold);
 	ADD_TABLE(request_cases, test_request);
+	ADD_TABLE(request_type_cases, test_request_type);
 	g_test_add_func("/codechat/protocol/request/parser-reuse", test_request_parser_reuse);
 	g_test_add_func("/codechat/protocol/request/length", test_request_length);
+	g_test_add_func("/codechat/protocol/request/deep-nesting", test_request_deep_nesting);
+	g_test_add_func("/codechat/protocol/request/some-nesting", test_request_some_nesting);
 	g_test_add_func("/codechat/protocol/request/type-names", test_request_type_names);
 	g_test_add_func("/codechat/protocol/kind-names", test_kind_names);
 
 	for (gsize i = 0; i < G_N_ELEMENTS(error_cases); i++) {
 		const gchar *name = error_cases[i].wire != NULL ? error_cases[i].wire
 								: error_cases[i].dbus;
-		g_autofree gchar *code_path = g_strconcat("/codechat/protocol/error-code/", name, NULL);
-		g_autofree gchar *dbus_path = g_strconcat("/codechat/protocol/dbus-error/", name, NULL);
+		g_autofree gchar *code_path =
+		    g_strconcat("/codechat/protocol/error-code/", name, NULL);
+		g_autofree gchar *dbus_path =
+		    g_strconcat("/codechat/protocol/dbus-error/", name, NULL);
 
 		g_test_add_data_func(code_path, &error_cases[i], test_error_code);
 		g_test_add_data_func(dbus_path, &error_cases[i], test_error_dbus);

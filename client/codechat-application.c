@@ -1,0 +1,809 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "codechat"
+
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codechat-application.h"
+#include "codechat-cmd.h"
+#include "codechat-protocol.h"
+
+/**
+ * CodechatApplication:
+ *
+ * `codechat [GLOBAL OPTIONS] COMMAND [ARGS]`.  local_command_line()
+ * parses the global options and picks the command, so GApplication's own
+ * option handling never runs; command_line() starts the command, which
+ * holds the application while it works on the main loop and releases it
+ * through codechat_application_finish().  g_application_run() resets its
+ * status once the loop ran, so the exit status lives here.
+ */
+
+/* the global options, as given on one part of the command line; they are
+ * accepted before the command and, for convenience, after it */
+typedef struct {
+	gchar *server;
+	gchar *nick;
+	gchar *color;
+	gchar *log_format;
+	gboolean json;
+	gboolean verbose;
+	gboolean quiet;
+} GlobalOptions;
+
+struct _CodechatApplication {
+	GApplication parent_instance;
+	GlobalOptions opts;		/* merged from both parts */
+	gchar *server;			/* (owned) resolved: flag, env, default */
+	gchar *nick;			/* (owned) resolved */
+	gchar *token;			/* (owned) (nullable) a secret: never logged */
+	gchar *room;			/* (owned) resolved default room */
+	CodechatOutput *output;		/* (owned) (nullable) */
+	const CodechatCommand *command; /* (unowned) (nullable) */
+	GStrv command_argv;		/* (owned) (nullable) the command and its arguments */
+	gint exit_status;
+	gboolean finished;
+};
+
+G_DEFINE_FINAL_TYPE(CodechatApplication, codechat_application, G_TYPE_APPLICATION)
+
+static const CodechatCommand commands[] = {
+    {"send",
+     N_("[TEXT…]"),
+     N_("Send a message to a room, or to a nick"),
+     N_("The text comes from the arguments, joined by spaces, or else from the\n"
+	"standard input. --code LANG sends it as a snippet in LANG; --file sends\n"
+	"a file as a snippet, its language guessed from its name.\n"
+	"Exits once the server acknowledged the message."),
+     codechat_cmd_send},
+    {"history",
+     NULL,
+     N_("Print the past messages of a room, oldest first"),
+     NULL,
+     codechat_cmd_history},
+    {"watch",
+     NULL,
+     N_("Print messages as they arrive, until interrupted"),
+     N_("Reconnects when the connection drops and resumes where it left off,\n"
+	"so that no message is lost or printed twice."),
+     codechat_cmd_watch},
+    {"rooms", NULL, N_("List the rooms"), NULL, codechat_cmd_rooms},
+    {"who", NULL, N_("List the members of a room"), NULL, codechat_cmd_who},
+    {"status", NULL, N_("Show the server, its limits and this session"), NULL, codechat_cmd_status},
+};
+
+static const CodechatCommand *
+lookup_command(const gchar *name)
+{
+	for (gsize i = 0; i < G_N_ELEMENTS(commands); i++) {
+		if (g_strcmp0(commands[i].name, name) == 0)
+			return &commands[i];
+	}
+	return NULL;
+}
+
+static void
+global_options_clear(GlobalOptions *opts)
+{
+	g_clear_pointer(&opts->server, g_free);
+	g_clear_pointer(&opts->nick, g_free);
+	g_clear_pointer(&opts->color, g_free);
+	g_clear_pointer(&opts->log_format, g_free);
+}
+
+/* what one part of the command line said wins over what came before */
+static void
+global_options_merge(GlobalOptions *dst, GlobalOptions *src)
+{
+	if (src->server != NULL) {
+		g_free(dst->server);
+		dst->server = g_steal_pointer(&src->server);
+	}
+	if (src->nick != NULL) {
+		g_free(dst->nick);
+		dst->nick = g_steal_pointer(&src->nick);
+	}
+	if (src->color != NULL) {
+		g_free(dst->color);
+		dst->color = g_steal_pointer(&src->color);
+	}
+	if (src->log_format != NULL) {
+		g_free(dst->log_format);
+		dst->log_format = g_steal_pointer(&src->log_format);
+	}
+	dst->json |= src->json;
+	dst->verbose |= src->verbose;
+	dst->quiet |= src->quiet;
+}
+
+#define N_GLOBAL_ENTRIES 7
+
+static void
+global_entries_init(GOptionEntry *entries, GlobalOptions *opts)
+{
+	const GOptionEntry template[N_GLOBAL_ENTRIES + 1] = {
+	    {"server", 0, 0, G_OPTION_ARG_STRING, &opts->server, N_("Server URL (ws:// or wss://)"), N_("URL")},
+	    {"nick", 0, 0, G_OPTION_ARG_STRING, &opts->nick, N_("Nick to use"), N_("NAME")},
+	    {"json", 0, 0, G_OPTION_ARG_NONE, &opts->json, N_("Print one JSON object a line, for scripts"), NULL},
+	    {"color", 0, 0, G_OPTION_ARG_STRING, &opts->color, N_("Use colours: auto, always or never"), N_("WHEN")},
+	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &opts->verbose, N_("Print debugging information"), NULL},
+	    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &opts->quiet, N_("Print only errors"), NULL},
+	    {"log-format", 0, 0, G_OPTION_ARG_STRING, &opts->log_format, N_("Log as text or json"), N_("FORMAT")},
+	    {NULL},
+	};
+
+	memcpy(entries, template, sizeof(template));
+}
+
+static gchar *
+commands_summary(void)
+{
+	g_autoptr(GString) str = g_string_new(_("Commands:"));
+
+	for (gsize i = 0; i < G_N_ELEMENTS(commands); i++)
+		g_string_append_printf(str, "\n  %-10s%s", commands[i].name, _(commands[i].summary));
+	return g_string_free(g_steal_pointer(&str), FALSE);
+}
+
+static const gchar *
+environment_help(void)
+{
+	return N_("Environment:\n"
+		  "  CODECHAT_SERVER   server URL (default " DEFAULT_SERVER_URL ")\n"
+		  "  CODECHAT_NICK     nick (default: the user name)\n"
+		  "  CODECHAT_ROOM     default room (default: general)\n"
+		  "  CODECHAT_TOKEN    account token, sent with hello\n"
+		  "Command-line options win over the environment.\n"
+		  "\n"
+		  "Exit status: 0 success, 1 usage error, 2 cannot connect,\n"
+		  "3 refused by the server, 4 other error.\n"
+		  "Run “codechat COMMAND --help” for the options of a command.");
+}
+
+/* usage errors: a clear message and where to find help */
+static void
+print_usage_error(CodechatApplication *self, const gchar *message)
+{
+	if (self->command != NULL)
+		g_printerr(_("codechat: %s\nTry “codechat %s --help” for more information.\n"),
+			   message,
+			   self->command->name);
+	else
+		g_printerr(_("codechat: %s\nTry “codechat --help” for more information.\n"), message);
+}
+
+/* 0 ok, 1 usage, 2 cannot connect, 3 refused by the server, 4 other */
+static gint
+exit_status_for_error(const GError *error)
+{
+	if (error->domain == G_OPTION_ERROR)
+		return 1;
+	if (error->domain != CODECHAT_ERROR)
+		return 4;
+	switch (error->code) {
+	case CODECHAT_ERROR_INVALID_ARGUMENT:
+		return 1;
+	case CODECHAT_ERROR_NOT_CONNECTED:
+		return 2;
+	case CODECHAT_ERROR_AUTH_FAILED:
+	case CODECHAT_ERROR_BAD_NICK:
+	case CODECHAT_ERROR_NICK_TAKEN:
+	case CODECHAT_ERROR_RATE_LIMITED:
+	case CODECHAT_ERROR_TOO_LONG:
+	case CODECHAT_ERROR_BAD_ROOM:
+	case CODECHAT_ERROR_NOT_JOINED:
+	case CODECHAT_ERROR_UNKNOWN_NICK:
+	case CODECHAT_ERROR_OVERLOADED:
+		return 3;
+	default:
+		return 4;
+	}
+}
+
+static void
+print_error(CodechatApplication *self, const GError *error)
+{
+	if (exit_status_for_error(error) == 1) {
+		print_usage_error(self, error->message);
+	} else if (error->domain == CODECHAT_ERROR && error->code < CODECHAT_ERROR_NOT_CONNECTED) {
+		/* the server's words, and its code for scripts and bug reports */
+		g_printerr("codechat: %s (%s)\n", error->message, codechat_error_to_code(error->code));
+	} else {
+		g_printerr("codechat: %s\n", error->message);
+	}
+}
+
+/**
+ * codechat_application_finish:
+ * @error: (transfer full) (nullable): why the command failed
+ *
+ * Ends the command: prints @error, sets the exit status and releases the
+ * application.  Only the first call counts.
+ */
+void
+codechat_application_finish(CodechatApplication *self, GError *error)
+{
+	g_autoptr(GError) owned = error;
+
+	g_return_if_fail(CODECHAT_IS_APPLICATION(self));
+
+	if (self->finished)
+		return;
+	self->finished = TRUE;
+	if (owned != NULL) {
+		self->exit_status = exit_status_for_error(owned);
+		print_error(self, owned);
+		g_debug("exiting with status %d: %s", self->exit_status, owned->message);
+	} else {
+		self->exit_status = 0;
+	}
+	g_application_release(G_APPLICATION(self));
+}
+
+typedef struct {
+	CodechatApplication *app; /* (owned) */
+	GError *error;		  /* (owned) (nullable) */
+} CloseData;
+
+static void
+close_done_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	CloseData *data = user_data;
+
+	codechat_connection_close_finish(CODECHAT_CONNECTION(source), result, NULL);
+	codechat_application_finish(data->app, g_steal_pointer(&data->error));
+	g_object_unref(data->app);
+	g_free(data);
+}
+
+/**
+ * codechat_application_close_and_finish:
+ * @connection: (nullable): closed with 1000 first, so that the server sees a
+ *   clean goodbye
+ * @error: (transfer full) (nullable): as for codechat_application_finish()
+ */
+void
+codechat_application_close_and_finish(CodechatApplication *self,
+				      CodechatConnection *connection,
+				      GError *error)
+{
+	CloseData *data;
+
+	g_return_if_fail(CODECHAT_IS_APPLICATION(self));
+
+	if (connection == NULL) {
+		codechat_application_finish(self, error);
+		return;
+	}
+	data = g_new0(CloseData, 1);
+	data->app = g_object_ref(self);
+	data->error = error;
+	codechat_connection_close_async(connection, close_done_cb, data);
+}
+
+/* a line for people on stderr, unless --quiet */
+void
+codechat_application_note(CodechatApplication *self, const gchar *format, ...)
+{
+	va_list args;
+	g_autofree gchar *message = NULL;
+
+	g_return_if_fail(CODECHAT_IS_APPLICATION(self));
+
+	if (self->opts.quiet)
+		return;
+	va_start(args, format);
+	message = g_strdup_vprintf(format, args);
+	va_end(args);
+	g_printerr("codechat: %s\n", message);
+}
+
+static const gchar *
+log_level_name(GLogLevelFlags level)
+{
+	if (level & G_LOG_LEVEL_ERROR)
+		return "error";
+	if (level & G_LOG_LEVEL_CRITICAL)
+		return "critical";
+	if (level & G_LOG_LEVEL_WARNING)
+		return "warning";
+	if (level & G_LOG_LEVEL_MESSAGE)
+		return "message";
+	if (level & G_LOG_LEVEL_INFO)
+		return "info";
+	return "debug";
+}
+
+/* set once the options are known; read by log_writer() */
+static gboolean log_json = FALSE;
+
+/* --log-format=json: one JSON object a record on stderr */
+static GLogWriterOutput
+json_log_writer(GLogLevelFlags log_level, const GLogField *fields, gsize n_fields)
+{
+	g_autoptr(JsonBuilder) builder = json_builder_new();
+	g_autoptr(JsonGenerator) gen = json_generator_new();
+	g_autoptr(JsonNode) root = NULL;
+	g_autofree gchar *line = NULL;
+	g_autofree gchar *ts = codechat_timestamp_format(g_get_real_time());
+
+	json_builder_begin_object(builder);
+	json_builder_set_member_name(builder, "ts");
+	json_builder_add_string_value(builder, ts);
+	json_builder_set_member_name(builder, "level");
+	json_builder_add_string_value(builder, log_level_name(log_level));
+	for (gsize i = 0; i < n_fields; i++) {
+		/* binary fields and the priority (the level says it) stay out */
+		if (fields[i].length >= 0 || g_strcmp0(fields[i].key, "PRIORITY") == 0)
+			continue;
+		json_builder_set_member_name(builder, fields[i].key);
+		json_builder_add_string_value(builder, fields[i].value);
+	}
+	json_builder_end_object(builder);
+	root = json_builder_get_root(builder);
+	json_generator_set_root(gen, root);
+	line = json_generator_to_data(gen, NULL);
+	fprintf(stderr, "%s\n", line);
+	fflush(stderr);
+	return G_LOG_WRITER_HANDLED;
+}
+
+static GLogWriterOutput
+log_writer(GLogLevelFlags log_level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+	const gchar *domain = NULL;
+
+	for (gsize i = 0; i < n_fields; i++) {
+		if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0 && fields[i].length < 0)
+			domain = fields[i].value;
+	}
+	if (g_log_writer_default_would_drop(log_level, domain))
+		return G_LOG_WRITER_HANDLED;
+	/* --verbose is about codechat; the libraries' debugging (GIO, dconf,
+	 * libsoup) stays behind G_MESSAGES_DEBUG, as GLib users expect */
+	if ((log_level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO)) != 0 &&
+	    g_getenv("G_MESSAGES_DEBUG") == NULL && !g_str_has_prefix(domain != NULL ? domain : "", "codechat"))
+		return G_LOG_WRITER_HANDLED;
+	if (log_json)
+		return json_log_writer(log_level, fields, n_fields);
+	return g_log_writer_default(log_level, fields, n_fields, user_data);
+}
+
+/* called by main() before anything is logged */
+void
+codechat_application_setup_logging(void)
+{
+	/* stdout is for messages, and for scripts with --json */
+	g_log_writer_default_set_use_stderr(TRUE);
+	g_log_set_writer_func(log_writer, NULL, NULL);
+}
+
+static gboolean
+resolve_server(const gchar *value, gchar **out, GError **error)
+{
+	g_autoptr(GUri) uri = NULL;
+	g_autoptr(GError) error_local = NULL;
+	const gchar *scheme;
+	const gchar *path;
+
+	uri = g_uri_parse(value, G_URI_FLAGS_NONE, &error_local);
+	if (uri == NULL) {
+		g_set_error(error,
+			    CODECHAT_ERROR,
+			    CODECHAT_ERROR_INVALID_ARGUMENT,
+			    _("“%s” is not a valid server URL: %s"),
+			    value,
+			    error_local->message);
+		return FALSE;
+	}
+	scheme = g_uri_get_scheme(uri);
+	if (g_ascii_strcasecmp(scheme, "ws") != 0 && g_ascii_strcasecmp(scheme, "wss") != 0) {
+		g_set_error(error,
+			    CODECHAT_ERROR,
+			    CODECHAT_ERROR_INVALID_ARGUMENT,
+			    _("“%s” is not a ws:// or wss:// URL"),
+			    value);
+		return FALSE;
+	}
+	if (g_uri_get_host(uri) == NULL || g_uri_get_host(uri)[0] == '\0') {
+		g_set_error(error,
+			    CODECHAT_ERROR,
+			    CODECHAT_ERROR_INVALID_ARGUMENT,
+			    _("“%s” names no host"),
+			    value);
+		return FALSE;
+	}
+	path = g_uri_get_path(uri);
+	/* ws://host:7373 means the protocol's endpoint */
+	if (path[0] == '\0' || g_strcmp0(path, "/") == 0) {
+		g_autoptr(GUri) full = g_uri_build(G_URI_FLAGS_NONE,
+						   scheme,
+						   g_uri_get_userinfo(uri),
+						   g_uri_get_host(uri),
+						   g_uri_get_port(uri),
+						   CODECHAT_WS_PATH,
+						   g_uri_get_query(uri),
+						   NULL);
+		*out = g_uri_to_string(full);
+		return TRUE;
+	}
+	*out = g_strdup(value);
+	return TRUE;
+}
+
+static const gchar *
+non_empty_env(const gchar *name)
+{
+	const gchar *value = g_getenv(name);
+
+	if (value == NULL || value[0] == '\0')
+		return NULL;
+	return value;
+}
+
+/* flag, then environment, then the built-in default */
+static gboolean
+resolve_settings(CodechatApplication *self, GError **error)
+{
+	CodechatColorMode color = CODECHAT_COLOR_AUTO;
+	const gchar *server = self->opts.server;
+	const gchar *nick = self->opts.nick;
+	const gchar *room;
+
+	if (self->opts.verbose)
+		g_log_set_debug_enabled(TRUE);
+	if (self->opts.log_format != NULL && g_strcmp0(self->opts.log_format, "text") != 0) {
+		if (g_strcmp0(self->opts.log_format, "json") != 0) {
+			g_set_error(error,
+				    CODECHAT_ERROR,
+				    CODECHAT_ERROR_INVALID_ARGUMENT,
+				    _("--log-format must be text or json, not “%s”"),
+				    self->opts.log_format);
+			return FALSE;
+		}
+		log_json = TRUE;
+	}
+	if (self->opts.color != NULL && !codechat_color_mode_from_string(self->opts.color, &color)) {
+		g_set_error(error,
+			    CODECHAT_ERROR,
+			    CODECHAT_ERROR_INVALID_ARGUMENT,
+			    _("--color must be auto, always or never, not “%s”"),
+			    self->opts.color);
+		return FALSE;
+	}
+
+	if (server == NULL)
+		server = non_empty_env("CODECHAT_SERVER");
+	if (server == NULL)
+		server = DEFAULT_SERVER_URL;
+	g_clear_pointer(&self->server, g_free);
+	if (!resolve_server(server, &self->server, error))
+		return FALSE;
+
+	/* a bad nick is for the server to refuse (exit status 3) */
+	if (nick == NULL)
+		nick = non_empty_env("CODECHAT_NICK");
+	if (nick == NULL) {
+		const gchar *user = g_get_user_name();
+		nick = codechat_validate_nick(user, NULL) ? user : "user";
+	}
+	g_free(self->nick);
+	self->nick = g_strdup(nick);
+
+	room = non_empty_env("CODECHAT_ROOM");
+	g_free(self->room);
+	self->room = g_strdup(room != NULL ? room : "general");
+
+	g_free(self->token);
+	self->token = g_strdup(non_empty_env("CODECHAT_TOKEN"));
+
+	g_clear_pointer(&self->output, codechat_output_free);
+	self->output = codechat_output_new(self->opts.json, color);
+	g_debug("server %s, nick %s, default room %s%s",
+		self->server,
+		self->nick,
+		self->room,
+		self->token != NULL ? ", with a token" : "");
+	return TRUE;
+}
+
+/**
+ * codechat_application_parse_options:
+ * @entries: (nullable): the command's options
+ * @stop_at_first_argument: whether the first argument ends the options
+ *   (so that `send` can take text that looks like an option)
+ * @args: (out) (transfer full): the positional arguments
+ *
+ * Parses the command's part of the command line, which may also carry
+ * global options, and settles the settings.  Returns %FALSE when the
+ * command is over: its help was printed, or a usage error reported.
+ */
+gboolean
+codechat_application_parse_options(CodechatApplication *self,
+				   const GOptionEntry *entries,
+				   gboolean stop_at_first_argument,
+				   GStrv *args)
+{
+	g_autoptr(GOptionContext) context = NULL;
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) argv = NULL;
+	g_autofree gchar *prgname = NULL;
+	g_autofree gchar *help = NULL;
+	g_autofree gchar *description = NULL;
+	GlobalOptions opts = {NULL};
+	GOptionEntry global_entries[N_GLOBAL_ENTRIES + 1];
+	GOptionGroup *group;
+	gboolean want_help = FALSE;
+	const GOptionEntry help_entries[] = {
+	    {"help", 'h', 0, G_OPTION_ARG_NONE, &want_help, N_("Show help options"), NULL},
+	    {NULL},
+	};
+
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), FALSE);
+	g_return_val_if_fail(self->command != NULL, FALSE);
+
+	context = g_option_context_new(self->command->parameter_string != NULL
+					   ? _(self->command->parameter_string)
+					   : NULL);
+	g_option_context_set_translation_domain(context, GETTEXT_PACKAGE);
+	g_option_context_set_help_enabled(context, FALSE);
+	g_option_context_set_strict_posix(context, stop_at_first_argument);
+	g_option_context_set_summary(context, _(self->command->summary));
+	description = g_strdup_printf("%s%s%s",
+				      self->command->description != NULL
+					  ? _(self->command->description)
+					  : "",
+				      self->command->description != NULL ? "\n\n" : "",
+				      _("The global options (--server, --nick, --json, --color, -v, -q)\n"
+					"are also accepted here; see “codechat --help”."));
+	g_option_context_set_description(context, description);
+
+	g_option_context_add_main_entries(context, help_entries, GETTEXT_PACKAGE);
+	if (entries != NULL)
+		g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
+
+	global_entries_init(global_entries, &opts);
+	group = g_option_group_new("global",
+				   _("Global Options (also accepted before the command):"),
+				   _("Show the global options"),
+				   NULL,
+				   NULL);
+	g_option_group_set_translation_domain(group, GETTEXT_PACKAGE);
+	g_option_group_add_entries(group, global_entries);
+	g_option_context_add_group(context, group);
+
+	argv = g_strdupv(self->command_argv);
+	if (!g_option_context_parse_strv(context, &argv, &error)) {
+		global_options_clear(&opts);
+		codechat_application_finish(self,
+					    g_error_new_literal(CODECHAT_ERROR,
+								CODECHAT_ERROR_INVALID_ARGUMENT,
+								error->message));
+		return FALSE;
+	}
+	global_options_merge(&self->opts, &opts);
+	global_options_clear(&opts);
+
+	if (want_help) {
+		/* GOptionContext's usage line is "PRGNAME [OPTION…] PARAMETERS" */
+		prgname = g_strdup(g_get_prgname());
+		{
+			g_autofree gchar *name = g_strdup_printf("codechat %s", self->command->name);
+			g_set_prgname(name);
+		}
+		help = g_option_context_get_help(context, TRUE, NULL);
+		g_set_prgname(prgname);
+		g_print("%s", help);
+		codechat_application_finish(self, NULL);
+		return FALSE;
+	}
+
+	if (!resolve_settings(self, &error)) {
+		codechat_application_finish(self, g_steal_pointer(&error));
+		return FALSE;
+	}
+	/* argv[0] is the command's name */
+	*args = g_strdupv(argv[0] != NULL ? argv + 1 : argv);
+	return TRUE;
+}
+
+/* for commands that take no positional argument */
+gboolean
+codechat_application_check_no_args(CodechatApplication *self, GStrv args)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), FALSE);
+
+	if (args == NULL || args[0] == NULL)
+		return TRUE;
+	codechat_application_finish(self,
+				    g_error_new(CODECHAT_ERROR,
+						CODECHAT_ERROR_INVALID_ARGUMENT,
+						_("unexpected argument “%s”"),
+						args[0]));
+	return FALSE;
+}
+
+static gboolean
+codechat_application_local_command_line(GApplication *application,
+					gchar ***arguments,
+					gint *exit_status)
+{
+	CodechatApplication *self = CODECHAT_APPLICATION(application);
+	g_autoptr(GOptionContext) context = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *summary = commands_summary();
+	GlobalOptions opts = {NULL};
+	GOptionEntry global_entries[N_GLOBAL_ENTRIES + 1];
+	gboolean want_help = FALSE;
+	gboolean want_version = FALSE;
+	const GOptionEntry entries[] = {
+	    {"help", 'h', 0, G_OPTION_ARG_NONE, &want_help, N_("Show help options"), NULL},
+	    {"version", 0, 0, G_OPTION_ARG_NONE, &want_version, N_("Print the version and exit"), NULL},
+	    {NULL},
+	};
+	const gchar *name;
+
+	context = g_option_context_new(_("COMMAND [ARGS…]"));
+	g_option_context_set_translation_domain(context, GETTEXT_PACKAGE);
+	g_option_context_set_help_enabled(context, FALSE);
+	/* the options of the command are the command's */
+	g_option_context_set_strict_posix(context, TRUE);
+	g_option_context_set_summary(context, summary);
+	g_option_context_set_description(context, _(environment_help()));
+	global_entries_init(global_entries, &opts);
+	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
+	g_option_context_add_main_entries(context, global_entries, GETTEXT_PACKAGE);
+
+	*exit_status = 0;
+	if (!g_option_context_parse_strv(context, arguments, &error)) {
+		global_options_clear(&opts);
+		print_usage_error(self, error->message);
+		self->exit_status = *exit_status = 1;
+		return TRUE;
+	}
+	global_options_merge(&self->opts, &opts);
+	global_options_clear(&opts);
+
+	if (want_help) {
+		g_autofree gchar *help = g_option_context_get_help(context, TRUE, NULL);
+		g_print("%s", help);
+		return TRUE;
+	}
+	if (want_version) {
+		g_print("codechat %s\n", PACKAGE_VERSION);
+		return TRUE;
+	}
+
+	name = (*arguments)[0] != NULL ? (*arguments)[1] : NULL;
+	if (name == NULL) {
+		print_usage_error(self, _("no command given"));
+		self->exit_status = *exit_status = 1;
+		return TRUE;
+	}
+	self->command = lookup_command(name);
+	if (self->command == NULL) {
+		g_autofree gchar *message = g_strdup_printf(_("unknown command “%s”"), name);
+		print_usage_error(self, message);
+		self->exit_status = *exit_status = 1;
+		return TRUE;
+	}
+	self->command_argv = g_strdupv(*arguments + 1);
+	/* on to command_line(), in this process: the application is not unique */
+	return FALSE;
+}
+
+static gint
+codechat_application_command_line(GApplication *application, GApplicationCommandLine *cmdline)
+{
+	CodechatApplication *self = CODECHAT_APPLICATION(application);
+
+	g_assert(self->command != NULL);
+	g_debug("running %s", self->command->name);
+	g_application_hold(application);
+	self->command->run(self);
+	/* the status is set when the command finishes, see finish() */
+	return 0;
+}
+
+static void
+codechat_application_finalize(GObject *object)
+{
+	CodechatApplication *self = CODECHAT_APPLICATION(object);
+
+	global_options_clear(&self->opts);
+	g_free(self->server);
+	g_free(self->nick);
+	g_free(self->token);
+	g_free(self->room);
+	g_clear_pointer(&self->output, codechat_output_free);
+	g_strfreev(self->command_argv);
+
+	G_OBJECT_CLASS(codechat_application_parent_class)->finalize(object);
+}
+
+static void
+codechat_application_class_init(CodechatApplicationClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+	GApplicationClass *app_class = G_APPLICATION_CLASS(klass);
+
+	object_class->finalize = codechat_application_finalize;
+	app_class->local_command_line = codechat_application_local_command_line;
+	app_class->command_line = codechat_application_command_line;
+}
+
+static void
+codechat_application_init(CodechatApplication *self)
+{
+}
+
+CodechatApplication *
+codechat_application_new(void)
+{
+	return g_object_new(CODECHAT_TYPE_APPLICATION,
+			    "application-id",
+			    APPLICATION_ID,
+			    "flags",
+			    G_APPLICATION_NON_UNIQUE | G_APPLICATION_HANDLES_COMMAND_LINE,
+			    NULL);
+}
+
+gint
+codechat_application_get_exit_status(CodechatApplication *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), 4);
+	return self->exit_status;
+}
+
+const gchar *
+codechat_application_get_command_name(CodechatApplication *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), NULL);
+	return self->command != NULL ? self->command->name : NULL;
+}
+
+const gchar *
+codechat_application_get_server(CodechatApplication *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), NULL);
+	return self->server;
+}
+
+const gchar *
+codechat_application_get_nick(CodechatApplication *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), NULL);
+	return self->nick;
+}
+
+const gchar *
+codechat_application_get_default_room(CodechatApplication *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), NULL);
+	return self->room;
+}
+
+gboolean
+codechat_application_get_quiet(CodechatApplication *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), FALSE);
+	return self->opts.quiet;
+}
+
+CodechatOutput *
+codechat_application_get_output(CodechatApplication *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), NULL);
+	return self->output;
+}
+
+/* a new, unconnected session with the resolved server, nick and token */
+CodechatConnection *
+codechat_application_new_connection(CodechatApplication *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), NULL);
+	return codechat_connection_new(self->server, self->nick, self->token);
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "codechat-connection.h"
+#include "codechat-output.h"
+
+G_BEGIN_DECLS
+
+/* replies normally take milliseconds; this only bounds a stuck server */
+#define CODECHAT_REQUEST_TIMEOUT_S 30
+
+#define CODECHAT_TYPE_APPLICATION (codechat_application_get_type())
+G_DECLARE_FINAL_TYPE(CodechatApplication, codechat_application, CODECHAT, APPLICATION, GApplication)
+
+void
+codechat_application_setup_logging(void);
+CodechatApplication *
+codechat_application_new(void);
+gint
+codechat_application_get_exit_status(CodechatApplication *self);
+
+gboolean
+codechat_application_parse_options(CodechatApplication *self,
+				   const GOptionEntry *entries,
+				   gboolean stop_at_first_argument,
+				   GStrv *args);
+gboolean
+codechat_application_check_no_args(CodechatApplication *self, GStrv args);
+
+const gchar *
+codechat_application_get_command_name(CodechatApplication *self);
+const gchar *
+codechat_application_get_server(CodechatApplication *self);
+const gchar *
+codechat_application_get_nick(CodechatApplication *self);
+const gchar *
+codechat_application_get_default_room(CodechatApplication *self);
+gboolean
+codechat_application_get_quiet(CodechatApplication *self);
+CodechatOutput *
+codechat_application_get_output(CodechatApplication *self);
+CodechatConnection *
+codechat_application_new_connection(CodechatApplication *self);
+
+void
+codechat_application_note(CodechatApplication *self, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
+void
+codechat_application_finish(CodechatApplication *self, GError *error);
+void
+codechat_application_close_and_finish(CodechatApplication *self,
+				      CodechatConnection *connection,
+				      GError *error);
+
+G_END_DECLS
