@@ -4,11 +4,11 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "codechat-application.h"
 #include "codechat-cmd.h"
+#include "codechat-log.h"
 #include "codechat-protocol.h"
 
 /**
@@ -125,13 +125,43 @@ static void
 global_entries_init(GOptionEntry *entries, GlobalOptions *opts)
 {
 	const GOptionEntry template[N_GLOBAL_ENTRIES + 1] = {
-	    {"server", 0, 0, G_OPTION_ARG_STRING, &opts->server, N_("Server URL (ws:// or wss://)"), N_("URL")},
+	    {"server",
+	     0,
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &opts->server,
+	     N_("Server URL (ws:// or wss://)"),
+	     N_("URL")},
 	    {"nick", 0, 0, G_OPTION_ARG_STRING, &opts->nick, N_("Nick to use"), N_("NAME")},
-	    {"json", 0, 0, G_OPTION_ARG_NONE, &opts->json, N_("Print one JSON object a line, for scripts"), NULL},
-	    {"color", 0, 0, G_OPTION_ARG_STRING, &opts->color, N_("Use colours: auto, always or never"), N_("WHEN")},
-	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &opts->verbose, N_("Print debugging information"), NULL},
+	    {"json",
+	     0,
+	     0,
+	     G_OPTION_ARG_NONE,
+	     &opts->json,
+	     N_("Print one JSON object a line, for scripts"),
+	     NULL},
+	    {"color",
+	     0,
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &opts->color,
+	     N_("Use colours: auto, always or never"),
+	     N_("WHEN")},
+	    {"verbose",
+	     'v',
+	     0,
+	     G_OPTION_ARG_NONE,
+	     &opts->verbose,
+	     N_("Print debugging information"),
+	     NULL},
 	    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &opts->quiet, N_("Print only errors"), NULL},
-	    {"log-format", 0, 0, G_OPTION_ARG_STRING, &opts->log_format, N_("Log as text or json"), N_("FORMAT")},
+	    {"log-format",
+	     0,
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &opts->log_format,
+	     N_("Log as text or json"),
+	     N_("FORMAT")},
 	    {NULL},
 	};
 
@@ -144,7 +174,10 @@ commands_summary(void)
 	g_autoptr(GString) str = g_string_new(_("Commands:"));
 
 	for (gsize i = 0; i < G_N_ELEMENTS(commands); i++)
-		g_string_append_printf(str, "\n  %-10s%s", commands[i].name, _(commands[i].summary));
+		g_string_append_printf(str,
+				       "\n  %-10s%s",
+				       commands[i].name,
+				       _(commands[i].summary));
 	return g_string_free(g_steal_pointer(&str), FALSE);
 }
 
@@ -172,7 +205,8 @@ print_usage_error(CodechatApplication *self, const gchar *message)
 			   message,
 			   self->command->name);
 	else
-		g_printerr(_("codechat: %s\nTry “codechat --help” for more information.\n"), message);
+		g_printerr(_("codechat: %s\nTry “codechat --help” for more information.\n"),
+			   message);
 }
 
 /* 0 ok, 1 usage, 2 cannot connect, 3 refused by the server, 4 other */
@@ -210,7 +244,9 @@ print_error(CodechatApplication *self, const GError *error)
 		print_usage_error(self, error->message);
 	} else if (error->domain == CODECHAT_ERROR && error->code < CODECHAT_ERROR_NOT_CONNECTED) {
 		/* the server's words, and its code for scripts and bug reports */
-		g_printerr("codechat: %s (%s)\n", error->message, codechat_error_to_code(error->code));
+		g_printerr("codechat: %s (%s)\n",
+			   error->message,
+			   codechat_error_to_code(error->code));
 	} else {
 		g_printerr("codechat: %s\n", error->message);
 	}
@@ -301,84 +337,13 @@ codechat_application_note(CodechatApplication *self, const gchar *format, ...)
 	g_printerr("codechat: %s\n", message);
 }
 
-static const gchar *
-log_level_name(GLogLevelFlags level)
-{
-	if (level & G_LOG_LEVEL_ERROR)
-		return "error";
-	if (level & G_LOG_LEVEL_CRITICAL)
-		return "critical";
-	if (level & G_LOG_LEVEL_WARNING)
-		return "warning";
-	if (level & G_LOG_LEVEL_MESSAGE)
-		return "message";
-	if (level & G_LOG_LEVEL_INFO)
-		return "info";
-	return "debug";
-}
-
-/* set once the options are known; read by log_writer() */
-static gboolean log_json = FALSE;
-
-/* --log-format=json: one JSON object a record on stderr */
-static GLogWriterOutput
-json_log_writer(GLogLevelFlags log_level, const GLogField *fields, gsize n_fields)
-{
-	g_autoptr(JsonBuilder) builder = json_builder_new();
-	g_autoptr(JsonGenerator) gen = json_generator_new();
-	g_autoptr(JsonNode) root = NULL;
-	g_autofree gchar *line = NULL;
-	g_autofree gchar *ts = codechat_timestamp_format(g_get_real_time());
-
-	json_builder_begin_object(builder);
-	json_builder_set_member_name(builder, "ts");
-	json_builder_add_string_value(builder, ts);
-	json_builder_set_member_name(builder, "level");
-	json_builder_add_string_value(builder, log_level_name(log_level));
-	for (gsize i = 0; i < n_fields; i++) {
-		/* binary fields and the priority (the level says it) stay out */
-		if (fields[i].length >= 0 || g_strcmp0(fields[i].key, "PRIORITY") == 0)
-			continue;
-		json_builder_set_member_name(builder, fields[i].key);
-		json_builder_add_string_value(builder, fields[i].value);
-	}
-	json_builder_end_object(builder);
-	root = json_builder_get_root(builder);
-	json_generator_set_root(gen, root);
-	line = json_generator_to_data(gen, NULL);
-	fprintf(stderr, "%s\n", line);
-	fflush(stderr);
-	return G_LOG_WRITER_HANDLED;
-}
-
-static GLogWriterOutput
-log_writer(GLogLevelFlags log_level, const GLogField *fields, gsize n_fields, gpointer user_data)
-{
-	const gchar *domain = NULL;
-
-	for (gsize i = 0; i < n_fields; i++) {
-		if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0 && fields[i].length < 0)
-			domain = fields[i].value;
-	}
-	if (g_log_writer_default_would_drop(log_level, domain))
-		return G_LOG_WRITER_HANDLED;
-	/* --verbose is about codechat; the libraries' debugging (GIO, dconf,
-	 * libsoup) stays behind G_MESSAGES_DEBUG, as GLib users expect */
-	if ((log_level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO)) != 0 &&
-	    g_getenv("G_MESSAGES_DEBUG") == NULL && !g_str_has_prefix(domain != NULL ? domain : "", "codechat"))
-		return G_LOG_WRITER_HANDLED;
-	if (log_json)
-		return json_log_writer(log_level, fields, n_fields);
-	return g_log_writer_default(log_level, fields, n_fields, user_data);
-}
-
-/* called by main() before anything is logged */
+/* called by main() before anything is logged: until the options are
+ * known, GLib's writer, on stderr */
 void
 codechat_application_setup_logging(void)
 {
 	/* stdout is for messages, and for scripts with --json */
 	g_log_writer_default_set_use_stderr(TRUE);
-	g_log_set_writer_func(log_writer, NULL, NULL);
 }
 
 static gboolean
@@ -449,24 +414,27 @@ static gboolean
 resolve_settings(CodechatApplication *self, GError **error)
 {
 	CodechatColorMode color = CODECHAT_COLOR_AUTO;
+	CodechatLogFormat log_format = CODECHAT_LOG_FORMAT_AUTO;
 	const gchar *server = self->opts.server;
 	const gchar *nick = self->opts.nick;
 	const gchar *room;
 
+	if (self->opts.log_format != NULL &&
+	    !codechat_log_format_from_string(self->opts.log_format, &log_format)) {
+		g_set_error(error,
+			    CODECHAT_ERROR,
+			    CODECHAT_ERROR_INVALID_ARGUMENT,
+			    _("--log-format must be text or json, not “%s”"),
+			    self->opts.log_format);
+		return FALSE;
+	}
+	/* the shared writer: our debug output with -v, everyone's with
+	 * G_MESSAGES_DEBUG; this runs once per process */
+	codechat_log_init("codechat", log_format);
 	if (self->opts.verbose)
 		g_log_set_debug_enabled(TRUE);
-	if (self->opts.log_format != NULL && g_strcmp0(self->opts.log_format, "text") != 0) {
-		if (g_strcmp0(self->opts.log_format, "json") != 0) {
-			g_set_error(error,
-				    CODECHAT_ERROR,
-				    CODECHAT_ERROR_INVALID_ARGUMENT,
-				    _("--log-format must be text or json, not “%s”"),
-				    self->opts.log_format);
-			return FALSE;
-		}
-		log_json = TRUE;
-	}
-	if (self->opts.color != NULL && !codechat_color_mode_from_string(self->opts.color, &color)) {
+	if (self->opts.color != NULL &&
+	    !codechat_color_mode_from_string(self->opts.color, &color)) {
 		g_set_error(error,
 			    CODECHAT_ERROR,
 			    CODECHAT_ERROR_INVALID_ARGUMENT,
@@ -530,7 +498,6 @@ codechat_application_parse_options(CodechatApplication *self,
 	g_autoptr(GOptionContext) context = NULL;
 	g_autoptr(GError) error = NULL;
 	g_auto(GStrv) argv = NULL;
-	g_autofree gchar *prgname = NULL;
 	g_autofree gchar *help = NULL;
 	g_autofree gchar *description = NULL;
 	GlobalOptions opts = {NULL};
@@ -545,20 +512,18 @@ codechat_application_parse_options(CodechatApplication *self,
 	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), FALSE);
 	g_return_val_if_fail(self->command != NULL, FALSE);
 
-	context = g_option_context_new(self->command->parameter_string != NULL
-					   ? _(self->command->parameter_string)
-					   : NULL);
+	context = g_option_context_new(
+	    self->command->parameter_string != NULL ? _(self->command->parameter_string) : NULL);
 	g_option_context_set_translation_domain(context, GETTEXT_PACKAGE);
 	g_option_context_set_help_enabled(context, FALSE);
 	g_option_context_set_strict_posix(context, stop_at_first_argument);
 	g_option_context_set_summary(context, _(self->command->summary));
-	description = g_strdup_printf("%s%s%s",
-				      self->command->description != NULL
-					  ? _(self->command->description)
-					  : "",
-				      self->command->description != NULL ? "\n\n" : "",
-				      _("The global options (--server, --nick, --json, --color, -v, -q)\n"
-					"are also accepted here; see “codechat --help”."));
+	description =
+	    g_strdup_printf("%s%s%s",
+			    self->command->description != NULL ? _(self->command->description) : "",
+			    self->command->description != NULL ? "\n\n" : "",
+			    _("The global options (--server, --nick, --json, --color, -v, -q)\n"
+			      "are also accepted here; see “codechat --help”."));
 	g_option_context_set_description(context, description);
 
 	g_option_context_add_main_entries(context, help_entries, GETTEXT_PACKAGE);
@@ -588,15 +553,17 @@ codechat_application_parse_options(CodechatApplication *self,
 	global_options_clear(&opts);
 
 	if (want_help) {
-		/* GOptionContext's usage line is "PRGNAME [OPTION…] PARAMETERS" */
-		prgname = g_strdup(g_get_prgname());
-		{
-			g_autofree gchar *name = g_strdup_printf("codechat %s", self->command->name);
-			g_set_prgname(name);
-		}
+		g_autoptr(GString) text = NULL;
+		g_autofree gchar *program = g_strdup_printf("\n  %s ", g_get_prgname());
+		g_autofree gchar *usage =
+		    g_strdup_printf("\n  %s %s ", g_get_prgname(), self->command->name);
+
+		/* GOptionContext's usage line is "PRGNAME [OPTION…] PARAMETERS":
+		 * name the command in it (g_set_prgname() may be called once) */
 		help = g_option_context_get_help(context, TRUE, NULL);
-		g_set_prgname(prgname);
-		g_print("%s", help);
+		text = g_string_new(help);
+		g_string_replace(text, program, usage, 1);
+		g_print("%s", text->str);
 		codechat_application_finish(self, NULL);
 		return FALSE;
 	}
@@ -641,7 +608,13 @@ codechat_application_local_command_line(GApplication *application,
 	gboolean want_version = FALSE;
 	const GOptionEntry entries[] = {
 	    {"help", 'h', 0, G_OPTION_ARG_NONE, &want_help, N_("Show help options"), NULL},
-	    {"version", 0, 0, G_OPTION_ARG_NONE, &want_version, N_("Print the version and exit"), NULL},
+	    {"version",
+	     0,
+	     0,
+	     G_OPTION_ARG_NONE,
+	     &want_version,
+	     N_("Print the version and exit"),
+	     NULL},
 	    {NULL},
 	};
 	const gchar *name;

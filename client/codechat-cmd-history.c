@@ -43,9 +43,10 @@ history_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	}
 	messages = codechat_cmd_get_array(reply, "messages");
 	if (messages == NULL) {
-		codechat_application_close_and_finish(state->app,
-						      conn,
-						      codechat_cmd_bad_reply_error(reply, "history"));
+		codechat_application_close_and_finish(
+		    state->app,
+		    conn,
+		    codechat_cmd_bad_reply_error(reply, "history"));
 		return;
 	}
 	for (guint i = 0; i < json_array_get_length(messages); i++) {
@@ -122,9 +123,27 @@ codechat_cmd_history(CodechatApplication *app)
 	g_autoptr(GError) error = NULL;
 	guint64 value = 0;
 	const GOptionEntry entries[] = {
-	    {"room", 'r', 0, G_OPTION_ARG_STRING, &room, N_("Room (default: general, or $CODECHAT_ROOM)"), N_("ROOM")},
-	    {"limit", 'n', 0, G_OPTION_ARG_STRING, &limit, N_("At most N messages (1 to 500; default 50)"), N_("N")},
-	    {"before", 0, 0, G_OPTION_ARG_STRING, &before, N_("Only messages older than message ID"), N_("ID")},
+	    {"room",
+	     'r',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &room,
+	     N_("Room (default: general, or $CODECHAT_ROOM)"),
+	     N_("ROOM")},
+	    {"limit",
+	     'n',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &limit,
+	     N_("At most N messages (1 to 500; default 50)"),
+	     N_("N")},
+	    {"before",
+	     0,
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &before,
+	     N_("Only messages older than message ID"),
+	     N_("ID")},
 	    {NULL},
 	};
 

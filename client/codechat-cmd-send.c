@@ -17,20 +17,20 @@
  * sent the message back with our ref: then it is stored. */
 
 /* more than any server takes; stops `codechat send < /dev/zero` early */
-#define SEND_MAX_INPUT  (16 * 1024 * 1024)
-#define READ_CHUNK (64 * 1024)
+#define SEND_MAX_INPUT (16 * 1024 * 1024)
+#define READ_CHUNK     (64 * 1024)
 
 typedef struct {
-	CodechatApplication *app;  /* (unowned) held until finished */
-	CodechatConnection *conn;  /* (owned) (nullable) */
-	GInputStream *input;	   /* (owned) (nullable) stdin */
-	GByteArray *buffer;	   /* (owned) (nullable) what stdin gave so far */
-	gchar *room;		   /* (owned) (nullable) */
-	gchar *to;		   /* (owned) (nullable) */
-	gchar *text;		   /* (owned) (nullable) */
-	gchar *lang;		   /* (owned) (nullable) */
-	gchar *filename;	   /* (owned) (nullable) */
-	gchar *path;		   /* (owned) (nullable) --file */
+	CodechatApplication *app; /* (unowned) held until finished */
+	CodechatConnection *conn; /* (owned) (nullable) */
+	GInputStream *input;	  /* (owned) (nullable) stdin */
+	GByteArray *buffer;	  /* (owned) (nullable) what stdin gave so far */
+	gchar *room;		  /* (owned) (nullable) */
+	gchar *to;		  /* (owned) (nullable) */
+	gchar *text;		  /* (owned) (nullable) */
+	gchar *lang;		  /* (owned) (nullable) */
+	gchar *filename;	  /* (owned) (nullable) */
+	gchar *path;		  /* (owned) (nullable) --file */
 	CodechatKind kind;
 } SendState;
 
@@ -64,18 +64,54 @@ static const struct {
 	const gchar *suffix;
 	const gchar *lang;
 } lang_by_suffix[] = {
-    {".c", "c"},	       {".h", "c"},		{".cc", "cpp"},	       {".cpp", "cpp"},
-    {".cxx", "cpp"},	       {".hh", "cpp"},		{".hpp", "cpp"},       {".cs", "csharp"},
-    {".css", "css"},	       {".diff", "diff"},	{".patch", "diff"},    {".go", "go"},
-    {".html", "html"},	       {".htm", "html"},	{".java", "java"},     {".js", "javascript"},
-    {".mjs", "javascript"},    {".json", "json"},	{".kt", "kotlin"},     {".lua", "lua"},
-    {".md", "markdown"},       {".pl", "perl"},		{".php", "php"},       {".py", "python"},
-    {".rb", "ruby"},	       {".rs", "rust"},		{".sh", "sh"},	       {".bash", "bash"},
-    {".sql", "sql"},	       {".swift", "swift"},	{".toml", "toml"},     {".ts", "typescript"},
-    {".vala", "vala"},	       {".xml", "xml"},		{".ui", "xml"},	       {".yaml", "yaml"},
-    {".yml", "yaml"},	       {".ini", "ini"},		{".conf", "ini"},      {".cmake", "cmake"},
-    {".m4", "m4"},	       {".el", "elisp"},	{".hs", "haskell"},    {".ml", "ocaml"},
-    {".scm", "scheme"},	       {".zig", "zig"},		{".nix", "nix"},       {".po", "po"},
+    {".c", "c"},
+    {".h", "c"},
+    {".cc", "cpp"},
+    {".cpp", "cpp"},
+    {".cxx", "cpp"},
+    {".hh", "cpp"},
+    {".hpp", "cpp"},
+    {".cs", "csharp"},
+    {".css", "css"},
+    {".diff", "diff"},
+    {".patch", "diff"},
+    {".go", "go"},
+    {".html", "html"},
+    {".htm", "html"},
+    {".java", "java"},
+    {".js", "javascript"},
+    {".mjs", "javascript"},
+    {".json", "json"},
+    {".kt", "kotlin"},
+    {".lua", "lua"},
+    {".md", "markdown"},
+    {".pl", "perl"},
+    {".php", "php"},
+    {".py", "python"},
+    {".rb", "ruby"},
+    {".rs", "rust"},
+    {".sh", "sh"},
+    {".bash", "bash"},
+    {".sql", "sql"},
+    {".swift", "swift"},
+    {".toml", "toml"},
+    {".ts", "typescript"},
+    {".vala", "vala"},
+    {".xml", "xml"},
+    {".ui", "xml"},
+    {".yaml", "yaml"},
+    {".yml", "yaml"},
+    {".ini", "ini"},
+    {".conf", "ini"},
+    {".cmake", "cmake"},
+    {".m4", "m4"},
+    {".el", "elisp"},
+    {".hs", "haskell"},
+    {".ml", "ocaml"},
+    {".scm", "scheme"},
+    {".zig", "zig"},
+    {".nix", "nix"},
+    {".po", "po"},
 };
 
 static const struct {
@@ -146,7 +182,9 @@ say(SendState *state)
 		json_object_set_string_member(request, "to", state->to);
 	json_object_set_string_member(request, "text", state->text);
 	if (state->kind != CODECHAT_KIND_TEXT)
-		json_object_set_string_member(request, "kind", codechat_kind_to_string(state->kind));
+		json_object_set_string_member(request,
+					      "kind",
+					      codechat_kind_to_string(state->kind));
 	if (state->lang != NULL)
 		json_object_set_string_member(request, "lang", state->lang);
 	if (state->filename != NULL)
@@ -192,13 +230,14 @@ connect_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	max_text = codechat_connection_get_max_text(conn);
 	len = strlen(state->text);
 	if (len > max_text) {
-		send_finish(state,
-			    g_error_new(CODECHAT_ERROR,
-					CODECHAT_ERROR_TOO_LONG,
-					_("the text is %" G_GSIZE_FORMAT
-					  " bytes, more than the server's limit of %" G_GSIZE_FORMAT),
-					len,
-					max_text));
+		send_finish(
+		    state,
+		    g_error_new(CODECHAT_ERROR,
+				CODECHAT_ERROR_TOO_LONG,
+				_("the text is %" G_GSIZE_FORMAT
+				  " bytes, more than the server's limit of %" G_GSIZE_FORMAT),
+				len,
+				max_text));
 		return;
 	}
 	if (state->room == NULL) {
@@ -207,7 +246,11 @@ connect_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	}
 	request = codechat_cmd_request_new("join");
 	json_object_set_string_member(request, "room", state->room);
-	codechat_connection_request_async(conn, request, CODECHAT_REQUEST_TIMEOUT_S, join_cb, state);
+	codechat_connection_request_async(conn,
+					  request,
+					  CODECHAT_REQUEST_TIMEOUT_S,
+					  join_cb,
+					  state);
 }
 
 /* the text is known: check it, then go */
@@ -303,7 +346,7 @@ stdin_read_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	if (state->kind == CODECHAT_KIND_TEXT) {
 		gsize n = strlen(state->text);
 
-		while (FALSE && n > 0 && (state->text[n - 1] == '\n' || state->text[n - 1] == '\r'))
+		while (n > 0 && (state->text[n - 1] == '\n' || state->text[n - 1] == '\r'))
 			state->text[--n] = '\0';
 	}
 	text_ready(state);
@@ -344,10 +387,34 @@ codechat_cmd_send(CodechatApplication *app)
 	g_autoptr(GError) error = NULL;
 	SendState *state;
 	const GOptionEntry entries[] = {
-	    {"room", 'r', 0, G_OPTION_ARG_STRING, &room, N_("Room to send to (default: general, or $CODECHAT_ROOM)"), N_("ROOM")},
-	    {"to", 't', 0, G_OPTION_ARG_STRING, &to, N_("Send a direct message to NICK instead"), N_("NICK")},
-	    {"code", 'c', 0, G_OPTION_ARG_STRING, &code, N_("Send a code snippet in language LANG (e.g. c, diff)"), N_("LANG")},
-	    {"file", 'f', 0, G_OPTION_ARG_FILENAME, &file, N_("Send the content of PATH as a snippet"), N_("PATH")},
+	    {"room",
+	     'r',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &room,
+	     N_("Room to send to (default: general, or $CODECHAT_ROOM)"),
+	     N_("ROOM")},
+	    {"to",
+	     't',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &to,
+	     N_("Send a direct message to NICK instead"),
+	     N_("NICK")},
+	    {"code",
+	     'c',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &code,
+	     N_("Send a code snippet in language LANG (e.g. c, diff)"),
+	     N_("LANG")},
+	    {"file",
+	     'f',
+	     0,
+	     G_OPTION_ARG_FILENAME,
+	     &file,
+	     N_("Send the content of PATH as a snippet"),
+	     N_("PATH")},
 	    {NULL},
 	};
 
@@ -416,7 +483,9 @@ codechat_cmd_send(CodechatApplication *app)
 		g_file_load_contents_async(gfile, NULL, file_loaded_cb, state);
 	} else {
 		if (isatty(STDIN_FILENO))
-			codechat_application_note(app, _("reading the message from the standard input; end it with Ctrl-D"));
+			codechat_application_note(
+			    app,
+			    _("reading the message from the standard input; end it with Ctrl-D"));
 		state->input = g_unix_input_stream_new(STDIN_FILENO, FALSE);
 		state->buffer = g_byte_array_new();
 		g_input_stream_read_bytes_async(state->input,

@@ -28,11 +28,11 @@
 #define PING_TIMEOUT_S	15
 
 typedef struct {
-	gchar *name;	    /* (owned) */
-	guint64 last_id;    /* the newest id printed or known at join */
+	gchar *name;	     /* (owned) */
+	guint64 last_id;     /* the newest id printed or known at join */
 	gboolean positioned; /* last_id is meaningful: resume with since */
-	gboolean resuming;  /* holding live frames back */
-	GQueue held;	    /* (element-type JsonObject) (owned) */
+	gboolean resuming;   /* holding live frames back */
+	GQueue held;	     /* (element-type JsonObject) (owned) */
 } WatchRoom;
 
 typedef struct {
@@ -109,7 +109,8 @@ room_op_free(RoomOp *op)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(RoomOp, room_op_free)
 
-static void watch_connect(WatchState *state);
+static void
+watch_connect(WatchState *state);
 
 static WatchRoom *
 find_room(WatchState *state, const gchar *name)
@@ -228,7 +229,8 @@ request_failed(WatchState *state, CodechatConnection *conn, GError *error)
 	g_error_free(error);
 }
 
-static void fill_gap(WatchState *state, WatchRoom *room);
+static void
+fill_gap(WatchState *state, WatchRoom *room);
 
 static void
 fill_cb(GObject *source, GAsyncResult *result, gpointer user_data)
@@ -329,7 +331,14 @@ join_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		room->last_id = (guint64)last_id;
 		room->positioned = TRUE;
 	}
-	g_info("joined #%s", room->name);
+	g_log_structured(G_LOG_DOMAIN,
+			 G_LOG_LEVEL_INFO,
+			 "CODECHAT_ROOM",
+			 room->name,
+			 "MESSAGE",
+			 "joined #%s, last id %" G_GUINT64_FORMAT,
+			 room->name,
+			 room->last_id);
 
 	if (room->resuming) {
 		if (codechat_cmd_get_bool(reply, "truncated"))
@@ -448,12 +457,13 @@ closed_cb(CodechatConnection *conn, guint code, const gchar *reason, gpointer us
 					  reason != NULL ? reason : "",
 					  state->backoff_s);
 	else
-		codechat_application_note(state->app,
-					  _("connection closed (code %u%s%s); reconnecting in %u s"),
-					  code,
-					  reason != NULL && reason[0] != '\0' ? ": " : "",
-					  reason != NULL ? reason : "",
-					  state->backoff_s);
+		codechat_application_note(
+		    state->app,
+		    _("connection closed (code %u%s%s); reconnecting in %u s"),
+		    code,
+		    reason != NULL && reason[0] != '\0' ? ": " : "",
+		    reason != NULL ? reason : "",
+		    state->backoff_s);
 	schedule_reconnect(state);
 }
 
@@ -554,8 +564,20 @@ codechat_cmd_watch(CodechatApplication *app)
 	gboolean notify = FALSE;
 	WatchState *state;
 	const GOptionEntry entries[] = {
-	    {"room", 'r', 0, G_OPTION_ARG_STRING_ARRAY, &rooms, N_("Room to watch; repeat for more (default: general, or $CODECHAT_ROOM)"), N_("ROOM")},
-	    {"notify", 0, 0, G_OPTION_ARG_NONE, &notify, N_("Also show desktop notifications"), NULL},
+	    {"room",
+	     'r',
+	     0,
+	     G_OPTION_ARG_STRING_ARRAY,
+	     &rooms,
+	     N_("Room to watch; repeat for more (default: general, or $CODECHAT_ROOM)"),
+	     N_("ROOM")},
+	    {"notify",
+	     0,
+	     0,
+	     G_OPTION_ARG_NONE,
+	     &notify,
+	     N_("Also show desktop notifications"),
+	     NULL},
 	    {NULL},
 	};
 

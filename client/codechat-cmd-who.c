@@ -42,9 +42,10 @@ who_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	}
 	members = codechat_cmd_get_array(reply, "members");
 	if (members == NULL) {
-		codechat_application_close_and_finish(state->app,
-						      conn,
-						      codechat_cmd_bad_reply_error(reply, "members"));
+		codechat_application_close_and_finish(
+		    state->app,
+		    conn,
+		    codechat_cmd_bad_reply_error(reply, "members"));
 		return;
 	}
 	room = codechat_cmd_get_string(reply, "room");
@@ -88,7 +89,13 @@ codechat_cmd_who(CodechatApplication *app)
 	g_autoptr(CodechatConnection) conn = NULL;
 	WhoState *state;
 	const GOptionEntry entries[] = {
-	    {"room", 'r', 0, G_OPTION_ARG_STRING, &room, N_("Room (default: general, or $CODECHAT_ROOM)"), N_("ROOM")},
+	    {"room",
+	     'r',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &room,
+	     N_("Room (default: general, or $CODECHAT_ROOM)"),
+	     N_("ROOM")},
 	    {NULL},
 	};
 

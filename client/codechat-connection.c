@@ -58,7 +58,7 @@ struct _CodechatConnection {
 	GCancellable *connect_cancellable; /* (owned) (nullable) */
 	GCancellable *user_cancellable;	   /* (owned) (nullable) */
 	gulong user_cancelled_id;
-	GHashTable *pending;  /* (owned) ref → (owned) Pending */
+	GHashTable *pending;	/* (owned) ref → (owned) Pending */
 	GPtrArray *close_tasks; /* (owned) (element-type GTask) */
 	GError *ws_error;	/* (owned) (nullable) the last protocol error */
 	ConnState state;
@@ -291,7 +291,14 @@ handle_hello_reply(CodechatConnection *self, JsonObject *obj, const gchar *type)
 		self->nick = g_strdup(nick);
 	}
 	self->state = STATE_READY;
-	g_info("connected to %s as %s", self->uri, self->nick);
+	g_log_structured(G_LOG_DOMAIN,
+			 G_LOG_LEVEL_INFO,
+			 "CODECHAT_NICK",
+			 self->nick,
+			 "MESSAGE",
+			 "connected to %s as %s",
+			 self->uri,
+			 self->nick);
 	task = g_steal_pointer(&self->connect_task);
 	g_task_return_boolean(task, TRUE);
 }
@@ -347,7 +354,9 @@ ws_message_cb(SoupWebsocketConnection *ws, gint type, GBytes *message, gpointer 
 		if (g_strcmp0(frame_type, "error") == 0)
 			g_task_return_error(task, error_from_frame(obj));
 		else
-			g_task_return_pointer(task, json_object_ref(obj), (GDestroyNotify)json_object_unref);
+			g_task_return_pointer(task,
+					      json_object_ref(obj),
+					      (GDestroyNotify)json_object_unref);
 		return;
 	}
 	g_signal_emit(self, signals[SIGNAL_MESSAGE], 0, obj);
@@ -404,12 +413,13 @@ websocket_connect_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		    g_cancellable_is_cancelled(self->user_cancellable)) {
 			connect_fail(self, g_steal_pointer(&error));
 		} else if (self->timed_out) {
-			connect_fail(self,
-				     g_error_new(CODECHAT_ERROR,
-						 CODECHAT_ERROR_NOT_CONNECTED,
-						 _("cannot connect to %s: timed out after %d seconds"),
-						 self->uri,
-						 CONNECT_TIMEOUT_S));
+			connect_fail(
+			    self,
+			    g_error_new(CODECHAT_ERROR,
+					CODECHAT_ERROR_NOT_CONNECTED,
+					_("cannot connect to %s: timed out after %d seconds"),
+					self->uri,
+					CONNECT_TIMEOUT_S));
 		} else {
 			connect_fail(self,
 				     g_error_new(CODECHAT_ERROR,
@@ -504,14 +514,14 @@ codechat_connection_connect_async(CodechatConnection *self,
 	self->connect_cancellable = g_cancellable_new();
 	if (cancellable != NULL) {
 		self->user_cancellable = g_object_ref(cancellable);
-		self->user_cancelled_id = g_cancellable_connect(cancellable,
-								G_CALLBACK(user_cancelled_cb),
-								g_object_ref(self->connect_cancellable),
-								g_object_unref);
+		self->user_cancelled_id =
+		    g_cancellable_connect(cancellable,
+					  G_CALLBACK(user_cancelled_cb),
+					  g_object_ref(self->connect_cancellable),
+					  g_object_unref);
 	}
-	self->session = soup_session_new_with_options("user-agent",
-						      "codechat/" PACKAGE_VERSION,
-						      NULL);
+	self->session =
+	    soup_session_new_with_options("user-agent", "codechat/" PACKAGE_VERSION, NULL);
 	self->timeout_id = g_timeout_add_seconds(CONNECT_TIMEOUT_S, connect_timeout_cb, self);
 	soup_session_websocket_connect_async(self->session,
 					     msg,
@@ -669,8 +679,9 @@ codechat_connection_close_async(CodechatConnection *self,
 	default:
 		break;
 	}
-	if (!ws_is_open(self) && (self->ws == NULL || soup_websocket_connection_get_state(
-							 self->ws) == SOUP_WEBSOCKET_STATE_CLOSED)) {
+	if (!ws_is_open(self) &&
+	    (self->ws == NULL ||
+	     soup_websocket_connection_get_state(self->ws) == SOUP_WEBSOCKET_STATE_CLOSED)) {
 		mark_closed(self, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
 		g_task_return_boolean(task, TRUE);
 		return;
@@ -845,28 +856,28 @@ codechat_connection_class_init(CodechatConnectionClass *klass)
 	object_class->get_property = codechat_connection_get_property;
 	object_class->set_property = codechat_connection_set_property;
 
-	properties[PROP_URI] = g_param_spec_string("uri",
-						   NULL,
-						   NULL,
-						   NULL,
-						   G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
-						       G_PARAM_EXPLICIT_NOTIFY |
-						       G_PARAM_STATIC_STRINGS);
-	properties[PROP_NICK] = g_param_spec_string("nick",
-						    NULL,
-						    NULL,
-						    NULL,
-						    G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
-							G_PARAM_EXPLICIT_NOTIFY |
-							G_PARAM_STATIC_STRINGS);
+	properties[PROP_URI] =
+	    g_param_spec_string("uri",
+				NULL,
+				NULL,
+				NULL,
+				G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+				    G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+	properties[PROP_NICK] =
+	    g_param_spec_string("nick",
+				NULL,
+				NULL,
+				NULL,
+				G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+				    G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
 	/* write-only: a secret */
-	properties[PROP_TOKEN] = g_param_spec_string("token",
-						     NULL,
-						     NULL,
-						     NULL,
-						     G_PARAM_WRITABLE | G_PARAM_CONSTRUCT_ONLY |
-							 G_PARAM_EXPLICIT_NOTIFY |
-							 G_PARAM_STATIC_STRINGS);
+	properties[PROP_TOKEN] =
+	    g_param_spec_string("token",
+				NULL,
+				NULL,
+				NULL,
+				G_PARAM_WRITABLE | G_PARAM_CONSTRUCT_ONLY |
+				    G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
 	g_object_class_install_properties(object_class, N_PROPS, properties);
 
 	/**
@@ -909,7 +920,8 @@ codechat_connection_class_init(CodechatConnectionClass *klass)
 static void
 codechat_connection_init(CodechatConnection *self)
 {
-	self->pending = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)pending_free);
+	self->pending =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)pending_free);
 	self->close_tasks = g_ptr_array_new_with_free_func(g_object_unref);
 }
 

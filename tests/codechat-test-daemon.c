@@ -5,6 +5,7 @@
 
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <string.h>
 
 #include "codechat-test-daemon.h"
@@ -25,6 +26,12 @@ codechat_test_client_path(void)
 	return path;
 }
 
+static void
+die_with_parent(gpointer user_data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
 /**
  * codechat_test_daemon_start:
  * @extra_args: (nullable): more arguments for codechatd
@@ -39,6 +46,7 @@ codechat_test_daemon_start(const gchar *const *extra_args)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 	g_autoptr(GDataInputStream) out = NULL;
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
 	g_autofree gchar *line = NULL;
 	CodechatTestDaemon *daemon = g_new0(CodechatTestDaemon, 1);
 	const gchar *p;
@@ -55,9 +63,10 @@ codechat_test_daemon_start(const gchar *const *extra_args)
 		g_ptr_array_add(argv, (gpointer)extra_args[i]);
 	g_ptr_array_add(argv, NULL);
 
-	daemon->proc = g_subprocess_newv((const gchar *const *)argv->pdata,
-					 G_SUBPROCESS_FLAGS_STDOUT_PIPE,
-					 &error);
+	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+	/* a test that aborts must not leave its daemon behind */
+	g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
+	daemon->proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
 	g_assert_no_error(error);
 
 	out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(daemon->proc));
@@ -123,8 +132,8 @@ codechat_test_daemon_free(CodechatTestDaemon *daemon)
 {
 	if (daemon == NULL)
 		return;
-	if (daemon->proc != NULL && !g_subprocess_get_if_exited(daemon->proc) &&
-	    !g_subprocess_get_if_signaled(daemon->proc)) {
+	/* the identifier is NULL once the process was waited for */
+	if (daemon->proc != NULL && g_subprocess_get_identifier(daemon->proc) != NULL) {
 		g_subprocess_force_exit(daemon->proc);
 		g_subprocess_wait(daemon->proc, NULL, NULL);
 	}

@@ -9,9 +9,11 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/types.h>
 
 #include "codechat-protocol.h"
 #include "codechat-test-daemon.h"
+#include "codechat-test-ws.h"
 #include "codechat-version.h"
 
 /* The real `codechat` binary against a real codechatd.  Every run of the
@@ -26,15 +28,49 @@ typedef struct {
 	CodechatTestDaemon *daemon; /* (owned) */
 } Fixture;
 
+/* a failed assertion aborts before the teardown: take the daemon along,
+ * or it keeps the test's stderr open and the harness waits for it */
+static volatile pid_t daemon_pid = 0;
+
+static void
+abort_handler(int signum)
+{
+	if (daemon_pid > 0)
+		kill(daemon_pid, SIGKILL);
+	signal(signum, SIG_DFL);
+	raise(signum);
+}
+
 static void
 fixture_setup(Fixture *f, gconstpointer data)
 {
+	const gchar *pid;
+
 	f->daemon = codechat_test_daemon_start(NULL);
+	pid = g_subprocess_get_identifier(f->daemon->proc);
+	g_assert_nonnull(pid);
+	daemon_pid = (pid_t)g_ascii_strtoll(pid, NULL, 10);
+	signal(SIGABRT, abort_handler);
+}
+
+/* for tests that post faster than a person */
+static void
+fixture_setup_unlimited(Fixture *f, gconstpointer data)
+{
+	const gchar *const args[] = {"--rate-limit", "0", NULL};
+	const gchar *pid;
+
+	f->daemon = codechat_test_daemon_start(args);
+	pid = g_subprocess_get_identifier(f->daemon->proc);
+	g_assert_nonnull(pid);
+	daemon_pid = (pid_t)g_ascii_strtoll(pid, NULL, 10);
+	signal(SIGABRT, abort_handler);
 }
 
 static void
 fixture_teardown(Fixture *f, gconstpointer data)
 {
+	daemon_pid = 0;
 	g_assert_cmpint(codechat_test_daemon_stop(f->daemon), ==, 0);
 	g_clear_pointer(&f->daemon, codechat_test_daemon_free);
 }
@@ -83,10 +119,8 @@ closed_port(void)
 	g_autoptr(GSocketAddress) bound = NULL;
 	guint16 port;
 
-	socket = g_socket_new(G_SOCKET_FAMILY_IPV4,
-			      G_SOCKET_TYPE_STREAM,
-			      G_SOCKET_PROTOCOL_TCP,
-			      &error);
+	socket =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
 	g_assert_no_error(error);
 	g_socket_bind(socket, address, FALSE, &error);
 	g_assert_no_error(error);
@@ -161,7 +195,11 @@ communicate_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 {
 	Communicate *c = user_data;
 
-	g_subprocess_communicate_utf8_finish(G_SUBPROCESS(source), result, &c->out, &c->err, &c->error);
+	g_subprocess_communicate_utf8_finish(G_SUBPROCESS(source),
+					     result,
+					     &c->out,
+					     &c->err,
+					     &c->error);
 	c->done = TRUE;
 }
 
@@ -203,11 +241,20 @@ wait_exit(GSubprocess *proc, guint timeout_ms)
  * Runs codechat and returns its exit status.
  */
 static gint
-run_env(const gchar *const *env, const gchar *input, gchar **out, gchar **err, const gchar *first, ...)
-	G_GNUC_NULL_TERMINATED;
+run_env(const gchar *const *env,
+	const gchar *input,
+	gchar **out,
+	gchar **err,
+	const gchar *first,
+	...) G_GNUC_NULL_TERMINATED;
 
 static gint
-run_env(const gchar *const *env, const gchar *input, gchar **out, gchar **err, const gchar *first, ...)
+run_env(const gchar *const *env,
+	const gchar *input,
+	gchar **out,
+	gchar **err,
+	const gchar *first,
+	...)
 {
 	g_autoptr(GSubprocessLauncher) launcher = NULL;
 	g_autoptr(GSubprocess) proc = NULL;
@@ -229,7 +276,11 @@ run_env(const gchar *const *env, const gchar *input, gchar **out, gchar **err, c
 				env);
 	proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
 	g_assert_no_error(error);
-	g_subprocess_communicate_utf8_async(proc, input != NULL ? input : "", NULL, communicate_cb, &c);
+	g_subprocess_communicate_utf8_async(proc,
+					    input != NULL ? input : "",
+					    NULL,
+					    communicate_cb,
+					    &c);
 	if (!wait_until(&c.done, RUN_TIMEOUT_MS)) {
 		g_subprocess_force_exit(proc);
 		wait_until(&c.done, RUN_TIMEOUT_MS);
@@ -250,7 +301,8 @@ run_env(const gchar *const *env, const gchar *input, gchar **out, gchar **err, c
 static GPtrArray *
 parse_json_lines(const gchar *text)
 {
-	g_autoptr(GPtrArray) objects = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+	g_autoptr(GPtrArray) objects =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
 	g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
 
 	for (guint i = 0; lines[i] != NULL; i++) {
@@ -277,7 +329,18 @@ history_json(Fixture *f, const gchar *room)
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
 
-	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--nick", "reader", "--json", "history", "--room", room), ==, 0);
+	g_assert_cmpint(run(&out,
+			    &err,
+			    "--server",
+			    f->daemon->uri,
+			    "--nick",
+			    "reader",
+			    "--json",
+			    "history",
+			    "--room",
+			    room),
+			==,
+			0);
 	return parse_json_lines(out);
 }
 
@@ -297,18 +360,22 @@ last_message(GPtrArray *messages)
 /* `watch` running in the background */
 
 typedef struct {
-	GSubprocess *proc;	 /* (owned) */
+	GSubprocess *proc;     /* (owned) */
 	GDataInputStream *out; /* (owned) */
-	gchar *nick;		 /* (owned) */
+	gchar *nick;	       /* (owned) */
+	gboolean stopped;
 } Watcher;
 
 static void
 watcher_free(Watcher *w)
 {
-	if (w->proc != NULL && !g_subprocess_get_if_exited(w->proc) &&
-	    !g_subprocess_get_if_signaled(w->proc)) {
+	/* the exit status can only be asked once the process was waited for */
+	if (w->proc != NULL && !w->stopped) {
+		gboolean done = FALSE;
+
 		g_subprocess_force_exit(w->proc);
-		wait_exit(w->proc, RUN_TIMEOUT_MS);
+		g_subprocess_wait_async(w->proc, NULL, wait_cb, &done);
+		wait_until(&done, RUN_TIMEOUT_MS);
 	}
 	g_clear_object(&w->out);
 	g_clear_object(&w->proc);
@@ -326,7 +393,10 @@ is_member(const gchar *uri, const gchar *room, const gchar *nick)
 	g_autofree gchar *err = NULL;
 	g_autoptr(GPtrArray) members = NULL;
 
-	g_assert_cmpint(run(&out, &err, "--server", uri, "--nick", "poller", "who", "--json", "--room", room), ==, 0);
+	g_assert_cmpint(
+	    run(&out, &err, "--server", uri, "--nick", "poller", "who", "--json", "--room", room),
+	    ==,
+	    0);
 	members = parse_json_lines(out);
 	for (guint i = 0; i < members->len; i++) {
 		JsonObject *obj = g_ptr_array_index(members, i);
@@ -372,7 +442,8 @@ watcher_start(const gchar *uri, const gchar *nick, const gchar *const *rooms)
 	g_ptr_array_add(argv, NULL);
 
 	/* its stderr goes to the test log */
-	launcher = launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, NULL);
+	launcher =
+	    launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, NULL);
 	w->proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
 	g_assert_no_error(error);
 	w->out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(w->proc));
@@ -411,7 +482,11 @@ watcher_read(Watcher *w)
 	ReadLine r = {FALSE};
 	JsonNode *root;
 
-	g_data_input_stream_read_line_async(w->out, G_PRIORITY_DEFAULT, cancellable, read_line_cb, &r);
+	g_data_input_stream_read_line_async(w->out,
+					    G_PRIORITY_DEFAULT,
+					    cancellable,
+					    read_line_cb,
+					    &r);
 	if (!wait_until(&r.done, WAIT_TIMEOUT_MS)) {
 		g_cancellable_cancel(cancellable);
 		wait_until(&r.done, WAIT_TIMEOUT_MS);
@@ -447,6 +522,7 @@ watcher_stop(Watcher *w)
 {
 	g_subprocess_send_signal(w->proc, SIGTERM);
 	g_assert_cmpint(wait_exit(w->proc, RUN_TIMEOUT_MS), ==, 0);
+	w->stopped = TRUE;
 }
 
 static void
@@ -455,7 +531,10 @@ send_text(const gchar *uri, const gchar *nick, const gchar *room, const gchar *t
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
 
-	g_assert_cmpint(run(&out, &err, "--server", uri, "--nick", nick, "send", "--room", room, text), ==, 0);
+	g_assert_cmpint(
+	    run(&out, &err, "--server", uri, "--nick", nick, "send", "--room", room, text),
+	    ==,
+	    0);
 	g_assert_cmpstr(out, ==, "");
 }
 
@@ -477,7 +556,11 @@ static void
 test_help(void)
 {
 	const gchar *const commands[] = {"send", "history", "watch", "rooms", "who", "status"};
-	const gchar *const global_options[] = {"--server", "--nick", "--json", "--version", "--color"};
+	const gchar *const global_options[] = {"--server",
+					       "--nick",
+					       "--json",
+					       "--version",
+					       "--color"};
 	const gchar *const options[][3] = {
 	    {"--room", "--to", "--code"},
 	    {"--room", "--limit", "--before"},
@@ -558,7 +641,21 @@ test_bad_option(void)
 
 		/* a usage error is found before any connection: the server
 		 * given is a closed port, which would be exit status 2 */
-		g_assert_cmpint(run_env(NULL, "text", &out, &err, "--server", bad, a[0], a[1], a[2], a[3], a[4], a[5], NULL), ==, 1);
+		g_assert_cmpint(run_env(NULL,
+					"text",
+					&out,
+					&err,
+					"--server",
+					bad,
+					a[0],
+					a[1],
+					a[2],
+					a[3],
+					a[4],
+					a[5],
+					NULL),
+				==,
+				1);
 		g_assert_nonnull(strstr(err, cases[i].mention));
 		g_assert_nonnull(strstr(err, "--help"));
 	}
@@ -577,11 +674,23 @@ test_send_history(Fixture *f, gconstpointer data)
 	JsonObject *msg;
 	gint64 first_id;
 
-	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--nick", "alice", "send", "hello", "world"), ==, 0);
+	g_assert_cmpint(run(&out,
+			    &err,
+			    "--server",
+			    f->daemon->uri,
+			    "--nick",
+			    "alice",
+			    "send",
+			    "hello",
+			    "world"),
+			==,
+			0);
 	g_assert_cmpstr(out, ==, "");
 
 	/* plain history: the line for people */
-	g_assert_cmpint(run(&hout, &herr, "--server", f->daemon->uri, "--nick", "bob", "history"), ==, 0);
+	g_assert_cmpint(run(&hout, &herr, "--server", f->daemon->uri, "--nick", "bob", "history"),
+			==,
+			0);
 	g_assert_nonnull(strstr(hout, "#general <alice> hello world\n"));
 	g_assert_true(g_str_has_prefix(hout, "["));
 
@@ -599,24 +708,39 @@ test_send_history(Fixture *f, gconstpointer data)
 	g_clear_pointer(&messages, g_ptr_array_unref);
 	messages = history_json(f, "general");
 	g_assert_cmpuint(messages->len, ==, 3);
-	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(messages, 0), "text"), ==, "hello world");
-	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(messages, 2), "text"), ==, "third");
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(messages, 0), "text"),
+			==,
+			"hello world");
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(messages, 2), "text"),
+			==,
+			"third");
 
 	/* --limit: the latest page, oldest first */
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
-	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--json", "history", "--limit", "2"), ==, 0);
+	g_assert_cmpint(
+	    run(&out, &err, "--server", f->daemon->uri, "--json", "history", "--limit", "2"),
+	    ==,
+	    0);
 	page = parse_json_lines(out);
 	g_assert_cmpuint(page->len, ==, 2);
-	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(page, 0), "text"), ==, "second");
-	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(page, 1), "text"), ==, "third");
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(page, 0), "text"),
+			==,
+			"second");
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(page, 1), "text"),
+			==,
+			"third");
 
 	/* --before: older than an id */
 	g_clear_pointer(&page, g_ptr_array_unref);
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
-	before = g_strdup_printf("%" G_GINT64_FORMAT, json_object_get_int_member(g_ptr_array_index(messages, 1), "id"));
-	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--json", "history", "--before", before), ==, 0);
+	before = g_strdup_printf("%" G_GINT64_FORMAT,
+				 json_object_get_int_member(g_ptr_array_index(messages, 1), "id"));
+	g_assert_cmpint(
+	    run(&out, &err, "--server", f->daemon->uri, "--json", "history", "--before", before),
+	    ==,
+	    0);
 	page = parse_json_lines(out);
 	g_assert_cmpuint(page->len, ==, 1);
 	g_assert_cmpint(json_object_get_int_member(g_ptr_array_index(page, 0), "id"), ==, first_id);
@@ -630,7 +754,16 @@ test_send_stdin(Fixture *f, gconstpointer data)
 	g_autoptr(GPtrArray) messages = NULL;
 	JsonObject *msg;
 
-	g_assert_cmpint(run_input("piped from a script\n", &out, &err, "--server", f->daemon->uri, "--nick", "carol", "send"), ==, 0);
+	g_assert_cmpint(run_input("piped from a script\n",
+				  &out,
+				  &err,
+				  "--server",
+				  f->daemon->uri,
+				  "--nick",
+				  "carol",
+				  "send"),
+			==,
+			0);
 	messages = history_json(f, "general");
 	msg = last_message(messages);
 	/* the final newline of `echo` is not part of the text */
@@ -641,7 +774,10 @@ test_send_stdin(Fixture *f, gconstpointer data)
 	/* nothing on stdin is nothing to send: a usage error */
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
-	g_assert_cmpint(run_input("", &out, &err, "--server", f->daemon->uri, "--nick", "carol", "send"), ==, 1);
+	g_assert_cmpint(
+	    run_input("", &out, &err, "--server", f->daemon->uri, "--nick", "carol", "send"),
+	    ==,
+	    1);
 }
 
 static void
@@ -661,7 +797,19 @@ test_send_code(Fixture *f, gconstpointer data)
 	g_autoptr(GPtrArray) acks = NULL;
 	JsonObject *msg;
 
-	g_assert_cmpint(run_input(diff, &out, &err, "--server", f->daemon->uri, "--nick", "dave", "--json", "send", "--code", "diff"), ==, 0);
+	g_assert_cmpint(run_input(diff,
+				  &out,
+				  &err,
+				  "--server",
+				  f->daemon->uri,
+				  "--nick",
+				  "dave",
+				  "--json",
+				  "send",
+				  "--code",
+				  "diff"),
+			==,
+			0);
 	/* with --json, send prints what the server stored */
 	acks = parse_json_lines(out);
 	g_assert_cmpuint(acks->len, ==, 1);
@@ -672,12 +820,14 @@ test_send_code(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(json_object_get_string_member(msg, "lang"), ==, "diff");
 	/* a snippet arrives byte for byte */
 	g_assert_cmpstr(json_object_get_string_member(msg, "text"), ==, diff);
-	g_assert_cmpint(json_object_get_int_member(msg, "id"), ==,
+	g_assert_cmpint(json_object_get_int_member(msg, "id"),
+			==,
 			json_object_get_int_member(g_ptr_array_index(acks, 0), "id"));
 
 	/* and reads as a header and indented lines */
 	g_assert_cmpint(run(&hout, &herr, "--server", f->daemon->uri, "history"), ==, 0);
-	g_assert_nonnull(strstr(hout, "#general <dave> code (diff):\n    diff --git a/main.c b/main.c\n"));
+	g_assert_nonnull(
+	    strstr(hout, "#general <dave> code (diff):\n    diff --git a/main.c b/main.c\n"));
 }
 
 static void
@@ -699,7 +849,10 @@ test_send_file(Fixture *f, gconstpointer data)
 	g_file_set_contents(path, content, -1, &error);
 	g_assert_no_error(error);
 
-	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--nick", "erin", "send", "--file", path), ==, 0);
+	g_assert_cmpint(
+	    run(&out, &err, "--server", f->daemon->uri, "--nick", "erin", "send", "--file", path),
+	    ==,
+	    0);
 	messages = history_json(f, "general");
 	msg = last_message(messages);
 	g_assert_cmpstr(json_object_get_string_member(msg, "kind"), ==, "code");
@@ -708,7 +861,19 @@ test_send_file(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(json_object_get_string_member(msg, "text"), ==, content);
 
 	/* --code says better than the name */
-	g_assert_cmpint(run(&out2, &err2, "--server", f->daemon->uri, "--nick", "erin", "send", "--code", "text", "--file", path), ==, 0);
+	g_assert_cmpint(run(&out2,
+			    &err2,
+			    "--server",
+			    f->daemon->uri,
+			    "--nick",
+			    "erin",
+			    "send",
+			    "--code",
+			    "text",
+			    "--file",
+			    path),
+			==,
+			0);
 	g_clear_pointer(&messages, g_ptr_array_unref);
 	messages = history_json(f, "general");
 	msg = last_message(messages);
@@ -726,7 +891,18 @@ test_send_unknown_nick(Fixture *f, gconstpointer data)
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
 
-	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--nick", "frank", "send", "--to", "neverseen", "psst"), ==, 3);
+	g_assert_cmpint(run(&out,
+			    &err,
+			    "--server",
+			    f->daemon->uri,
+			    "--nick",
+			    "frank",
+			    "send",
+			    "--to",
+			    "neverseen",
+			    "psst"),
+			==,
+			3);
 	g_assert_nonnull(strstr(err, "codechat: "));
 	g_assert_nonnull(strstr(err, "(unknown-nick)"));
 }
@@ -737,7 +913,18 @@ test_send_bad_room(Fixture *f, gconstpointer data)
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
 
-	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--nick", "grace", "send", "--room", "Not A Room!", "hi"), ==, 3);
+	g_assert_cmpint(run(&out,
+			    &err,
+			    "--server",
+			    f->daemon->uri,
+			    "--nick",
+			    "grace",
+			    "send",
+			    "--room",
+			    "Not A Room!",
+			    "hi"),
+			==,
+			3);
 	g_assert_nonnull(strstr(err, "(bad-room)"));
 }
 
@@ -751,15 +938,23 @@ test_send_too_long(Fixture *f, gconstpointer data)
 	g_autofree gchar *err2 = NULL;
 	g_autoptr(GPtrArray) messages = NULL;
 
-	g_assert_cmpint(run_input(text, &out, &err, "--server", f->daemon->uri, "--nick", "heidi", "send"), ==, 3);
+	g_assert_cmpint(
+	    run_input(text, &out, &err, "--server", f->daemon->uri, "--nick", "heidi", "send"),
+	    ==,
+	    3);
 	g_assert_nonnull(strstr(err, "(too-long)"));
 
 	/* the limit itself is fine */
 	text[CODECHAT_MAX_TEXT] = '\0';
-	g_assert_cmpint(run_input(text, &out2, &err2, "--server", f->daemon->uri, "--nick", "heidi", "send"), ==, 0);
+	g_assert_cmpint(
+	    run_input(text, &out2, &err2, "--server", f->daemon->uri, "--nick", "heidi", "send"),
+	    ==,
+	    0);
 	messages = history_json(f, "general");
 	g_assert_cmpuint(messages->len, ==, 1);
-	g_assert_cmpuint(strlen(json_object_get_string_member(last_message(messages), "text")), ==, CODECHAT_MAX_TEXT);
+	g_assert_cmpuint(strlen(json_object_get_string_member(last_message(messages), "text")),
+			 ==,
+			 CODECHAT_MAX_TEXT);
 }
 
 static void
@@ -782,7 +977,8 @@ test_cannot_connect(void)
 static void
 test_bad_handshake(Fixture *f, gconstpointer data)
 {
-	g_autofree gchar *uri = g_strdup_printf("ws://127.0.0.1:%u/not-the-endpoint", f->daemon->port);
+	g_autofree gchar *uri =
+	    g_strdup_printf("ws://127.0.0.1:%u/not-the-endpoint", f->daemon->port);
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
 
@@ -837,14 +1033,19 @@ relay_incoming_cb(GSocketService *service,
 		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
 		return TRUE;
 	}
-	upstream = g_socket_client_connect_to_host(client, "127.0.0.1", relay->upstream_port, NULL, &error);
+	upstream = g_socket_client_connect_to_host(client,
+						   "127.0.0.1",
+						   relay->upstream_port,
+						   NULL,
+						   &error);
 	g_assert_no_error(error);
 	relay->accepted++;
 	g_ptr_array_add(relay->streams, g_object_ref(connection));
 	g_ptr_array_add(relay->streams, g_object_ref(upstream));
 	g_io_stream_splice_async(G_IO_STREAM(connection),
 				 G_IO_STREAM(upstream),
-				 G_IO_STREAM_SPLICE_CLOSE_STREAM1 | G_IO_STREAM_SPLICE_CLOSE_STREAM2,
+				 G_IO_STREAM_SPLICE_CLOSE_STREAM1 |
+				     G_IO_STREAM_SPLICE_CLOSE_STREAM2,
 				 G_PRIORITY_DEFAULT,
 				 NULL,
 				 splice_cb,
@@ -861,7 +1062,8 @@ relay_new(guint16 upstream_port)
 	relay->upstream_port = upstream_port;
 	relay->streams = g_ptr_array_new_with_free_func(g_object_unref);
 	relay->service = g_socket_service_new();
-	relay->port = g_socket_listener_add_any_inet_port(G_SOCKET_LISTENER(relay->service), NULL, &error);
+	relay->port =
+	    g_socket_listener_add_any_inet_port(G_SOCKET_LISTENER(relay->service), NULL, &error);
 	g_assert_no_error(error);
 	g_signal_connect(relay->service, "incoming", G_CALLBACK(relay_incoming_cb), relay);
 	g_socket_service_start(relay->service);
@@ -926,7 +1128,8 @@ test_watch_resume(Fixture *f, gconstpointer data)
 	{
 		g_autoptr(JsonObject) a = watcher_read(w);
 		g_autoptr(JsonObject) b = watcher_read(w);
-		JsonObject *dev = g_strcmp0(json_object_get_string_member(a, "room"), "dev") == 0 ? a : b;
+		JsonObject *dev =
+		    g_strcmp0(json_object_get_string_member(a, "room"), "dev") == 0 ? a : b;
 		JsonObject *gen = dev == a ? b : a;
 
 		g_assert_cmpstr(json_object_get_string_member(dev, "room"), ==, "dev");
@@ -938,6 +1141,62 @@ test_watch_resume(Fixture *f, gconstpointer data)
 	/* nothing was printed twice: the next line is the next message */
 	send_text(uri, "talker", "general", "sentinel");
 	watcher_expect(w, "general", "talker", "sentinel");
+	watcher_stop(w);
+}
+
+/* more was missed than one replay page holds: joined says truncated,
+ * and watch pages the gap from history before the replay, in order */
+static void
+test_watch_resume_truncated(Fixture *f, gconstpointer data)
+{
+	const gchar *const rooms[] = {"general", NULL};
+	const guint n_missed = CODECHAT_MAX_PAGE + 20;
+	g_autoptr(Relay) relay = relay_new(f->daemon->port);
+	g_autofree gchar *relay_uri = g_strdup_printf("ws://127.0.0.1:%u/v1/ws", relay->port);
+	g_autoptr(Watcher) w = NULL;
+	g_autoptr(CodechatTestWs) poster = NULL;
+	g_autoptr(JsonObject) welcome = NULL;
+	g_autoptr(JsonObject) joined = NULL;
+	const gchar *uri = f->daemon->uri;
+
+	w = watcher_start(relay_uri, "pager", rooms);
+	send_text(uri, "bulk", "general", "before the cut");
+	watcher_expect(w, "general", "bulk", "before the cut");
+
+	relay->refuse = TRUE;
+	relay_cut(relay);
+	wait_member(uri, "general", "pager", FALSE);
+
+	poster = codechat_test_ws_new_client(uri, "bulk", &welcome);
+	codechat_test_ws_send_text(poster,
+				   "{\"type\":\"join\",\"room\":\"general\",\"ref\":\"j\"}");
+	joined = codechat_test_ws_expect(poster, "joined");
+	for (guint i = 0; i < n_missed; i++) {
+		g_autoptr(JsonObject) ack = NULL;
+
+		codechat_test_ws_sendf(
+		    poster,
+		    "{\"type\":\"say\",\"room\":\"general\",\"text\":\"missed %u\","
+		    "\"ref\":\"s%u\"}",
+		    i,
+		    i);
+		ack = codechat_test_ws_expect(poster, "message");
+	}
+	relay->refuse = FALSE;
+	wait_member(uri, "general", "pager", TRUE);
+	/* live while watch may still be paging: it must wait its turn */
+	codechat_test_ws_send_text(
+	    poster,
+	    "{\"type\":\"say\",\"room\":\"general\",\"text\":\"live after\"}");
+
+	for (guint i = 0; i < n_missed; i++) {
+		g_autofree gchar *text = g_strdup_printf("missed %u", i);
+
+		watcher_expect(w, "general", "bulk", text);
+	}
+	watcher_expect(w, "general", "bulk", "live after");
+	send_text(uri, "other", "general", "sentinel");
+	watcher_expect(w, "general", "other", "sentinel");
 	watcher_stop(w);
 }
 
@@ -987,13 +1246,31 @@ test_rooms_who(Fixture *f, gconstpointer data)
 	g_assert_nonnull(strstr(plain_out, "#alpha"));
 	g_assert_nonnull(strstr(plain_out, "#beta"));
 
-	g_assert_cmpint(run(&who_out, &who_err, "--server", f->daemon->uri, "--nick", "asker", "--json", "who", "--room", "alpha"), ==, 0);
+	g_assert_cmpint(run(&who_out,
+			    &who_err,
+			    "--server",
+			    f->daemon->uri,
+			    "--nick",
+			    "asker",
+			    "--json",
+			    "who",
+			    "--room",
+			    "alpha"),
+			==,
+			0);
 	members = parse_json_lines(who_out);
 	g_assert_cmpuint(members->len, ==, 1);
-	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(members, 0), "nick"), ==, "judy");
-	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(members, 0), "room"), ==, "alpha");
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(members, 0), "nick"),
+			==,
+			"judy");
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(members, 0), "room"),
+			==,
+			"alpha");
 
-	g_assert_cmpint(run(&beta_out, &beta_err, "--server", f->daemon->uri, "who", "--room", "beta"), ==, 0);
+	g_assert_cmpint(
+	    run(&beta_out, &beta_err, "--server", f->daemon->uri, "who", "--room", "beta"),
+	    ==,
+	    0);
 	g_assert_cmpstr(beta_out, ==, "");
 	watcher_stop(w);
 }
@@ -1013,7 +1290,9 @@ test_environment(Fixture *f, gconstpointer data)
 	JsonObject *msg;
 
 	/* the environment is honoured */
-	g_assert_cmpint(run_env(env, NULL, &out, &err, "send", "from the environment", NULL), ==, 0);
+	g_assert_cmpint(run_env(env, NULL, &out, &err, "send", "from the environment", NULL),
+			==,
+			0);
 	messages = history_json(f, "general");
 	msg = last_message(messages);
 	g_assert_cmpstr(json_object_get_string_member(msg, "from"), ==, "envnick");
@@ -1026,7 +1305,19 @@ test_environment(Fixture *f, gconstpointer data)
 	/* flags beat the environment */
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
-	g_assert_cmpint(run_env(env_bad, NULL, &out, &err, "--server", f->daemon->uri, "--nick", "flagnick", "send", "from the flags", NULL), ==, 0);
+	g_assert_cmpint(run_env(env_bad,
+				NULL,
+				&out,
+				&err,
+				"--server",
+				f->daemon->uri,
+				"--nick",
+				"flagnick",
+				"send",
+				"from the flags",
+				NULL),
+			==,
+			0);
 	g_clear_pointer(&messages, g_ptr_array_unref);
 	messages = history_json(f, "general");
 	msg = last_message(messages);
@@ -1036,14 +1327,38 @@ test_environment(Fixture *f, gconstpointer data)
 	/* CODECHAT_ROOM is the default room, --room beats it */
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
-	g_assert_cmpint(run_env(env_room, NULL, &out, &err, "--nick", "roomer", "send", "in the env room", NULL), ==, 0);
+	g_assert_cmpint(run_env(env_room,
+				NULL,
+				&out,
+				&err,
+				"--nick",
+				"roomer",
+				"send",
+				"in the env room",
+				NULL),
+			==,
+			0);
 	g_clear_pointer(&messages, g_ptr_array_unref);
 	messages = history_json(f, "envroom");
 	g_assert_cmpuint(messages->len, ==, 1);
-	g_assert_cmpstr(json_object_get_string_member(last_message(messages), "text"), ==, "in the env room");
+	g_assert_cmpstr(json_object_get_string_member(last_message(messages), "text"),
+			==,
+			"in the env room");
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
-	g_assert_cmpint(run_env(env_room, NULL, &out, &err, "--nick", "roomer", "send", "--room", "other", "elsewhere", NULL), ==, 0);
+	g_assert_cmpint(run_env(env_room,
+				NULL,
+				&out,
+				&err,
+				"--nick",
+				"roomer",
+				"send",
+				"--room",
+				"other",
+				"elsewhere",
+				NULL),
+			==,
+			0);
 	g_clear_pointer(&messages, g_ptr_array_unref);
 	messages = history_json(f, "envroom");
 	g_assert_cmpuint(messages->len, ==, 1);
@@ -1057,8 +1372,20 @@ test_token_not_logged(Fixture *f, gconstpointer data)
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
 
-	run_env(env, NULL, &out, &err, "--server", f->daemon->uri, "--nick", "kim", "-v", "--json", "status", NULL);
-	g_assert_nonnull(strstr(err, "codechat-DEBUG"));
+	run_env(env,
+		NULL,
+		&out,
+		&err,
+		"--server",
+		f->daemon->uri,
+		"--nick",
+		"kim",
+		"-v",
+		"--json",
+		"status",
+		NULL);
+	/* -v did log, to stderr */
+	g_assert_nonnull(strstr(err, " debug codechat: "));
 	g_assert_null(strstr(err, "s3cr3t-t0ken-value"));
 	g_assert_null(strstr(out, "s3cr3t-t0ken-value"));
 }
@@ -1075,16 +1402,23 @@ test_status(Fixture *f, gconstpointer data)
 	JsonObject *limits;
 
 	send_text(f->daemon->uri, "leo", "general", "so that there is a room");
-	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--nick", "leo", "status"), ==, 0);
+	g_assert_cmpint(run(&out, &err, "--server", f->daemon->uri, "--nick", "leo", "status"),
+			==,
+			0);
 	g_assert_nonnull(strstr(out, codechat_server_string()));
 	g_assert_nonnull(strstr(out, f->daemon->uri));
 	g_assert_nonnull(strstr(out, "leo"));
 
-	g_assert_cmpint(run(&jout, &jerr, "--server", f->daemon->uri, "--nick", "leo", "--json", "status"), ==, 0);
+	g_assert_cmpint(
+	    run(&jout, &jerr, "--server", f->daemon->uri, "--nick", "leo", "--json", "status"),
+	    ==,
+	    0);
 	objects = parse_json_lines(jout);
 	g_assert_cmpuint(objects->len, ==, 1);
 	status = g_ptr_array_index(objects, 0);
-	g_assert_cmpstr(json_object_get_string_member(status, "server"), ==, codechat_server_string());
+	g_assert_cmpstr(json_object_get_string_member(status, "server"),
+			==,
+			codechat_server_string());
 	g_assert_cmpstr(json_object_get_string_member(status, "url"), ==, f->daemon->uri);
 	g_assert_cmpstr(json_object_get_string_member(status, "nick"), ==, "leo");
 	g_assert_true(json_object_has_member(status, "epoch"));
@@ -1099,7 +1433,7 @@ main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 
-#define ADD(name, func) \
+#define ADD(name, func)                                                                            \
 	g_test_add("/codechat/cli/" name, Fixture, NULL, fixture_setup, func, fixture_teardown)
 
 	g_test_add_func("/codechat/cli/version", test_version);
@@ -1117,6 +1451,12 @@ main(int argc, char **argv)
 	ADD("bad-handshake", test_bad_handshake);
 	ADD("watch", test_watch);
 	ADD("watch-resume", test_watch_resume);
+	g_test_add("/codechat/cli/watch-resume-truncated",
+		   Fixture,
+		   NULL,
+		   fixture_setup_unlimited,
+		   test_watch_resume_truncated,
+		   fixture_teardown);
 	ADD("rooms-who", test_rooms_who);
 	ADD("environment", test_environment);
 	ADD("token-not-logged", test_token_not_logged);
