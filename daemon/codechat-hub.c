@@ -3,6 +3,8 @@
 
 #include "config.h"
 
+#include <string.h>
+
 #include "codechat-hub.h"
 #include "codechat-version.h"
 
@@ -25,6 +27,7 @@ struct _Session {
 	gint64 refill_us;	       /* monotonic time of the last refill */
 	gint64 last_seen_us;	       /* monotonic time of the last frame or pong */
 	guint hello_timeout_id;	       /* GSource id, 0 if none */
+	guint close_timeout_id;	       /* GSource id, 0 if none */
 	guint serial;
 };
 
@@ -76,6 +79,7 @@ session_unref(Session *s)
 	if (--s->ref_count > 0)
 		return;
 	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
+	g_clear_handle_id(&s->close_timeout_id, g_source_remove);
 	g_clear_object(&s->conn);
 	g_ptr_array_unref(s->rooms);
 	g_free(s->peer);
@@ -111,6 +115,58 @@ session_close(Session *s, gushort code, const gchar *reason)
 		reason != NULL ? reason : "");
 	if (session_is_open(s))
 		soup_websocket_connection_close(s->conn, code, reason);
+	if (s->hub != NULL)
+		hub_session_leave(s->hub, s);
+}
+
+/*
+ * libsoup 3.2 refuses to send close codes between 1012 and 2999 (it sends
+ * 1002 instead), but the protocol closes with 1013 "try again later".  So
+ * write that close frame ourselves, straight after what libsoup already
+ * wrote, and half-close the socket so that libsoup cannot put anything
+ * after it; it notices the peer's answer or EOF and tears down as usual.
+ * Only for sessions with nothing else queued (a refusal right after the
+ * upgrade).
+ */
+static gboolean
+session_close_timeout_cb(gpointer user_data)
+{
+	Session *s = user_data;
+
+	/* the peer never answered: libsoup's own close fails to write on the
+	 * half-closed socket and tears the connection down */
+	s->close_timeout_id = 0;
+	if (session_is_open(s))
+		soup_websocket_connection_close(s->conn, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+session_close_raw(Session *s, gushort code, const gchar *reason)
+{
+	GIOStream *io = soup_websocket_connection_get_io_stream(s->conn);
+	GSocket *socket = NULL;
+	guint8 frame[2 + 2 + 123];
+	gsize reason_len = MIN(strlen(reason), 123);
+
+	if (io != NULL)
+		socket = g_object_get_data(G_OBJECT(io), "GSocket");
+	if (socket == NULL && G_IS_SOCKET_CONNECTION(io))
+		socket = g_socket_connection_get_socket(G_SOCKET_CONNECTION(io));
+	if (socket == NULL || !session_is_open(s)) {
+		session_close(s, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, reason);
+		return;
+	}
+	frame[0] = 0x88; /* FIN, close */
+	frame[1] = (guint8)(2 + reason_len);
+	frame[2] = (guint8)(code >> 8);
+	frame[3] = (guint8)(code & 0xff);
+	memcpy(frame + 4, reason, reason_len);
+	g_debug("session %u (%s): closing with %u: %s", s->serial, s->peer, code, reason);
+	g_socket_send(socket, (const gchar *)frame, 4 + reason_len, NULL, NULL);
+	g_socket_shutdown(socket, FALSE, TRUE, NULL);
+	if (s->close_timeout_id == 0)
+		s->close_timeout_id = g_timeout_add_seconds(5, session_close_timeout_cb, s);
 	if (s->hub != NULL)
 		hub_session_leave(s->hub, s);
 }
@@ -794,7 +850,13 @@ static void
 session_error_cb(SoupWebsocketConnection *conn, GError *error, gpointer user_data)
 {
 	Session *s = user_data;
+
 	g_debug("session %u (%s): %s", s->serial, s->peer, error->message);
+	/* for a frame over its limit libsoup drops the connection without a
+	 * close frame; send 1009 while the stream is still open, as the
+	 * protocol promises (libsoup writes it at once) */
+	if (g_error_matches(error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG))
+		session_close(s, SOUP_WEBSOCKET_CLOSE_TOO_BIG, "message too big");
 }
 
 static void
@@ -855,11 +917,9 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 	s->refill_us = s->last_seen_us = g_get_monotonic_time();
 	s->serial = ++self->next_serial;
 
-	/* libsoup answers a frame over its limit with 1009 and closes the
-	 * socket at once, often before the peer stopped sending, so that the
-	 * peer sees a reset instead of the close code; give it headroom and
-	 * enforce the real limit on whole messages in session_message_cb() */
-	soup_websocket_connection_set_max_incoming_payload_size(conn, 4 * self->config.max_frame);
+	/* one frame over the limit: see session_error_cb(); a message of
+	 * many fragments: see session_message_cb() */
+	soup_websocket_connection_set_max_incoming_payload_size(conn, self->config.max_frame);
 	soup_websocket_connection_set_keepalive_interval(conn, self->config.keepalive);
 	g_signal_connect(conn, "message", G_CALLBACK(session_message_cb), s);
 	g_signal_connect(conn, "closing", G_CALLBACK(session_closing_cb), s);
@@ -879,7 +939,7 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 					   CODECHAT_ERROR_OVERLOADED,
 					   "the server has too many connections; try again later",
 					   NULL);
-		session_close(s, CODECHAT_CLOSE_TRY_AGAIN_LATER, "too many connections");
+		session_close_raw(s, CODECHAT_CLOSE_TRY_AGAIN_LATER, "too many connections");
 		return;
 	}
 	if (self->config.hello_timeout > 0)

@@ -484,6 +484,36 @@ has_nul_escape(const gchar *data, gsize len)
 	return FALSE;
 }
 
+/* json-glib recurses once per level of nesting, so a frame of nothing
+ * but brackets would overflow the daemon's stack: refuse deep frames
+ * before they reach the parser; no request needs more than a few levels */
+#define MAX_JSON_DEPTH 64
+
+static gboolean
+nesting_within(const gchar *data, gsize len, guint max_depth)
+{
+	gboolean in_string = FALSE;
+	guint depth = 0;
+
+	for (gsize i = 0; i < len; i++) {
+		gchar c = data[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = FALSE;
+		} else if (c == '"') {
+			in_string = TRUE;
+		} else if (c == '[' || c == '{') {
+			if (++depth > max_depth)
+				return FALSE;
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return TRUE;
+}
+
 /* an optional string member: absent or null gives NULL */
 static gboolean
 take_string(JsonObject *obj, const gchar *name, gboolean required, gchar **out, GError **error)
@@ -684,6 +714,8 @@ codechat_request_parse_full(JsonParser *parser,
 	g_autoptr(CodechatRequest) req = g_new0(CodechatRequest, 1);
 	g_autoptr(GError) error_local = NULL;
 	g_autofree gchar *type = NULL;
+	g_autoptr(GError) type_error = NULL;
+	gboolean type_ok;
 	JsonNode *root;
 	JsonObject *obj;
 	gboolean ok = FALSE;
@@ -695,6 +727,14 @@ codechat_request_parse_full(JsonParser *parser,
 		*type_out = -1;
 	if (parser == NULL)
 		parser = own_parser = json_parser_new_immutable();
+	if (!nesting_within(data, len, MAX_JSON_DEPTH)) {
+		g_set_error(error,
+			    CODECHAT_ERROR,
+			    CODECHAT_ERROR_BAD_JSON,
+			    "frame is nested more than %d levels deep",
+			    MAX_JSON_DEPTH);
+		return NULL;
+	}
 	if (len > G_MAXSSIZE || !json_parser_load_from_data(parser, data, (gssize)len, &error_local)) {
 		g_set_error(error,
 			    CODECHAT_ERROR,
@@ -704,7 +744,15 @@ codechat_request_parse_full(JsonParser *parser,
 		return NULL;
 	}
 	root = json_parser_get_root(parser);
-	if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
+	if (root == NULL) {
+		/* json-glib takes an empty document as valid */
+		g_set_error_literal(error,
+				    CODECHAT_ERROR,
+				    CODECHAT_ERROR_BAD_JSON,
+				    "frame is empty");
+		return NULL;
+	}
+	if (!JSON_NODE_HOLDS_OBJECT(root)) {
 		g_set_error_literal(error,
 				    CODECHAT_ERROR,
 				    CODECHAT_ERROR_BAD_REQUEST,
@@ -715,9 +763,8 @@ codechat_request_parse_full(JsonParser *parser,
 
 	/* the type first, so that the caller learns it even when another
 	 * field is wrong; then the ref, so that errors can carry it */
-	if (!take_string(obj, "type", TRUE, &type, error))
-		return NULL;
-	for (gsize i = 0; i < G_N_ELEMENTS(request_types); i++) {
+	type_ok = take_string(obj, "type", TRUE, &type, &type_error);
+	for (gsize i = 0; type_ok && i < G_N_ELEMENTS(request_types); i++) {
 		if (g_strcmp0(type, request_types[i].name) == 0) {
 			req->type = request_types[i].type;
 			found = TRUE;
@@ -732,6 +779,10 @@ codechat_request_parse_full(JsonParser *parser,
 		return NULL;
 	if (ref != NULL)
 		*ref = g_strdup(req->ref);
+	if (!type_ok) {
+		g_propagate_error(error, g_steal_pointer(&type_error));
+		return NULL;
+	}
 	if (!found) {
 		g_set_error(error,
 			    CODECHAT_ERROR,
