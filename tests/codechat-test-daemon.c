@@ -66,6 +66,17 @@ codechat_test_daemon_start(const gchar *const *extra_args)
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE);
 	/* a test that aborts must not leave its daemon behind */
 	g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
+	/* no config file or CODECHATD_* variable of the machine's may leak in */
+	{
+		g_auto(GStrv) env = g_get_environ();
+		for (guint i = 0; env[i] != NULL; i++) {
+			if (g_str_has_prefix(env[i], "CODECHATD_")) {
+				g_autofree gchar *name = g_strndup(env[i], strcspn(env[i], "="));
+				g_subprocess_launcher_unsetenv(launcher, name);
+			}
+		}
+		g_subprocess_launcher_setenv(launcher, "XDG_CONFIG_HOME", daemon->data_dir, TRUE);
+	}
 	daemon->proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
 	g_assert_no_error(error);
 

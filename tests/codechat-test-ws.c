@@ -256,8 +256,8 @@ assert_open(CodechatTestWs *ws)
 	 * fail the test with a clear message instead */
 	if (!codechat_test_ws_is_open(ws))
 		codechat_test_note("connection is not open (state %d, close code %u)",
-			       soup_websocket_connection_get_state(ws->conn),
-			       soup_websocket_connection_get_close_code(ws->conn));
+				   soup_websocket_connection_get_state(ws->conn),
+				   soup_websocket_connection_get_close_code(ws->conn));
 	g_assert_cmpint(soup_websocket_connection_get_state(ws->conn),
 			==,
 			SOUP_WEBSOCKET_STATE_OPEN);
@@ -318,6 +318,8 @@ gchar *
 codechat_test_ws_recv_raw(CodechatTestWs *ws, guint timeout_ms)
 {
 	pump_until(ws_has_frame_or_closed, ws, timeout_ms);
+	/* the protocol has text frames only */
+	g_assert_cmpuint(ws->n_binary, ==, 0);
 	return g_queue_pop_head(&ws->frames);
 }
 
@@ -381,8 +383,8 @@ codechat_test_ws_expect(CodechatTestWs *ws, const gchar *type)
 
 	if (obj == NULL)
 		codechat_test_note("expected a \"%s\", got %s",
-			       type,
-			       ws->closed ? "the connection closed" : "nothing (timeout)");
+				   type,
+				   ws->closed ? "the connection closed" : "nothing (timeout)");
 	g_assert_nonnull(obj);
 	assert_type(obj, type);
 	return obj;
@@ -545,8 +547,9 @@ codechat_test_http_get(const gchar *url, guint *status, gchar **content_type)
 	g_assert_no_error(gd.error);
 	*status = soup_message_get_status(msg);
 	if (content_type != NULL)
-		*content_type = g_strdup(soup_message_headers_get_content_type(
-		    soup_message_get_response_headers(msg), NULL));
+		*content_type = g_strdup(
+		    soup_message_headers_get_content_type(soup_message_get_response_headers(msg),
+							  NULL));
 	return gd.body;
 }
 
@@ -569,7 +572,8 @@ raw_write_all(CodechatTestRaw *raw, const guint8 *data, gsize len, GError **erro
 	gsize done = 0;
 
 	while (done < len) {
-		gssize n = g_socket_send(raw->socket, (const gchar *)data + done, len - done, NULL, error);
+		gssize n =
+		    g_socket_send(raw->socket, (const gchar *)data + done, len - done, NULL, error);
 		if (n < 0)
 			return;
 		done += (gsize)n;
@@ -731,10 +735,9 @@ codechat_test_raw_send_frame(CodechatTestRaw *raw,
 	memcpy(mask, &r, sizeof(mask));
 	g_byte_array_append(frame, head, (guint)head_len);
 	g_byte_array_append(frame, mask, sizeof(mask));
-	for (gsize i = 0; i < len; i++) {
-		guint8 b = data[i] ^ mask[i & 3];
-		g_byte_array_append(frame, &b, 1);
-	}
+	g_byte_array_set_size(frame, (guint)(head_len + sizeof(mask) + len));
+	for (gsize i = 0; i < len; i++)
+		frame->data[head_len + sizeof(mask) + i] = data[i] ^ mask[i & 3];
 	raw_write_all(raw, frame->data, frame->len, &error);
 	if (error != NULL) {
 		g_debug("raw send: %s", error->message);
@@ -746,7 +749,11 @@ codechat_test_raw_send_frame(CodechatTestRaw *raw,
 gboolean
 codechat_test_raw_send_text(CodechatTestRaw *raw, const gchar *text)
 {
-	return codechat_test_raw_send_frame(raw, TRUE, CODECHAT_TEST_WS_OP_TEXT, text, strlen(text));
+	return codechat_test_raw_send_frame(raw,
+					    TRUE,
+					    CODECHAT_TEST_WS_OP_TEXT,
+					    text,
+					    strlen(text));
 }
 
 /* answers a close frame and remembers its code */
@@ -758,11 +765,16 @@ raw_got_close(CodechatTestRaw *raw, GBytes *payload)
 
 	if (raw->close_code >= 0)
 		return;
-	raw->close_code = len < 2 ? SOUP_WEBSOCKET_CLOSE_NO_STATUS : (((gint)data[0] << 8) | data[1]);
+	raw->close_code = len < 2 ? SOUP_WEBSOCKET_CLOSE_NO_STATUS
+				  : (((gint)data[0] << 8) | data[1]);
 	g_debug("raw connection closed by the server with %d", raw->close_code);
 	if (!raw->close_sent) {
 		raw->close_sent = TRUE;
-		codechat_test_raw_send_frame(raw, TRUE, CODECHAT_TEST_WS_OP_CLOSE, data, MIN(len, 2));
+		codechat_test_raw_send_frame(raw,
+					     TRUE,
+					     CODECHAT_TEST_WS_OP_CLOSE,
+					     data,
+					     MIN(len, 2));
 	}
 }
 
@@ -823,11 +835,12 @@ codechat_test_raw_recv_frame(CodechatTestRaw *raw,
 					gconstpointer pdata = g_bytes_get_data(*payload, &plen);
 					raw->n_pings++;
 					if (raw->auto_pong && !raw->close_sent)
-						codechat_test_raw_send_frame(raw,
-									     TRUE,
-									     CODECHAT_TEST_WS_OP_PONG,
-									     pdata,
-									     plen);
+						codechat_test_raw_send_frame(
+						    raw,
+						    TRUE,
+						    CODECHAT_TEST_WS_OP_PONG,
+						    pdata,
+						    plen);
 				}
 				return TRUE;
 			}
@@ -868,7 +881,8 @@ codechat_test_raw_recv(CodechatTestRaw *raw, guint timeout_ms)
 		data = g_bytes_get_data(payload, &len);
 		g_byte_array_append(message, data, (guint)len);
 		if (fin) {
-			g_autofree gchar *text = g_strndup((const gchar *)message->data, message->len);
+			g_autofree gchar *text =
+			    g_strndup((const gchar *)message->data, message->len);
 			g_debug("raw < %.300s", text);
 			return parse_object(text);
 		}
@@ -935,10 +949,7 @@ codechat_test_note(const gchar *format, ...)
 	va_start(args, format);
 	text = g_strdup_vprintf(format, args);
 	va_end(args);
-	if (g_test_subprocess())
-		g_printerr("# %s\n", text);
-	else
-		g_test_message("%s", text);
+	g_test_message("%s", text);
 }
 
 /* JSON members */

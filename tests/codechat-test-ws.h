@@ -124,8 +124,7 @@ codechat_test_raw_wait_close(CodechatTestRaw *raw, guint timeout_ms);
 JsonObject *
 codechat_test_raw_hello(CodechatTestRaw *raw, const gchar *nick);
 
-/* a diagnostic line in the test log, also from a test's subprocess
- * (where g_test_message() is silenced) */
+/* a diagnostic line in the test log */
 void
 codechat_test_note(const gchar *format, ...) G_GNUC_PRINTF(1, 2);
 
