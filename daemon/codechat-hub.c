@@ -11,7 +11,7 @@
 typedef struct _Session Session;
 
 typedef struct {
-	gchar *name;	   /* (owned) */
+	gchar *name;	    /* (owned) */
 	GPtrArray *members; /* (owned) (element-type Session) unowned sessions, in join order */
 } Room;
 
@@ -33,13 +33,13 @@ struct _Session {
 
 struct _CodechatHub {
 	GObject parent_instance;
-	CodechatStore *store;	 /* (owned) */
+	CodechatStore *store; /* (owned) */
 	CodechatHubConfig config;
-	GHashTable *sessions;	 /* (owned) Session set, holding a reference each */
-	GHashTable *nicks;	 /* (owned) folded nick -> unowned Session */
-	GHashTable *rooms;	 /* (owned) name -> Room, rooms with members */
-	JsonParser *parser;	 /* (owned) reused for every frame */
-	guint keepalive_id;	 /* GSource id, 0 if none */
+	GHashTable *sessions; /* (owned) Session set, holding a reference each */
+	GHashTable *nicks;    /* (owned) folded nick -> unowned Session */
+	GHashTable *rooms;    /* (owned) name -> Room, rooms with members */
+	JsonParser *parser;   /* (owned) reused for every frame */
+	guint keepalive_id;   /* GSource id, 0 if none */
 	guint next_serial;
 	gboolean shutting_down;
 };
@@ -49,7 +49,10 @@ G_DEFINE_FINAL_TYPE(CodechatHub, codechat_hub, G_TYPE_OBJECT)
 static void
 hub_session_leave(CodechatHub *self, Session *s);
 
-enum { SIGNAL_DRAINED, N_SIGNALS };
+enum {
+	SIGNAL_DRAINED,
+	N_SIGNALS
+};
 static guint signals[N_SIGNALS] = {0};
 
 void
@@ -336,8 +339,7 @@ handle_hello(CodechatHub *self, Session *s, CodechatRequest *req)
 	g_autofree gchar *fold = codechat_nick_fold(req->nick);
 
 	if (g_hash_table_contains(self->nicks, fold)) {
-		g_autofree gchar *msg =
-		    g_strdup_printf("nick %s is already connected", req->nick);
+		g_autofree gchar *msg = g_strdup_printf("nick %s is already connected", req->nick);
 		session_send_error_literal(s, CODECHAT_ERROR_NICK_TAKEN, msg, req->ref);
 		return;
 	}
@@ -568,8 +570,8 @@ handle_say(CodechatHub *self, Session *s, CodechatRequest *req)
 		conv = codechat_store_direct_key(s->nick, req->to);
 	}
 	if (!session_take_token(s, &self->config)) {
-		g_autofree gchar *text = g_strdup_printf("slow down: %u messages per second",
-							 self->config.rate);
+		g_autofree gchar *text =
+		    g_strdup_printf("slow down: %u messages per second", self->config.rate);
 		session_send_error_literal(s, CODECHAT_ERROR_RATE_LIMITED, text, req->ref);
 		return;
 	}
@@ -756,7 +758,9 @@ session_message_cb(SoupWebsocketConnection *conn, gint type, GBytes *message, gp
 		return;
 	s->last_seen_us = g_get_monotonic_time();
 	if (type != SOUP_WEBSOCKET_DATA_TEXT) {
-		session_close(s, SOUP_WEBSOCKET_CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted");
+		session_close(s,
+			      SOUP_WEBSOCKET_CLOSE_UNSUPPORTED_DATA,
+			      "binary frames are not accepted");
 		return;
 	}
 	data = g_bytes_get_data(message, &len);
@@ -776,8 +780,8 @@ session_message_cb(SoupWebsocketConnection *conn, gint type, GBytes *message, gp
 	if (s->nick == NULL) {
 		/* before hello: a broken hello or broken JSON is answered and
 		 * may be tried again; anything else ends the session */
-		if (req == NULL &&
-		    (error->code == CODECHAT_ERROR_BAD_JSON || req_type == CODECHAT_REQUEST_HELLO)) {
+		if (req == NULL && (error->code == CODECHAT_ERROR_BAD_JSON ||
+				    req_type == CODECHAT_REQUEST_HELLO)) {
 			session_send_error(s, error, ref);
 			return;
 		}
@@ -886,7 +890,8 @@ static gboolean
 hub_keepalive_cb(gpointer user_data)
 {
 	CodechatHub *self = CODECHAT_HUB(user_data);
-	gint64 deadline = g_get_monotonic_time() - 2 * (gint64)self->config.keepalive * G_USEC_PER_SEC;
+	gint64 deadline =
+	    g_get_monotonic_time() - 2 * (gint64)self->config.keepalive * G_USEC_PER_SEC;
 	GHashTableIter iter;
 	Session *s;
 
@@ -1057,10 +1062,13 @@ codechat_hub_class_init(CodechatHubClass *klass)
 static void
 codechat_hub_init(CodechatHub *self)
 {
-	self->sessions =
-	    g_hash_table_new_full(g_direct_hash, g_direct_equal, (GDestroyNotify)session_unref, NULL);
+	self->sessions = g_hash_table_new_full(g_direct_hash,
+					       g_direct_equal,
+					       (GDestroyNotify)session_unref,
+					       NULL);
 	self->nicks = g_hash_table_new(g_str_hash, g_str_equal);
-	self->rooms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)room_free);
+	self->rooms =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)room_free);
 	self->parser = json_parser_new_immutable();
 }
 

@@ -8,13 +8,13 @@
 G_BEGIN_DECLS
 
 typedef struct {
-	guint rate;		/* say per second per session, 0 for no limit */
-	guint burst;		/* bucket size of the rate limit */
-	gsize max_text;		/* bytes of text in one message */
-	gsize max_frame;	/* bytes of one incoming WebSocket message */
-	guint hello_timeout;	/* seconds from the upgrade to hello */
-	guint keepalive;	/* seconds between pings, 0 for none */
-	guint max_connections;	/* open WebSocket sessions, 0 for no limit */
+	guint rate;	       /* say per second per session, 0 for no limit */
+	guint burst;	       /* bucket size of the rate limit */
+	gsize max_text;	       /* bytes of text in one message */
+	gsize max_frame;       /* bytes of one incoming WebSocket message */
+	guint hello_timeout;   /* seconds from the upgrade to hello */
+	guint keepalive;       /* seconds between pings, 0 for none */
+	guint max_connections; /* open WebSocket sessions, 0 for no limit */
 } CodechatHubConfig;
 
 void

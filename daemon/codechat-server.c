@@ -10,11 +10,11 @@
 
 struct _CodechatServer {
 	GObject parent_instance;
-	SoupServer *soup;	 /* (owned) */
-	CodechatHub *hub;	 /* (owned) */
-	GStrv allowed_origins;	 /* (owned) */
-	gchar *uri;		 /* (owned) (nullable) ws:// URI once listening */
-	gint64 started_us;	 /* monotonic */
+	SoupServer *soup;      /* (owned) */
+	CodechatHub *hub;      /* (owned) */
+	GStrv allowed_origins; /* (owned) */
+	gchar *uri;	       /* (owned) (nullable) ws:// URI once listening */
+	gint64 started_us;     /* monotonic */
 };
 
 G_DEFINE_FINAL_TYPE(CodechatServer, codechat_server, G_TYPE_OBJECT)

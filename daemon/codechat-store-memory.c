@@ -104,7 +104,7 @@ memory_query(CodechatStore *store,
 	/* [first, end) holds the ids in (after, before) */
 	first = upper_bound(conv->msgs, after);
 	end = before == CODECHAT_STORE_NO_BOUND ? conv->msgs->len
-						 : upper_bound(conv->msgs, before - 1);
+						: upper_bound(conv->msgs, before - 1);
 	if (end - first > limit) {
 		*more = TRUE;
 		if (newest)
@@ -182,8 +182,10 @@ codechat_store_memory_class_init(CodechatStoreMemoryClass *klass)
 static void
 codechat_store_memory_init(CodechatStoreMemory *self)
 {
-	self->convs =
-	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)conversation_free);
+	self->convs = g_hash_table_new_full(g_str_hash,
+					    g_str_equal,
+					    g_free,
+					    (GDestroyNotify)conversation_free);
 	self->nicks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	/* a memory store is new with every process, and so is its epoch */
 	self->epoch = g_strdup_printf("%08x%08x", g_random_int(), g_random_int());

@@ -97,8 +97,8 @@ check_uint(const gchar *option, gint value, gint min, guint *out, GError **error
  * layered over the environment and the file.
  */
 typedef struct {
-	GKeyFile *file;	    /* (owned) (nullable) */
-	gchar *file_path;   /* (owned) (nullable) */
+	GKeyFile *file;	  /* (owned) (nullable) */
+	gchar *file_path; /* (owned) (nullable) */
 } Layers;
 
 static gchar *
@@ -209,11 +209,9 @@ layers_load(Layers *layers, const gchar *explicit_path, GError **error)
 	if (explicit_path != NULL) {
 		g_ptr_array_add(candidates, g_strdup(explicit_path));
 	} else {
-		g_ptr_array_add(candidates,
-				g_build_filename(g_get_user_config_dir(),
-						 "codechat",
-						 "codechatd.conf",
-						 NULL));
+		g_ptr_array_add(
+		    candidates,
+		    g_build_filename(g_get_user_config_dir(), "codechat", "codechatd.conf", NULL));
 		g_ptr_array_add(candidates, g_strdup(SYSCONFDIR "/codechat/codechatd.conf"));
 	}
 	for (guint i = 0; i < candidates->len; i++) {
@@ -270,34 +268,99 @@ main(int argc, char **argv)
 	const gchar *notify_choices[] = {"off", "mentions", "all", NULL};
 	const gchar *log_choices[] = {"text", "json", "journal", NULL};
 	const GOptionEntry entries[] = {
-	    {"listen", 0, 0, G_OPTION_ARG_STRING, &listen,
-	     N_("Address to listen on (default " DEFAULT_LISTEN ")"), "ADDR:PORT"},
-	    {"data-dir", 0, 0, G_OPTION_ARG_FILENAME, &data_dir,
-	     N_("Directory of the history store (default $XDG_DATA_HOME/codechat)"), "DIR"},
-	    {"config", 0, 0, G_OPTION_ARG_FILENAME, &config_path,
-	     N_("Config file (default $XDG_CONFIG_HOME/codechat/codechatd.conf, then "
-		SYSCONFDIR "/codechat/codechatd.conf)"), "FILE"},
-	    {"allow-origin", 0, 0, G_OPTION_ARG_STRING_ARRAY, &flag_origins,
-	     N_("Accept WebSocket handshakes from this browser Origin (repeatable)"), "ORIGIN"},
-	    {"hello-timeout", 0, 0, G_OPTION_ARG_INT, &flag_hello_timeout,
-	     N_("Seconds a new connection has to send hello (default 10)"), "SECONDS"},
-	    {"rate-limit", 0, 0, G_OPTION_ARG_INT, &flag_rate,
-	     N_("Messages per second per session, 0 for no limit (default 20)"), "N"},
-	    {"rate-burst", 0, 0, G_OPTION_ARG_INT, &flag_burst,
-	     N_("Messages a session may send at once before the rate applies (default 50)"), "N"},
-	    {"max-connections", 0, 0, G_OPTION_ARG_INT, &flag_max_connections,
-	     N_("Open WebSocket connections at most, 0 for no limit (default 10000)"), "N"},
-	    {"keepalive", 0, 0, G_OPTION_ARG_INT, &flag_keepalive,
-	     N_("Seconds between WebSocket pings, 0 for none (default 30)"), "SECONDS"},
-	    {"permessage-deflate", 0, 0, G_OPTION_ARG_NONE, &flag_deflate,
-	     N_("Offer WebSocket compression (costs CPU on every broadcast)"), NULL},
-	    {"bus", 0, 0, G_OPTION_ARG_STRING, &bus,
-	     N_("D-Bus bus to serve on: session, system or none"), "BUS"},
-	    {"notify", 0, 0, G_OPTION_ARG_STRING, &notify,
-	     N_("Desktop notifications: off, mentions or all"), "WHEN"},
+	    {"listen",
+	     0,
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &listen,
+	     N_("Address to listen on (default " DEFAULT_LISTEN ")"),
+	     "ADDR:PORT"},
+	    {"data-dir",
+	     0,
+	     0,
+	     G_OPTION_ARG_FILENAME,
+	     &data_dir,
+	     N_("Directory of the history store (default $XDG_DATA_HOME/codechat)"),
+	     "DIR"},
+	    {"config",
+	     0,
+	     0,
+	     G_OPTION_ARG_FILENAME,
+	     &config_path,
+	     N_("Config file (default $XDG_CONFIG_HOME/codechat/codechatd.conf, then " SYSCONFDIR
+		"/codechat/codechatd.conf)"),
+	     "FILE"},
+	    {"allow-origin",
+	     0,
+	     0,
+	     G_OPTION_ARG_STRING_ARRAY,
+	     &flag_origins,
+	     N_("Accept WebSocket handshakes from this browser Origin (repeatable)"),
+	     "ORIGIN"},
+	    {"hello-timeout",
+	     0,
+	     0,
+	     G_OPTION_ARG_INT,
+	     &flag_hello_timeout,
+	     N_("Seconds a new connection has to send hello (default 10)"),
+	     "SECONDS"},
+	    {"rate-limit",
+	     0,
+	     0,
+	     G_OPTION_ARG_INT,
+	     &flag_rate,
+	     N_("Messages per second per session, 0 for no limit (default 20)"),
+	     "N"},
+	    {"rate-burst",
+	     0,
+	     0,
+	     G_OPTION_ARG_INT,
+	     &flag_burst,
+	     N_("Messages a session may send at once before the rate applies (default 50)"),
+	     "N"},
+	    {"max-connections",
+	     0,
+	     0,
+	     G_OPTION_ARG_INT,
+	     &flag_max_connections,
+	     N_("Open WebSocket connections at most, 0 for no limit (default 10000)"),
+	     "N"},
+	    {"keepalive",
+	     0,
+	     0,
+	     G_OPTION_ARG_INT,
+	     &flag_keepalive,
+	     N_("Seconds between WebSocket pings, 0 for none (default 30)"),
+	     "SECONDS"},
+	    {"permessage-deflate",
+	     0,
+	     0,
+	     G_OPTION_ARG_NONE,
+	     &flag_deflate,
+	     N_("Offer WebSocket compression (costs CPU on every broadcast)"),
+	     NULL},
+	    {"bus",
+	     0,
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &bus,
+	     N_("D-Bus bus to serve on: session, system or none"),
+	     "BUS"},
+	    {"notify",
+	     0,
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &notify,
+	     N_("Desktop notifications: off, mentions or all"),
+	     "WHEN"},
 	    {"nick", 0, 0, G_OPTION_ARG_STRING, &nick, N_("The daemon's own nick"), "NAME"},
-	    {"log-format", 0, 0, G_OPTION_ARG_STRING, &log_format,
-	     N_("Log records as text, json or journal"), "FORMAT"},
+	    {"log-format",
+	     0,
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &log_format,
+	     N_("Log records as text, json or journal"),
+	     "FORMAT"},
 	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, N_("Log debug messages"), NULL},
 	    {"version", 0, 0, G_OPTION_ARG_NONE, &version, N_("Print the version and exit"), NULL},
 	    {NULL}};
@@ -347,14 +410,26 @@ main(int argc, char **argv)
 	log_format = layer_string(&layers, "log-format", g_steal_pointer(&log_format), NULL);
 	allowed_origins = layer_strv(&layers, "allow-origin", flag_origins);
 	deflate = layer_bool(&layers, "permessage-deflate", flag_deflate);
-	if (!layer_int(&layers, "hello-timeout", flag_hello_timeout,
-		       (gint)config.hello_timeout, &hello_timeout, &error) ||
+	if (!layer_int(&layers,
+		       "hello-timeout",
+		       flag_hello_timeout,
+		       (gint)config.hello_timeout,
+		       &hello_timeout,
+		       &error) ||
 	    !layer_int(&layers, "rate-limit", flag_rate, (gint)config.rate, &rate, &error) ||
 	    !layer_int(&layers, "rate-burst", flag_burst, (gint)config.burst, &burst, &error) ||
-	    !layer_int(&layers, "keepalive", flag_keepalive, (gint)config.keepalive,
-		       &keepalive, &error) ||
-	    !layer_int(&layers, "max-connections", flag_max_connections,
-		       (gint)config.max_connections, &max_connections, &error) ||
+	    !layer_int(&layers,
+		       "keepalive",
+		       flag_keepalive,
+		       (gint)config.keepalive,
+		       &keepalive,
+		       &error) ||
+	    !layer_int(&layers,
+		       "max-connections",
+		       flag_max_connections,
+		       (gint)config.max_connections,
+		       &max_connections,
+		       &error) ||
 	    !check_choice("--bus", bus, bus_choices, &error) ||
 	    !check_choice("--notify", notify, notify_choices, &error) ||
 	    !check_choice("--log-format", log_format, log_choices, &error) ||
@@ -386,9 +461,8 @@ main(int argc, char **argv)
 
 	store = codechat_store_memory_new();
 	daemon.hub = codechat_hub_new(store, &config);
-	daemon.server = codechat_server_new(daemon.hub,
-					    (const gchar *const *)allowed_origins,
-					    deflate);
+	daemon.server =
+	    codechat_server_new(daemon.hub, (const gchar *const *)allowed_origins, deflate);
 	if (!codechat_server_listen(daemon.server, listen, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
 		g_clear_object(&daemon.server);
@@ -404,7 +478,8 @@ main(int argc, char **argv)
 	/* the one line on stdout: where to connect (tests read it too) */
 	g_print("codechatd: listening on %s\n", codechat_server_get_uri(daemon.server));
 	fflush(stdout);
-	g_message("codechatd %s listening on %s", codechat_version(),
+	g_message("codechatd %s listening on %s",
+		  codechat_version(),
 		  codechat_server_get_uri(daemon.server));
 
 	g_main_loop_run(daemon.loop);

@@ -42,7 +42,10 @@ codechat_validate_nick(const gchar *nick, GError **error)
 	gsize len;
 
 	if (nick == NULL || nick[0] == '\0') {
-		g_set_error_literal(error, CODECHAT_ERROR, CODECHAT_ERROR_BAD_NICK, "nick is empty");
+		g_set_error_literal(error,
+				    CODECHAT_ERROR,
+				    CODECHAT_ERROR_BAD_NICK,
+				    "nick is empty");
 		return FALSE;
 	}
 	len = strlen(nick);
@@ -86,7 +89,10 @@ codechat_validate_room(const gchar *room, GError **error)
 	gsize len;
 
 	if (room == NULL || room[0] == '\0') {
-		g_set_error_literal(error, CODECHAT_ERROR, CODECHAT_ERROR_BAD_ROOM, "room is empty");
+		g_set_error_literal(error,
+				    CODECHAT_ERROR,
+				    CODECHAT_ERROR_BAD_ROOM,
+				    "room is empty");
 		return FALSE;
 	}
 	len = strlen(room);
@@ -136,7 +142,8 @@ codechat_validate_text(const gchar *text, gsize max_text, GError **error)
 		g_set_error(error,
 			    CODECHAT_ERROR,
 			    CODECHAT_ERROR_TOO_LONG,
-			    "text is %" G_GSIZE_FORMAT " bytes, more than the limit of %" G_GSIZE_FORMAT,
+			    "text is %" G_GSIZE_FORMAT
+			    " bytes, more than the limit of %" G_GSIZE_FORMAT,
 			    len,
 			    max_text);
 		return FALSE;
@@ -476,8 +483,8 @@ has_nul_escape(const gchar *data, gsize len)
 	for (gsize i = 0; i + 1 < len; i++) {
 		if (data[i] != '\\')
 			continue;
-		if (data[i + 1] == 'u' && i + 5 < len && data[i + 2] == '0' &&
-		    data[i + 3] == '0' && data[i + 4] == '0' && data[i + 5] == '0')
+		if (data[i + 1] == 'u' && i + 5 < len && data[i + 2] == '0' && data[i + 3] == '0' &&
+		    data[i + 4] == '0' && data[i + 5] == '0')
 			return TRUE;
 		i++; /* skip the escaped character */
 	}
@@ -735,7 +742,8 @@ codechat_request_parse_full(JsonParser *parser,
 			    MAX_JSON_DEPTH);
 		return NULL;
 	}
-	if (len > G_MAXSSIZE || !json_parser_load_from_data(parser, data, (gssize)len, &error_local)) {
+	if (len > G_MAXSSIZE ||
+	    !json_parser_load_from_data(parser, data, (gssize)len, &error_local)) {
 		g_set_error(error,
 			    CODECHAT_ERROR,
 			    CODECHAT_ERROR_BAD_JSON,

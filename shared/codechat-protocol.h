@@ -8,20 +8,20 @@
 G_BEGIN_DECLS
 
 /* PROTOCOL.md, "Transport" and "Names and sizes" */
-#define CODECHAT_SUBPROTOCOL	      "codechat.v1"
-#define CODECHAT_WS_PATH	      "/v1/ws"
-#define CODECHAT_MAX_NICK	      32
-#define CODECHAT_MAX_ROOM	      64
-#define CODECHAT_MAX_TEXT	      65536
-#define CODECHAT_MAX_FILENAME	      255
-#define CODECHAT_MAX_REF	      64
-#define CODECHAT_MAX_LANG	      32
-#define CODECHAT_MAX_PAGE	      500
-#define CODECHAT_DEFAULT_PAGE	      50
-#define CODECHAT_DEFAULT_RATE	      20
-#define CODECHAT_DEFAULT_BURST	      50
-#define CODECHAT_DEFAULT_MAX_FRAME    (256 * 1024)
-#define CODECHAT_DEFAULT_KEEPALIVE    30
+#define CODECHAT_SUBPROTOCOL	       "codechat.v1"
+#define CODECHAT_WS_PATH	       "/v1/ws"
+#define CODECHAT_MAX_NICK	       32
+#define CODECHAT_MAX_ROOM	       64
+#define CODECHAT_MAX_TEXT	       65536
+#define CODECHAT_MAX_FILENAME	       255
+#define CODECHAT_MAX_REF	       64
+#define CODECHAT_MAX_LANG	       32
+#define CODECHAT_MAX_PAGE	       500
+#define CODECHAT_DEFAULT_PAGE	       50
+#define CODECHAT_DEFAULT_RATE	       20
+#define CODECHAT_DEFAULT_BURST	       50
+#define CODECHAT_DEFAULT_MAX_FRAME     (256 * 1024)
+#define CODECHAT_DEFAULT_KEEPALIVE     30
 #define CODECHAT_DEFAULT_HELLO_TIMEOUT 10
 /* 1013, "try again later": overloaded or too slow a reader; libsoup has no name for it */
 #define CODECHAT_CLOSE_TRY_AGAIN_LATER 1013
@@ -64,11 +64,11 @@ codechat_timestamp_parse(const gchar *str, gint64 *unix_us);
 /* a chat message as it is stored and fanned out */
 typedef struct {
 	gint ref_count;
-	gchar *room;	 /* (owned) (nullable) NULL for a direct message */
-	gchar *to;	 /* (owned) (nullable) recipient of a direct message */
-	gchar *from;	 /* (owned) */
-	guint64 id;	 /* 0 until the store assigned one */
-	gint64 ts;	 /* unix microseconds, server time */
+	gchar *room; /* (owned) (nullable) NULL for a direct message */
+	gchar *to;   /* (owned) (nullable) recipient of a direct message */
+	gchar *from; /* (owned) */
+	guint64 id;  /* 0 until the store assigned one */
+	gint64 ts;   /* unix microseconds, server time */
 	CodechatKind kind;
 	gchar *text;	 /* (owned) */
 	gchar *lang;	 /* (owned) (nullable) */
@@ -104,15 +104,15 @@ typedef enum {
 
 typedef struct {
 	CodechatRequestType type;
-	gchar *ref;    /* (owned) (nullable) */
-	gchar *nick;   /* (owned) (nullable) hello */
-	gchar *token;  /* (owned) (nullable) hello */
-	gchar *client; /* (owned) (nullable) hello */
-	gchar *room;   /* (owned) (nullable) join, part, say, history, who */
-	gchar *to;     /* (owned) (nullable) say */
-	gchar *with;   /* (owned) (nullable) history */
-	gchar *text;   /* (owned) (nullable) say */
-	gchar *lang;   /* (owned) (nullable) say */
+	gchar *ref;	 /* (owned) (nullable) */
+	gchar *nick;	 /* (owned) (nullable) hello */
+	gchar *token;	 /* (owned) (nullable) hello */
+	gchar *client;	 /* (owned) (nullable) hello */
+	gchar *room;	 /* (owned) (nullable) join, part, say, history, who */
+	gchar *to;	 /* (owned) (nullable) say */
+	gchar *with;	 /* (owned) (nullable) history */
+	gchar *text;	 /* (owned) (nullable) say */
+	gchar *lang;	 /* (owned) (nullable) say */
 	gchar *filename; /* (owned) (nullable) say */
 	CodechatKind kind;
 	gboolean has_since;

@@ -5,8 +5,8 @@
 
 #include <glib/gstdio.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "codechat-test-daemon.h"
 
@@ -77,7 +77,8 @@ codechat_test_daemon_start(const gchar *const *extra_args)
 		}
 		g_subprocess_launcher_setenv(launcher, "XDG_CONFIG_HOME", daemon->data_dir, TRUE);
 	}
-	daemon->proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
+	daemon->proc =
+	    g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
 	g_assert_no_error(error);
 
 	out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(daemon->proc));
