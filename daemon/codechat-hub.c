@@ -15,6 +15,24 @@ typedef struct {
 	GPtrArray *members; /* (owned) (element-type Session) unowned sessions, in join order */
 } Room;
 
+/*
+ * Replies go out in the order of the requests.  A say is answered only
+ * once the store kept the message, so each say leaves a place in the
+ * session's reply queue (outq) that its answer fills; replies behind it
+ * wait.  Requests that arrive meanwhile, other than further says, wait
+ * unprocessed (deferred), so that e.g. a join's "joined" cannot fall behind
+ * the room's live traffic.  Broadcasts never wait: they are in id order
+ * already.  Nearly always both queues are empty.
+ */
+typedef struct {
+	gchar *frame; /* (owned) (nullable) NULL while a say waits for the store */
+} OutFrame;
+
+typedef struct {
+	CodechatRequest *req; /* (owned) (nullable) a request to handle */
+	gchar *frame;	      /* (owned) (nullable) or an error reply to send */
+} Deferred;
+
 struct _Session {
 	gint ref_count;
 	CodechatHub *hub;	       /* (unowned) NULL once the session left the hub */
@@ -28,6 +46,9 @@ struct _Session {
 	gint64 last_seen_us;	       /* monotonic time of the last frame or pong */
 	guint hello_timeout_id;	       /* GSource id, 0 if none */
 	guint close_timeout_id;	       /* GSource id, 0 if none */
+	GQueue outq;		       /* (owned) (element-type OutFrame) replies in order */
+	GQueue deferred;	       /* (owned) (element-type Deferred) */
+	gboolean pumping;
 	guint serial;
 };
 
@@ -77,10 +98,27 @@ session_ref(Session *s)
 }
 
 static void
+out_frame_free(OutFrame *out)
+{
+	g_free(out->frame);
+	g_free(out);
+}
+
+static void
+deferred_free(Deferred *d)
+{
+	g_clear_pointer(&d->req, codechat_request_free);
+	g_free(d->frame);
+	g_free(d);
+}
+
+static void
 session_unref(Session *s)
 {
 	if (--s->ref_count > 0)
 		return;
+	g_queue_clear_full(&s->outq, (GDestroyNotify)out_frame_free);
+	g_queue_clear_full(&s->deferred, (GDestroyNotify)deferred_free);
 	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
 	g_clear_handle_id(&s->close_timeout_id, g_source_remove);
 	g_clear_object(&s->conn);
@@ -106,6 +144,68 @@ session_send(Session *s, const gchar *frame)
 	/* sending on a connection that is not open is a critical in libsoup */
 	if (session_is_open(s))
 		soup_websocket_connection_send_text(s->conn, frame);
+}
+
+/* a direct reply: after every earlier reply */
+static void
+session_reply(Session *s, const gchar *frame)
+{
+	if (g_queue_is_empty(&s->outq)) {
+		session_send(s, frame);
+	} else {
+		OutFrame *out = g_new0(OutFrame, 1);
+		out->frame = g_strdup(frame);
+		g_queue_push_tail(&s->outq, out);
+	}
+}
+
+/* a place in the reply order for an answer that comes later */
+static OutFrame *
+session_hold_place(Session *s)
+{
+	OutFrame *out = g_new0(OutFrame, 1);
+	g_queue_push_tail(&s->outq, out);
+	return out;
+}
+
+static void
+handle_request(CodechatHub *self, Session *s, CodechatRequest *req);
+
+/* sends the replies that are ready, then handles what waited for them */
+static void
+session_pump(Session *s)
+{
+	if (s->pumping)
+		return;
+	s->pumping = TRUE;
+	for (;;) {
+		OutFrame *head;
+		Deferred *d;
+
+		while ((head = g_queue_peek_head(&s->outq)) != NULL && head->frame != NULL) {
+			g_queue_pop_head(&s->outq);
+			session_send(s, head->frame);
+			out_frame_free(head);
+		}
+		if (!g_queue_is_empty(&s->outq))
+			break;
+		d = g_queue_pop_head(&s->deferred);
+		if (d == NULL)
+			break;
+		if (d->frame != NULL)
+			session_send(s, d->frame);
+		else if (s->hub != NULL)
+			handle_request(s->hub, s, d->req);
+		deferred_free(d);
+	}
+	s->pumping = FALSE;
+}
+
+static void
+session_fill_place(Session *s, OutFrame *place, const gchar *frame)
+{
+	place->frame = g_strdup(frame);
+	session_pump(s);
 }
 
 static void
@@ -183,7 +283,7 @@ session_send_error(Session *s, const GError *error, const gchar *ref)
 		s->peer,
 		codechat_error_to_code(error->code),
 		error->message);
-	session_send(s, frame);
+	session_reply(s, frame);
 }
 
 static void
@@ -235,7 +335,7 @@ reply_send(Session *s, JsonBuilder *builder)
 
 	json_builder_end_object(builder);
 	frame = codechat_builder_to_string(builder);
-	session_send(s, frame);
+	session_reply(s, frame);
 }
 
 static void
@@ -468,7 +568,7 @@ handle_join(CodechatHub *self, Session *s, CodechatRequest *req)
 	for (guint i = 0; replay != NULL && i < replay->len; i++) {
 		g_autofree gchar *frame =
 		    codechat_message_serialize(g_ptr_array_index(replay, i), NULL);
-		session_send(s, frame);
+		session_reply(s, frame);
 	}
 }
 
@@ -495,6 +595,7 @@ typedef struct {
 	CodechatHub *hub; /* (owned) */
 	Session *sender;  /* (owned) */
 	gchar *ref;	  /* (owned) (nullable) */
+	OutFrame *place;  /* (unowned) in the sender's queue */
 } SayData;
 
 static void
@@ -515,11 +616,13 @@ say_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
 	g_autofree gchar *own = NULL;
 
 	if (error != NULL) {
+		g_autoptr(GError) reply =
+		    g_error_new_literal(CODECHAT_ERROR,
+					CODECHAT_ERROR_INTERNAL,
+					"the server could not store the message");
+		g_autofree gchar *err_frame = codechat_error_frame(reply, data->ref);
 		g_warning("message from %s not stored: %s", msg->from, error->message);
-		session_send_error_literal(data->sender,
-					   CODECHAT_ERROR_INTERNAL,
-					   "the server could not store the message",
-					   data->ref);
+		session_fill_place(data->sender, data->place, err_frame);
 		say_data_free(data);
 		return;
 	}
@@ -539,7 +642,7 @@ say_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
 			session_send(peer, frame);
 	}
 	/* the sender's copy is its acknowledgement, also if it parted since */
-	session_send(data->sender, own != NULL ? own : frame);
+	session_fill_place(data->sender, data->place, own != NULL ? own : frame);
 	say_data_free(data);
 }
 
@@ -590,6 +693,7 @@ handle_say(CodechatHub *self, Session *s, CodechatRequest *req)
 	data->hub = g_object_ref(self);
 	data->sender = session_ref(s);
 	data->ref = g_steal_pointer(&req->ref);
+	data->place = session_hold_place(s);
 	codechat_store_append(self->store, conv, msg, say_stored_cb, data);
 }
 
@@ -794,6 +898,17 @@ session_message_cb(SoupWebsocketConnection *conn, gint type, GBytes *message, gp
 			return;
 		}
 		handle_hello(self, s, req);
+		return;
+	}
+	/* keep the order of replies: see session_pump() */
+	if (!g_queue_is_empty(&s->deferred) ||
+	    (!g_queue_is_empty(&s->outq) && (req == NULL || req->type != CODECHAT_REQUEST_SAY))) {
+		Deferred *d = g_new0(Deferred, 1);
+		if (req != NULL)
+			d->req = g_steal_pointer(&req);
+		else
+			d->frame = codechat_error_frame(error, ref);
+		g_queue_push_tail(&s->deferred, d);
 		return;
 	}
 	if (req == NULL) {

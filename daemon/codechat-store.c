@@ -98,6 +98,20 @@ codechat_store_list_rooms(CodechatStore *self)
 }
 
 /**
+ * codechat_store_flush:
+ *
+ * Waits until every append so far is kept or failed and its callback has
+ * run.  For shutdown: after it no callback is left pending.
+ */
+void
+codechat_store_flush(CodechatStore *self)
+{
+	g_return_if_fail(CODECHAT_IS_STORE(self));
+	if (CODECHAT_STORE_GET_IFACE(self)->flush != NULL)
+		CODECHAT_STORE_GET_IFACE(self)->flush(self);
+}
+
+/**
  * codechat_store_direct_key:
  *
  * The conversation of two nicks, the same whichever of them asks; the

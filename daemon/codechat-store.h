@@ -43,6 +43,7 @@ struct _CodechatStoreInterface {
 	gboolean (*remember_nick)(CodechatStore *self, const gchar *nick, GError **error);
 	gboolean (*knows_nick)(CodechatStore *self, const gchar *nick);
 	GPtrArray *(*list_rooms)(CodechatStore *self);
+	void (*flush)(CodechatStore *self);
 };
 
 /* no upper bound for codechat_store_query()'s @before */
@@ -73,6 +74,8 @@ gboolean
 codechat_store_knows_nick(CodechatStore *self, const gchar *nick);
 GPtrArray *
 codechat_store_list_rooms(CodechatStore *self);
+void
+codechat_store_flush(CodechatStore *self);
 gchar *
 codechat_store_direct_key(const gchar *nick_a, const gchar *nick_b);
 
@@ -82,5 +85,19 @@ G_DECLARE_FINAL_TYPE(CodechatStoreMemory, codechat_store_memory, CODECHAT, STORE
 
 CodechatStore *
 codechat_store_memory_new(void);
+
+/* the durable store: one SQLite database in a data directory */
+#define CODECHAT_TYPE_STORE_SQLITE (codechat_store_sqlite_get_type())
+G_DECLARE_FINAL_TYPE(CodechatStoreSqlite, codechat_store_sqlite, CODECHAT, STORE_SQLITE, GObject)
+
+typedef enum {
+	CODECHAT_STORE_SYNC_FULL,   /* fsync at every commit: survives a machine crash */
+	CODECHAT_STORE_SYNC_NORMAL, /* survives a crash of the process, not of the machine */
+} CodechatStoreSync;
+
+#define CODECHAT_STORE_DB_NAME "codechat.db"
+
+CodechatStore *
+codechat_store_sqlite_new(const gchar *data_dir, CodechatStoreSync sync, GError **error);
 
 G_END_DECLS

@@ -249,6 +249,7 @@ main(int argc, char **argv)
 	g_autofree gchar *notify = NULL;
 	g_autofree gchar *nick = NULL;
 	g_autofree gchar *log_format = NULL;
+	g_autofree gchar *sync = NULL;
 	g_auto(GStrv) flag_origins = NULL;
 	g_auto(GStrv) allowed_origins = NULL;
 	Layers layers = {0};
@@ -267,6 +268,7 @@ main(int argc, char **argv)
 	const gchar *bus_choices[] = {"session", "system", "none", NULL};
 	const gchar *notify_choices[] = {"off", "mentions", "all", NULL};
 	const gchar *log_choices[] = {"text", "json", "journal", NULL};
+	const gchar *sync_choices[] = {"full", "normal", NULL};
 	const GOptionEntry entries[] = {
 	    {"listen",
 	     0,
@@ -404,6 +406,9 @@ main(int argc, char **argv)
 	}
 	listen = layer_string(&layers, "listen", g_steal_pointer(&listen), DEFAULT_LISTEN);
 	data_dir = layer_string(&layers, "data-dir", g_steal_pointer(&data_dir), NULL);
+	if (data_dir == NULL)
+		data_dir = g_build_filename(g_get_user_data_dir(), "codechat", NULL);
+	sync = layer_string(&layers, "sync", g_steal_pointer(&sync), "full");
 	bus = layer_string(&layers, "bus", g_steal_pointer(&bus), NULL);
 	notify = layer_string(&layers, "notify", g_steal_pointer(&notify), "off");
 	nick = layer_string(&layers, "nick", g_steal_pointer(&nick), NULL);
@@ -433,6 +438,7 @@ main(int argc, char **argv)
 	    !check_choice("--bus", bus, bus_choices, &error) ||
 	    !check_choice("--notify", notify, notify_choices, &error) ||
 	    !check_choice("--log-format", log_format, log_choices, &error) ||
+	    !check_choice("--sync", sync, sync_choices, &error) ||
 	    !check_uint("--hello-timeout", hello_timeout, 1, &config.hello_timeout, &error) ||
 	    !check_uint("--rate-limit", rate, 0, &config.rate, &error) ||
 	    !check_uint("--rate-burst", burst, 1, &config.burst, &error) ||
@@ -459,7 +465,14 @@ main(int argc, char **argv)
 	if (g_strcmp0(bus, "session") == 0 || g_strcmp0(bus, "system") == 0)
 		g_info("the D-Bus service is not built into this version; serving WebSocket only");
 
-	store = codechat_store_memory_new();
+	store = codechat_store_sqlite_new(
+	    data_dir,
+	    g_strcmp0(sync, "normal") == 0 ? CODECHAT_STORE_SYNC_NORMAL : CODECHAT_STORE_SYNC_FULL,
+	    &error);
+	if (store == NULL) {
+		g_printerr("codechatd: %s\n", error->message);
+		return 1;
+	}
 	daemon.hub = codechat_hub_new(store, &config);
 	daemon.server =
 	    codechat_server_new(daemon.hub, (const gchar *const *)allowed_origins, deflate);
@@ -485,6 +498,8 @@ main(int argc, char **argv)
 	g_main_loop_run(daemon.loop);
 
 	g_clear_handle_id(&daemon.drain_timeout_id, g_source_remove);
+	/* every message in flight is committed and answered before exit */
+	codechat_store_flush(store);
 	codechat_server_disconnect(daemon.server);
 	g_clear_object(&daemon.server);
 	g_clear_object(&daemon.hub);

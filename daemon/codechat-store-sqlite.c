@@ -1,0 +1,840 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "codechatd"
+
+#include "config.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codechat-store.h"
+
+/*
+ * The durable store.  Ids are assigned on the main thread, in the order
+ * of the appends; a writer thread takes everything appended since its
+ * last transaction and commits it as one (group commit: while one batch
+ * is being synced, the next one gathers).  Results go back to the main
+ * context in order, and only then does a message become visible to
+ * queries, so that a reader never sees a message before it was broadcast.
+ * This file is the only one that speaks SQL.
+ */
+
+#define SCHEMA_VERSION 1
+
+/* forward migrations: entry N takes a database from version N to N + 1 */
+static const gchar *const migrations[] = {
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE messages ("
+    "  conv TEXT NOT NULL,"
+    "  id INTEGER NOT NULL,"
+    "  room TEXT,"
+    "  recipient TEXT,"
+    "  sender TEXT NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  text TEXT NOT NULL,"
+    "  lang TEXT,"
+    "  filename TEXT,"
+    "  PRIMARY KEY (conv, id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE nicks (fold TEXT PRIMARY KEY, nick TEXT NOT NULL, first_seen INTEGER NOT NULL);",
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == SCHEMA_VERSION);
+
+typedef enum {
+	OP_MESSAGE,
+	OP_NICK,
+} OpType;
+
+typedef struct {
+	OpType type;
+	gchar *conv;	      /* (owned) (nullable) OP_MESSAGE */
+	CodechatMessage *msg; /* (owned) (nullable) OP_MESSAGE */
+	CodechatStoreAppendFunc func;
+	gpointer user_data;
+	gchar *nick; /* (owned) (nullable) OP_NICK */
+} Op;
+
+typedef struct {
+	GPtrArray *ops; /* (owned) (element-type Op) */
+	GError *error;	/* (owned) (nullable) set when the transaction failed */
+} Batch;
+
+typedef struct {
+	guint64 next_id;    /* the last id handed out */
+	guint64 visible_id; /* the last id whose callback ran */
+} Conv;
+
+struct _CodechatStoreSqlite {
+	GObject parent_instance;
+	gchar *path;		      /* (owned) */
+	gchar *epoch;		      /* (owned) */
+	sqlite3 *reader;	      /* (owned) main thread only */
+	sqlite3 *writer;	      /* (owned) the writer thread only, once it runs */
+	sqlite3_stmt *insert_message; /* (owned) writer */
+	sqlite3_stmt *insert_nick;    /* (owned) writer */
+	sqlite3_stmt *query_newest;   /* (owned) reader */
+	sqlite3_stmt *query_oldest;   /* (owned) reader */
+	GHashTable *convs;	      /* (owned) main thread: key -> Conv */
+	GHashTable *nicks;	      /* (owned) main thread: folded nick set */
+	GMainContext *context;	      /* (owned) where callbacks run */
+	GThread *thread;	      /* (owned) (nullable) the writer */
+
+	GMutex lock;
+	GCond cond;
+	GPtrArray *pending;	  /* (owned) (lock) ops the writer has not taken */
+	GQueue done;		  /* (lock) Batch, written and not dispatched */
+	gboolean busy;		  /* (lock) the writer is in a transaction */
+	gboolean quit;		  /* (lock) */
+	gboolean dispatch_queued; /* (lock) */
+};
+
+static void
+codechat_store_sqlite_iface_init(CodechatStoreInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE(CodechatStoreSqlite,
+			      codechat_store_sqlite,
+			      G_TYPE_OBJECT,
+			      G_IMPLEMENT_INTERFACE(CODECHAT_TYPE_STORE,
+						    codechat_store_sqlite_iface_init))
+
+static void
+op_free(Op *op)
+{
+	g_free(op->conv);
+	g_clear_pointer(&op->msg, codechat_message_unref);
+	g_free(op->nick);
+	g_free(op);
+}
+
+static void
+batch_free(Batch *batch)
+{
+	g_ptr_array_unref(batch->ops);
+	g_clear_error(&batch->error);
+	g_free(batch);
+}
+
+static gboolean
+set_sqlite_error(GError **error, sqlite3 *db, const gchar *path, const gchar *what)
+{
+	g_set_error(error,
+		    G_IO_ERROR,
+		    sqlite3_errcode(db) == SQLITE_FULL ? G_IO_ERROR_NO_SPACE : G_IO_ERROR_FAILED,
+		    "%s: %s: %s",
+		    path,
+		    what,
+		    sqlite3_errmsg(db));
+	return FALSE;
+}
+
+static gboolean
+exec(sqlite3 *db, const gchar *path, const gchar *sql, GError **error)
+{
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return set_sqlite_error(error, db, path, sql);
+	return TRUE;
+}
+
+/* the writer thread */
+
+static gboolean
+write_batch(CodechatStoreSqlite *self, GPtrArray *ops, GError **error)
+{
+	if (!exec(self->writer, self->path, "BEGIN IMMEDIATE", error))
+		return FALSE;
+	for (guint i = 0; i < ops->len; i++) {
+		Op *op = g_ptr_array_index(ops, i);
+		sqlite3_stmt *stmt;
+
+		if (op->type == OP_MESSAGE) {
+			CodechatMessage *msg = op->msg;
+			stmt = self->insert_message;
+			sqlite3_bind_text(stmt, 1, op->conv, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(stmt, 2, (sqlite3_int64)msg->id);
+			sqlite3_bind_text(stmt, 3, msg->room, -1, SQLITE_STATIC);
+			sqlite3_bind_text(stmt, 4, msg->to, -1, SQLITE_STATIC);
+			sqlite3_bind_text(stmt, 5, msg->from, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(stmt, 6, msg->ts);
+			sqlite3_bind_int(stmt, 7, (int)msg->kind);
+			sqlite3_bind_text(stmt, 8, msg->text, -1, SQLITE_STATIC);
+			sqlite3_bind_text(stmt, 9, msg->lang, -1, SQLITE_STATIC);
+			sqlite3_bind_text(stmt, 10, msg->filename, -1, SQLITE_STATIC);
+		} else {
+			g_autofree gchar *fold = codechat_nick_fold(op->nick);
+			stmt = self->insert_nick;
+			sqlite3_bind_text(stmt, 1, fold, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(stmt, 2, op->nick, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(stmt, 3, g_get_real_time());
+		}
+		if (sqlite3_step(stmt) != SQLITE_DONE) {
+			set_sqlite_error(error, self->writer, self->path, "cannot store");
+			sqlite3_reset(stmt);
+			sqlite3_clear_bindings(stmt);
+			sqlite3_exec(self->writer, "ROLLBACK", NULL, NULL, NULL);
+			return FALSE;
+		}
+		sqlite3_reset(stmt);
+		sqlite3_clear_bindings(stmt);
+	}
+	if (sqlite3_exec(self->writer, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		set_sqlite_error(error, self->writer, self->path, "cannot commit");
+		sqlite3_exec(self->writer, "ROLLBACK", NULL, NULL, NULL);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+dispatch_cb(gpointer user_data);
+
+static gpointer
+writer_main(gpointer user_data)
+{
+	CodechatStoreSqlite *self = user_data;
+
+	g_mutex_lock(&self->lock);
+	for (;;) {
+		g_autoptr(GPtrArray) ops = NULL;
+		Batch *batch;
+
+		while (self->pending->len == 0 && !self->quit)
+			g_cond_wait(&self->cond, &self->lock);
+		if (self->pending->len == 0)
+			break;
+		ops = g_steal_pointer(&self->pending);
+		self->pending = g_ptr_array_new_with_free_func((GDestroyNotify)op_free);
+		self->busy = TRUE;
+		g_mutex_unlock(&self->lock);
+
+		batch = g_new0(Batch, 1);
+		batch->ops = g_steal_pointer(&ops);
+		if (!write_batch(self, batch->ops, &batch->error))
+			g_warning("%s", batch->error->message);
+
+		g_mutex_lock(&self->lock);
+		self->busy = FALSE;
+		g_queue_push_tail(&self->done, batch);
+		if (!self->dispatch_queued && !self->quit) {
+			GSource *source = g_idle_source_new();
+			self->dispatch_queued = TRUE;
+			g_source_set_priority(source, G_PRIORITY_DEFAULT);
+			g_source_set_callback(source,
+					      dispatch_cb,
+					      g_object_ref(self),
+					      g_object_unref);
+			g_source_set_name(source, "codechat-store-dispatch");
+			g_source_attach(source, self->context);
+			g_source_unref(source);
+		}
+		g_cond_broadcast(&self->cond);
+	}
+	g_mutex_unlock(&self->lock);
+	return NULL;
+}
+
+/* the main thread */
+
+static void
+dispatch_done(CodechatStoreSqlite *self)
+{
+	GQueue done = G_QUEUE_INIT;
+	Batch *batch;
+
+	g_mutex_lock(&self->lock);
+	done = self->done;
+	g_queue_init(&self->done);
+	self->dispatch_queued = FALSE;
+	g_mutex_unlock(&self->lock);
+
+	while ((batch = g_queue_pop_head(&done)) != NULL) {
+		for (guint i = 0; i < batch->ops->len; i++) {
+			Op *op = g_ptr_array_index(batch->ops, i);
+			if (op->type != OP_MESSAGE)
+				continue;
+			if (batch->error == NULL) {
+				Conv *conv = g_hash_table_lookup(self->convs, op->conv);
+				if (conv != NULL && op->msg->id > conv->visible_id)
+					conv->visible_id = op->msg->id;
+			}
+			op->func(op->msg, batch->error, op->user_data);
+		}
+		batch_free(batch);
+	}
+}
+
+static gboolean
+dispatch_cb(gpointer user_data)
+{
+	dispatch_done(CODECHAT_STORE_SQLITE(user_data));
+	return G_SOURCE_REMOVE;
+}
+
+static void
+queue_op(CodechatStoreSqlite *self, Op *op)
+{
+	g_mutex_lock(&self->lock);
+	g_ptr_array_add(self->pending, op);
+	g_cond_broadcast(&self->cond);
+	g_mutex_unlock(&self->lock);
+}
+
+static const gchar *
+sqlite_get_epoch(CodechatStore *store)
+{
+	return CODECHAT_STORE_SQLITE(store)->epoch;
+}
+
+static guint64
+sqlite_get_last_id(CodechatStore *store, const gchar *key)
+{
+	Conv *conv = g_hash_table_lookup(CODECHAT_STORE_SQLITE(store)->convs, key);
+	return conv != NULL ? conv->visible_id : 0;
+}
+
+static void
+sqlite_append(CodechatStore *store,
+	      const gchar *key,
+	      CodechatMessage *msg,
+	      CodechatStoreAppendFunc func,
+	      gpointer user_data)
+{
+	CodechatStoreSqlite *self = CODECHAT_STORE_SQLITE(store);
+	Conv *conv = g_hash_table_lookup(self->convs, key);
+	Op *op;
+
+	if (conv == NULL) {
+		conv = g_new0(Conv, 1);
+		g_hash_table_insert(self->convs, g_strdup(key), conv);
+	}
+	msg->id = ++conv->next_id;
+	op = g_new0(Op, 1);
+	op->type = OP_MESSAGE;
+	op->conv = g_strdup(key);
+	op->msg = codechat_message_ref(msg);
+	op->func = func;
+	op->user_data = user_data;
+	queue_op(self, op);
+}
+
+static gchar *
+column_dup(sqlite3_stmt *stmt, int col)
+{
+	const unsigned char *text = sqlite3_column_text(stmt, col);
+	return text != NULL ? g_strdup((const gchar *)text) : NULL;
+}
+
+static GPtrArray *
+sqlite_query(CodechatStore *store,
+	     const gchar *key,
+	     guint64 after,
+	     guint64 before,
+	     guint limit,
+	     gboolean newest,
+	     gboolean *more,
+	     GError **error)
+{
+	CodechatStoreSqlite *self = CODECHAT_STORE_SQLITE(store);
+	g_autoptr(GPtrArray) page =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)codechat_message_unref);
+	sqlite3_stmt *stmt = newest ? self->query_newest : self->query_oldest;
+	guint64 visible = sqlite_get_last_id(store, key);
+	int rc;
+
+	*more = FALSE;
+	/* what is not yet acknowledged is not there to read */
+	if (before > visible + 1)
+		before = visible + 1;
+	if (before <= after + 1 || limit == 0)
+		return g_steal_pointer(&page);
+
+	sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)after);
+	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)before);
+	sqlite3_bind_int64(stmt, 4, (sqlite3_int64)limit + 1);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		CodechatMessage *msg;
+		if (page->len == limit) {
+			*more = TRUE;
+			continue;
+		}
+		msg = codechat_message_new();
+		msg->room = column_dup(stmt, 0);
+		msg->to = column_dup(stmt, 1);
+		msg->from = column_dup(stmt, 2);
+		msg->id = (guint64)sqlite3_column_int64(stmt, 3);
+		msg->ts = sqlite3_column_int64(stmt, 4);
+		msg->kind = (CodechatKind)sqlite3_column_int(stmt, 5);
+		msg->text = column_dup(stmt, 6);
+		msg->lang = column_dup(stmt, 7);
+		msg->filename = column_dup(stmt, 8);
+		g_ptr_array_add(page, msg);
+	}
+	if (rc != SQLITE_DONE) {
+		set_sqlite_error(error, self->reader, self->path, "cannot read history");
+		sqlite3_reset(stmt);
+		sqlite3_clear_bindings(stmt);
+		return NULL;
+	}
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	if (newest) {
+		/* newest first from SQL, oldest first on the wire */
+		for (guint i = 0, j = page->len > 0 ? page->len - 1 : 0; i < j; i++, j--) {
+			gpointer tmp = page->pdata[i];
+			page->pdata[i] = page->pdata[j];
+			page->pdata[j] = tmp;
+		}
+	}
+	return g_steal_pointer(&page);
+}
+
+static gboolean
+sqlite_remember_nick(CodechatStore *store, const gchar *nick, GError **error)
+{
+	CodechatStoreSqlite *self = CODECHAT_STORE_SQLITE(store);
+	g_autofree gchar *fold = codechat_nick_fold(nick);
+	Op *op;
+
+	if (g_hash_table_contains(self->nicks, fold))
+		return TRUE;
+	g_hash_table_add(self->nicks, g_steal_pointer(&fold));
+	op = g_new0(Op, 1);
+	op->type = OP_NICK;
+	op->nick = g_strdup(nick);
+	queue_op(self, op);
+	return TRUE;
+}
+
+static gboolean
+sqlite_knows_nick(CodechatStore *store, const gchar *nick)
+{
+	CodechatStoreSqlite *self = CODECHAT_STORE_SQLITE(store);
+	g_autofree gchar *fold = codechat_nick_fold(nick);
+	return g_hash_table_contains(self->nicks, fold);
+}
+
+static GPtrArray *
+sqlite_list_rooms(CodechatStore *store)
+{
+	CodechatStoreSqlite *self = CODECHAT_STORE_SQLITE(store);
+	GPtrArray *rooms = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter iter;
+	const gchar *key;
+	Conv *conv;
+
+	g_hash_table_iter_init(&iter, self->convs);
+	while (g_hash_table_iter_next(&iter, (gpointer *)&key, (gpointer *)&conv)) {
+		if (conv->visible_id > 0 && !g_str_has_prefix(key, "dm:"))
+			g_ptr_array_add(rooms, g_strdup(key));
+	}
+	return rooms;
+}
+
+static void
+sqlite_flush(CodechatStore *store)
+{
+	CodechatStoreSqlite *self = CODECHAT_STORE_SQLITE(store);
+
+	g_mutex_lock(&self->lock);
+	while (self->thread != NULL && (self->pending->len > 0 || self->busy))
+		g_cond_wait(&self->cond, &self->lock);
+	g_mutex_unlock(&self->lock);
+	dispatch_done(self);
+}
+
+static void
+codechat_store_sqlite_iface_init(CodechatStoreInterface *iface)
+{
+	iface->get_epoch = sqlite_get_epoch;
+	iface->get_last_id = sqlite_get_last_id;
+	iface->append = sqlite_append;
+	iface->query = sqlite_query;
+	iface->remember_nick = sqlite_remember_nick;
+	iface->knows_nick = sqlite_knows_nick;
+	iface->list_rooms = sqlite_list_rooms;
+	iface->flush = sqlite_flush;
+}
+
+/* opening */
+
+static gboolean
+prepare(sqlite3 *db, const gchar *path, const gchar *sql, sqlite3_stmt **stmt, GError **error)
+{
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL) != SQLITE_OK)
+		return set_sqlite_error(error, db, path, "cannot prepare a statement");
+	return TRUE;
+}
+
+static gboolean
+query_int(sqlite3 *db, const gchar *path, const gchar *sql, gint64 *out, GError **error)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
+		return set_sqlite_error(error, db, path, sql);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return set_sqlite_error(error, db, path, sql);
+	return TRUE;
+}
+
+static gboolean
+open_db(const gchar *path, gboolean create, sqlite3 **out, GError **error)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_FAILED,
+			    "cannot open database %s: %s",
+			    path,
+			    db != NULL ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return FALSE;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	sqlite3_extended_result_codes(db, 0);
+	*out = db;
+	return TRUE;
+}
+
+static gboolean
+migrate(CodechatStoreSqlite *self, GError **error)
+{
+	gint64 version = 0;
+
+	if (!query_int(self->writer, self->path, "PRAGMA user_version", &version, error))
+		return FALSE;
+	if (version > SCHEMA_VERSION) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_NOT_SUPPORTED,
+			    "%s has schema version %" G_GINT64_FORMAT
+			    ", newer than this codechatd knows (%d): use a newer codechatd",
+			    self->path,
+			    version,
+			    SCHEMA_VERSION);
+		return FALSE;
+	}
+	if (!exec(self->writer, self->path, "BEGIN IMMEDIATE", error))
+		return FALSE;
+	for (gint64 v = version; v < SCHEMA_VERSION; v++) {
+		g_autofree gchar *bump =
+		    g_strdup_printf("PRAGMA user_version = %" G_GINT64_FORMAT, v + 1);
+		g_info("%s: schema version %" G_GINT64_FORMAT " -> %" G_GINT64_FORMAT,
+		       self->path,
+		       v,
+		       v + 1);
+		if (!exec(self->writer, self->path, migrations[v], error) ||
+		    !exec(self->writer, self->path, bump, error)) {
+			sqlite3_exec(self->writer, "ROLLBACK", NULL, NULL, NULL);
+			return FALSE;
+		}
+	}
+	/* the epoch names this database: made once, when it is created */
+	{
+		g_autofree gchar *epoch =
+		    g_strdup_printf("%08x%08x", g_random_int(), g_random_int());
+		g_autofree gchar *now = g_strdup_printf("%" G_GINT64_FORMAT, g_get_real_time());
+		sqlite3_stmt *stmt = NULL;
+		gboolean ok =
+		    prepare(self->writer,
+			    self->path,
+			    "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?1)",
+			    &stmt,
+			    error);
+		if (ok) {
+			sqlite3_bind_text(stmt, 1, epoch, -1, SQLITE_STATIC);
+			if (sqlite3_step(stmt) != SQLITE_DONE)
+				ok = set_sqlite_error(error,
+						      self->writer,
+						      self->path,
+						      "cannot write");
+			sqlite3_finalize(stmt);
+			stmt = NULL;
+		}
+		/* also proves at start that the database takes writes */
+		if (ok)
+			ok = prepare(
+			    self->writer,
+			    self->path,
+			    "INSERT OR REPLACE INTO meta (key, value) VALUES ('started', ?1)",
+			    &stmt,
+			    error);
+		if (ok) {
+			sqlite3_bind_text(stmt, 1, now, -1, SQLITE_STATIC);
+			if (sqlite3_step(stmt) != SQLITE_DONE)
+				ok = set_sqlite_error(error,
+						      self->writer,
+						      self->path,
+						      "cannot write");
+			sqlite3_finalize(stmt);
+		}
+		if (!ok) {
+			sqlite3_exec(self->writer, "ROLLBACK", NULL, NULL, NULL);
+			return FALSE;
+		}
+	}
+	return exec(self->writer, self->path, "COMMIT", error);
+}
+
+static gboolean
+load(CodechatStoreSqlite *self, GError **error)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc;
+
+	if (!prepare(self->reader,
+		     self->path,
+		     "SELECT value FROM meta WHERE key = 'epoch'",
+		     &stmt,
+		     error))
+		return FALSE;
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		self->epoch = column_dup(stmt, 0);
+	sqlite3_finalize(stmt);
+	if (self->epoch == NULL) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s has no epoch", self->path);
+		return FALSE;
+	}
+
+	if (!prepare(self->reader,
+		     self->path,
+		     "SELECT conv, MAX(id) FROM messages GROUP BY conv",
+		     &stmt,
+		     error))
+		return FALSE;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		Conv *conv = g_new0(Conv, 1);
+		conv->next_id = conv->visible_id = (guint64)sqlite3_column_int64(stmt, 1);
+		g_hash_table_insert(self->convs, column_dup(stmt, 0), conv);
+	}
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE)
+		return set_sqlite_error(error, self->reader, self->path, "cannot read");
+
+	if (!prepare(self->reader, self->path, "SELECT fold FROM nicks", &stmt, error))
+		return FALSE;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		g_hash_table_add(self->nicks, column_dup(stmt, 0));
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE)
+		return set_sqlite_error(error, self->reader, self->path, "cannot read");
+	return TRUE;
+}
+
+static gboolean
+open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync sync, GError **error)
+{
+	g_autofree gchar *journal = NULL;
+	g_autoptr(GError) error_local = NULL;
+
+	if (g_mkdir_with_parents(data_dir, 0700) != 0) {
+		int saved = errno;
+		g_set_error(error,
+			    G_IO_ERROR,
+			    g_io_error_from_errno(saved),
+			    "cannot create data dir %s: %s",
+			    data_dir,
+			    g_strerror(saved));
+		return FALSE;
+	}
+	if (g_access(data_dir, W_OK | X_OK) != 0) {
+		int saved = errno;
+		g_set_error(error,
+			    G_IO_ERROR,
+			    g_io_error_from_errno(saved),
+			    "cannot write to data dir %s: %s",
+			    data_dir,
+			    g_strerror(saved));
+		return FALSE;
+	}
+	self->path = g_build_filename(data_dir, CODECHAT_STORE_DB_NAME, NULL);
+	if (g_file_test(self->path, G_FILE_TEST_IS_DIR)) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_IS_DIRECTORY,
+			    "%s is a directory, not a database",
+			    self->path);
+		return FALSE;
+	}
+	if (!open_db(self->path, TRUE, &self->writer, error))
+		return FALSE;
+	/* history is private; SQLite gives the -wal and -shm files the same mode */
+	if (g_chmod(self->path, 0600) != 0)
+		g_debug("cannot chmod %s: %s", self->path, g_strerror(errno));
+
+	/* the first statements that read the file: a file that is not a
+	 * database, or a damaged one, fails here with a clear message */
+	{
+		sqlite3_stmt *stmt = NULL;
+		if (sqlite3_prepare_v2(self->writer,
+				       "PRAGMA journal_mode = WAL",
+				       -1,
+				       &stmt,
+				       NULL) != SQLITE_OK ||
+		    sqlite3_step(stmt) != SQLITE_ROW) {
+			g_set_error(error,
+				    G_IO_ERROR,
+				    G_IO_ERROR_INVALID_DATA,
+				    "%s is not a usable codechat database: %s",
+				    self->path,
+				    sqlite3_errmsg(self->writer));
+			sqlite3_finalize(stmt);
+			return FALSE;
+		}
+		journal = column_dup(stmt, 0);
+		sqlite3_finalize(stmt);
+	}
+	if (g_strcmp0(journal, "wal") != 0) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_READ_ONLY,
+			    "cannot put %s in WAL mode (journal mode is %s): is it read-only?",
+			    self->path,
+			    journal);
+		return FALSE;
+	}
+	if (!exec(self->writer,
+		  self->path,
+		  sync == CODECHAT_STORE_SYNC_FULL ? "PRAGMA synchronous = FULL"
+						   : "PRAGMA synchronous = NORMAL",
+		  error))
+		return FALSE;
+	if (!migrate(self, &error_local)) {
+		g_set_error(error,
+			    error_local->domain,
+			    error_local->code,
+			    "%s is not a usable codechat database: %s",
+			    self->path,
+			    error_local->message);
+		return FALSE;
+	}
+	if (!prepare(self->writer,
+		     self->path,
+		     "INSERT INTO messages (conv, id, room, recipient, sender, ts, kind, text, "
+		     "lang, filename) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+		     &self->insert_message,
+		     error) ||
+	    !prepare(self->writer,
+		     self->path,
+		     "INSERT OR IGNORE INTO nicks (fold, nick, first_seen) VALUES (?1, ?2, ?3)",
+		     &self->insert_nick,
+		     error))
+		return FALSE;
+
+	if (!open_db(self->path, FALSE, &self->reader, error))
+		return FALSE;
+	if (!prepare(
+		self->reader,
+		self->path,
+		"SELECT room, recipient, sender, id, ts, kind, text, lang, filename "
+		"FROM messages WHERE conv = ?1 AND id > ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4",
+		&self->query_newest,
+		error) ||
+	    !prepare(
+		self->reader,
+		self->path,
+		"SELECT room, recipient, sender, id, ts, kind, text, lang, filename "
+		"FROM messages WHERE conv = ?1 AND id > ?2 AND id < ?3 ORDER BY id ASC LIMIT ?4",
+		&self->query_oldest,
+		error))
+		return FALSE;
+	if (!load(self, error))
+		return FALSE;
+
+	self->thread = g_thread_try_new("codechat-store", writer_main, self, error);
+	return self->thread != NULL;
+}
+
+/**
+ * codechat_store_sqlite_new:
+ * @data_dir: the directory of the database, created (0700) if missing
+ *
+ * Opens or creates DATA_DIR/codechat.db and brings its schema up to date.
+ * Every failure says which path and why: the daemon prints it and exits.
+ */
+CodechatStore *
+codechat_store_sqlite_new(const gchar *data_dir, CodechatStoreSync sync, GError **error)
+{
+	g_autoptr(CodechatStoreSqlite) self = g_object_new(CODECHAT_TYPE_STORE_SQLITE, NULL);
+
+	g_return_val_if_fail(data_dir != NULL, NULL);
+	if (!open_store(self, data_dir, sync, error))
+		return NULL;
+	g_info("history in %s (epoch %s, %u conversations, %u nicks)",
+	       self->path,
+	       self->epoch,
+	       g_hash_table_size(self->convs),
+	       g_hash_table_size(self->nicks));
+	return CODECHAT_STORE(g_steal_pointer(&self));
+}
+
+static void
+codechat_store_sqlite_dispose(GObject *object)
+{
+	CodechatStoreSqlite *self = CODECHAT_STORE_SQLITE(object);
+
+	/* the writer finishes what it has, then every callback runs */
+	if (self->thread != NULL) {
+		g_mutex_lock(&self->lock);
+		self->quit = TRUE;
+		g_cond_broadcast(&self->cond);
+		g_mutex_unlock(&self->lock);
+		g_thread_join(g_steal_pointer(&self->thread));
+	}
+	dispatch_done(self);
+	G_OBJECT_CLASS(codechat_store_sqlite_parent_class)->dispose(object);
+}
+
+static void
+codechat_store_sqlite_finalize(GObject *object)
+{
+	CodechatStoreSqlite *self = CODECHAT_STORE_SQLITE(object);
+
+	sqlite3_finalize(self->insert_message);
+	sqlite3_finalize(self->insert_nick);
+	sqlite3_finalize(self->query_newest);
+	sqlite3_finalize(self->query_oldest);
+	sqlite3_close(self->reader);
+	sqlite3_close(self->writer);
+	g_ptr_array_unref(self->pending);
+	g_hash_table_unref(self->convs);
+	g_hash_table_unref(self->nicks);
+	g_main_context_unref(self->context);
+	g_mutex_clear(&self->lock);
+	g_cond_clear(&self->cond);
+	g_free(self->path);
+	g_free(self->epoch);
+	G_OBJECT_CLASS(codechat_store_sqlite_parent_class)->finalize(object);
+}
+
+static void
+codechat_store_sqlite_class_init(CodechatStoreSqliteClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+
+	object_class->dispose = codechat_store_sqlite_dispose;
+	object_class->finalize = codechat_store_sqlite_finalize;
+}
+
+static void
+codechat_store_sqlite_init(CodechatStoreSqlite *self)
+{
+	g_mutex_init(&self->lock);
+	g_cond_init(&self->cond);
+	g_queue_init(&self->done);
+	self->pending = g_ptr_array_new_with_free_func((GDestroyNotify)op_free);
+	self->convs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	self->nicks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	self->context = g_main_context_ref_thread_default();
+}
