@@ -61,8 +61,10 @@ static const CodechatCommand commands[] = {
      codechat_cmd_send},
     {"history",
      NULL,
-     N_("Print the past messages of a room, oldest first"),
-     NULL,
+     N_("Print the past messages of a room, or of a direct conversation, oldest first"),
+     N_("Without --before or --after, prints the latest page. --before ID pages\n"
+	"back from a message, --after ID forward (--after 0 is the start);\n"
+	"--with NICK reads the direct messages between you and NICK."),
      codechat_cmd_history},
     {"watch",
      NULL,
@@ -779,4 +781,12 @@ codechat_application_new_connection(CodechatApplication *self)
 {
 	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), NULL);
 	return codechat_connection_new(self->server, self->nick, self->token);
+}
+
+/* a session that reconnects and resumes, with the same settings */
+CodechatSession *
+codechat_application_new_session(CodechatApplication *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), NULL);
+	return codechat_session_new(self->server, self->nick, self->token);
 }

@@ -5,6 +5,7 @@
 
 #include "codechat-connection.h"
 #include "codechat-output.h"
+#include "codechat-session.h"
 
 G_BEGIN_DECLS
 
@@ -43,6 +44,8 @@ CodechatOutput *
 codechat_application_get_output(CodechatApplication *self);
 CodechatConnection *
 codechat_application_new_connection(CodechatApplication *self);
+CodechatSession *
+codechat_application_new_session(CodechatApplication *self);
 
 void
 codechat_application_note(CodechatApplication *self, const gchar *format, ...) G_GNUC_PRINTF(2, 3);

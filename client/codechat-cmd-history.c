@@ -7,20 +7,26 @@
 
 #include "codechat-cmd.h"
 
-/* codechat history [--room R] [--limit N] [--before ID]: one page of a
- * room's past messages, oldest first */
+/* codechat history [--room R | --with NICK] [--limit N] [--before ID | --after ID]:
+ * one page of a room's past messages, or of the direct conversation with
+ * NICK, oldest first */
 
 typedef struct {
 	CodechatApplication *app; /* (unowned) held until finished */
-	gchar *room;		  /* (owned) */
-	guint64 before;		  /* 0: the latest page */
+	gchar *room;		  /* (owned) (nullable) */
+	gchar *with;		  /* (owned) (nullable) instead of room */
+	guint64 before;		  /* with has_before: older than this id */
+	guint64 after;		  /* with has_after: newer than this id (0: the start) */
 	guint limit;		  /* 0: the server's default */
+	gboolean has_before;
+	gboolean has_after;
 } HistoryState;
 
 static void
 history_state_free(HistoryState *state)
 {
 	g_free(state->room);
+	g_free(state->with);
 	g_free(state);
 }
 
@@ -57,7 +63,7 @@ history_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	}
 	g_debug("%u messages, %s",
 		json_array_get_length(messages),
-		codechat_cmd_get_bool(reply, "more") ? "more before" : "no more");
+		codechat_cmd_get_bool(reply, "more") ? "more beyond the page" : "no more");
 	codechat_application_close_and_finish(state->app, conn, NULL);
 }
 
@@ -74,11 +80,16 @@ connect_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		return;
 	}
 	request = codechat_cmd_request_new("history");
-	json_object_set_string_member(request, "room", state->room);
+	if (state->with != NULL)
+		json_object_set_string_member(request, "with", state->with);
+	else
+		json_object_set_string_member(request, "room", state->room);
 	if (state->limit > 0)
 		json_object_set_int_member(request, "limit", state->limit);
-	if (state->before > 0)
+	if (state->has_before)
 		json_object_set_int_member(request, "before", (gint64)state->before);
+	if (state->has_after)
+		json_object_set_int_member(request, "after", (gint64)state->after);
 	codechat_connection_request_async(conn,
 					  request,
 					  CODECHAT_REQUEST_TIMEOUT_S,
@@ -116,8 +127,10 @@ codechat_cmd_history(CodechatApplication *app)
 {
 	g_auto(GStrv) args = NULL;
 	g_autofree gchar *room = NULL;
+	g_autofree gchar *with = NULL;
 	g_autofree gchar *limit = NULL;
 	g_autofree gchar *before = NULL;
+	g_autofree gchar *after = NULL;
 	g_autoptr(CodechatConnection) conn = NULL;
 	g_autoptr(HistoryState) state = NULL;
 	g_autoptr(GError) error = NULL;
@@ -130,6 +143,13 @@ codechat_cmd_history(CodechatApplication *app)
 	     &room,
 	     N_("Room (default: general, or $CODECHAT_ROOM)"),
 	     N_("ROOM")},
+	    {"with",
+	     'w',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &with,
+	     N_("The direct conversation with NICK instead"),
+	     N_("NICK")},
 	    {"limit",
 	     'n',
 	     0,
@@ -144,6 +164,13 @@ codechat_cmd_history(CodechatApplication *app)
 	     &before,
 	     N_("Only messages older than message ID"),
 	     N_("ID")},
+	    {"after",
+	     0,
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &after,
+	     N_("Only messages newer than message ID (0: from the start)"),
+	     N_("ID")},
 	    {NULL},
 	};
 
@@ -152,10 +179,32 @@ codechat_cmd_history(CodechatApplication *app)
 	if (!codechat_application_check_no_args(app, args))
 		return;
 
+	if (room != NULL && with != NULL) {
+		codechat_application_finish(
+		    app,
+		    g_error_new_literal(CODECHAT_ERROR,
+					CODECHAT_ERROR_INVALID_ARGUMENT,
+					_("--room and --with cannot be used together")));
+		return;
+	}
+	if (before != NULL && after != NULL) {
+		codechat_application_finish(
+		    app,
+		    g_error_new_literal(CODECHAT_ERROR,
+					CODECHAT_ERROR_INVALID_ARGUMENT,
+					_("--before and --after cannot be used together")));
+		return;
+	}
+
 	state = g_new0(HistoryState, 1);
 	state->app = app;
-	state->room = room != NULL ? g_steal_pointer(&room)
-				   : g_strdup(codechat_application_get_default_room(app));
+	/* room and nick names are the server's to check (exit status 3) */
+	if (with != NULL)
+		state->with = g_steal_pointer(&with);
+	else if (room != NULL)
+		state->room = g_steal_pointer(&room);
+	else
+		state->room = g_strdup(codechat_application_get_default_room(app));
 	if (limit != NULL) {
 		if (!parse_number("--limit", limit, 1, CODECHAT_MAX_PAGE, &value, &error)) {
 			codechat_application_finish(app, g_steal_pointer(&error));
@@ -169,6 +218,15 @@ codechat_cmd_history(CodechatApplication *app)
 			return;
 		}
 		state->before = value;
+		state->has_before = TRUE;
+	}
+	if (after != NULL) {
+		if (!parse_number("--after", after, 0, G_MAXINT64, &value, &error)) {
+			codechat_application_finish(app, g_steal_pointer(&error));
+			return;
+		}
+		state->after = value;
+		state->has_after = TRUE;
 	}
 	conn = codechat_application_new_connection(app);
 	codechat_connection_connect_async(conn, NULL, connect_cb, g_steal_pointer(&state));

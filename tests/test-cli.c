@@ -359,9 +359,72 @@ last_message(GPtrArray *messages)
 
 /* `watch` running in the background */
 
+/* what a background client writes on stderr, read as it comes so that
+ * the pipe never fills; reference-counted, as a read may still be
+ * pending when its watcher goes */
+typedef struct {
+	GInputStream *stream;	   /* (owned) */
+	GCancellable *cancellable; /* (owned) */
+	GString *text;		   /* (owned) */
+	gboolean eof;
+} ErrReader;
+
+static void
+err_reader_clear(ErrReader *r)
+{
+	g_clear_object(&r->stream);
+	g_clear_object(&r->cancellable);
+	g_string_free(r->text, TRUE);
+}
+
+static void
+err_reader_unref(ErrReader *r)
+{
+	g_rc_box_release_full(r, (GDestroyNotify)err_reader_clear);
+}
+
+static void
+err_read_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	ErrReader *r = user_data;
+	g_autoptr(GBytes) bytes = NULL;
+
+	bytes = g_input_stream_read_bytes_finish(G_INPUT_STREAM(source), result, NULL);
+	if (bytes == NULL || g_bytes_get_size(bytes) == 0) {
+		r->eof = TRUE;
+		err_reader_unref(r);
+		return;
+	}
+	g_string_append_len(r->text, g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes));
+	g_input_stream_read_bytes_async(r->stream,
+					4096,
+					G_PRIORITY_DEFAULT,
+					r->cancellable,
+					err_read_cb,
+					r);
+}
+
+static ErrReader *
+err_reader_new(GInputStream *stream)
+{
+	ErrReader *r = g_rc_box_new0(ErrReader);
+
+	r->stream = g_object_ref(stream);
+	r->cancellable = g_cancellable_new();
+	r->text = g_string_new(NULL);
+	g_input_stream_read_bytes_async(r->stream,
+					4096,
+					G_PRIORITY_DEFAULT,
+					r->cancellable,
+					err_read_cb,
+					g_rc_box_acquire(r));
+	return r;
+}
+
 typedef struct {
 	GSubprocess *proc;     /* (owned) */
 	GDataInputStream *out; /* (owned) */
+	ErrReader *err;	       /* (owned) (nullable) its stderr, if captured */
 	gchar *nick;	       /* (owned) */
 	gboolean stopped;
 } Watcher;
@@ -376,6 +439,10 @@ watcher_free(Watcher *w)
 		g_subprocess_force_exit(w->proc);
 		g_subprocess_wait_async(w->proc, NULL, wait_cb, &done);
 		wait_until(&done, RUN_TIMEOUT_MS);
+	}
+	if (w->err != NULL) {
+		g_cancellable_cancel(w->err->cancellable);
+		err_reader_unref(w->err);
 	}
 	g_clear_object(&w->out);
 	g_clear_object(&w->proc);
@@ -419,13 +486,21 @@ wait_member(const gchar *uri, const gchar *room, const gchar *nick, gboolean pre
 	}
 }
 
+typedef enum {
+	WATCH_DEFAULT = 0,
+	WATCH_QUIET = 1 << 0,	       /* with --quiet */
+	WATCH_CAPTURE_STDERR = 1 << 1, /* else it goes to the test log */
+	WATCH_NO_WAIT = 1 << 2,	       /* return before it joined */
+} WatchFlags;
+
 /* starts `codechat --json watch --room ROOM…` and waits until it joined */
 static Watcher *
-watcher_start(const gchar *uri, const gchar *nick, const gchar *const *rooms)
+watcher_start_full(const gchar *uri, const gchar *nick, const gchar *const *rooms, WatchFlags flags)
 {
 	g_autoptr(GSubprocessLauncher) launcher = NULL;
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 	g_autoptr(GError) error = NULL;
+	GSubprocessFlags sflags = G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE;
 	Watcher *w = g_new0(Watcher, 1);
 
 	g_ptr_array_add(argv, (gpointer)codechat_test_client_path());
@@ -434,6 +509,8 @@ watcher_start(const gchar *uri, const gchar *nick, const gchar *const *rooms)
 	g_ptr_array_add(argv, (gpointer) "--nick");
 	g_ptr_array_add(argv, (gpointer)nick);
 	g_ptr_array_add(argv, (gpointer) "--json");
+	if (flags & WATCH_QUIET)
+		g_ptr_array_add(argv, (gpointer) "--quiet");
 	g_ptr_array_add(argv, (gpointer) "watch");
 	for (guint i = 0; rooms[i] != NULL; i++) {
 		g_ptr_array_add(argv, (gpointer) "--room");
@@ -441,16 +518,24 @@ watcher_start(const gchar *uri, const gchar *nick, const gchar *const *rooms)
 	}
 	g_ptr_array_add(argv, NULL);
 
-	/* its stderr goes to the test log */
-	launcher =
-	    launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, NULL);
+	if (flags & WATCH_CAPTURE_STDERR)
+		sflags |= G_SUBPROCESS_FLAGS_STDERR_PIPE;
+	launcher = launcher_new(sflags, NULL);
 	w->proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
 	g_assert_no_error(error);
 	w->out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(w->proc));
+	if (flags & WATCH_CAPTURE_STDERR)
+		w->err = err_reader_new(g_subprocess_get_stderr_pipe(w->proc));
 	w->nick = g_strdup(nick);
-	for (guint i = 0; rooms[i] != NULL; i++)
+	for (guint i = 0; rooms[i] != NULL && !(flags & WATCH_NO_WAIT); i++)
 		wait_member(uri, rooms[i], nick, TRUE);
 	return w;
+}
+
+static Watcher *
+watcher_start(const gchar *uri, const gchar *nick, const gchar *const *rooms)
+{
+	return watcher_start_full(uri, nick, rooms, WATCH_DEFAULT);
 }
 
 typedef struct {
@@ -525,6 +610,18 @@ watcher_stop(Watcher *w)
 	w->stopped = TRUE;
 }
 
+/* all that a stopped watcher wrote on stderr, once its end was read */
+static const gchar *
+watcher_stderr(Watcher *w)
+{
+	g_assert_true(w->stopped);
+	g_assert_nonnull(w->err);
+	wait_until(&w->err->eof, WAIT_TIMEOUT_MS);
+	g_assert_true(w->err->eof);
+	g_test_message("watch's stderr:\n%s", w->err->text->str);
+	return w->err->text->str;
+}
+
 static void
 send_text(const gchar *uri, const gchar *nick, const gchar *room, const gchar *text)
 {
@@ -561,13 +658,13 @@ test_help(void)
 					       "--json",
 					       "--version",
 					       "--color"};
-	const gchar *const options[][3] = {
-	    {"--room", "--to", "--code"},
-	    {"--room", "--limit", "--before"},
-	    {"--room", "--notify", NULL},
-	    {"--help", NULL, NULL},
-	    {"--room", NULL, NULL},
-	    {"--help", NULL, NULL},
+	const gchar *const options[][5] = {
+	    {"--room", "--to", "--code", NULL, NULL},
+	    {"--room", "--with", "--limit", "--before", "--after"},
+	    {"--room", "--notify", NULL, NULL, NULL},
+	    {"--help", NULL, NULL, NULL, NULL},
+	    {"--room", NULL, NULL, NULL, NULL},
+	    {"--help", NULL, NULL, NULL, NULL},
 	};
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
@@ -591,7 +688,7 @@ test_help(void)
 
 		g_assert_cmpint(run(&cout, &cerr, "--server", bad, commands[i], "--help"), ==, 0);
 		g_assert_nonnull(strstr(cout, usage));
-		for (gsize j = 0; j < 3 && options[i][j] != NULL; j++)
+		for (gsize j = 0; j < G_N_ELEMENTS(options[i]) && options[i][j] != NULL; j++)
 			g_assert_nonnull(strstr(cout, options[i][j]));
 	}
 }
@@ -744,6 +841,312 @@ test_send_history(Fixture *f, gconstpointer data)
 	page = parse_json_lines(out);
 	g_assert_cmpuint(page->len, ==, 1);
 	g_assert_cmpint(json_object_get_int_member(g_ptr_array_index(page, 0), "id"), ==, first_id);
+}
+
+/* the ids of @messages, as "1,2,3" */
+static gchar *
+ids_of(GPtrArray *messages)
+{
+	g_autoptr(GString) str = g_string_new(NULL);
+
+	for (guint i = 0; i < messages->len; i++) {
+		JsonObject *msg = g_ptr_array_index(messages, i);
+
+		g_string_append_printf(str,
+				       "%s%" G_GINT64_FORMAT,
+				       i > 0 ? "," : "",
+				       json_object_get_int_member(msg, "id"));
+	}
+	return g_string_free(g_steal_pointer(&str), FALSE);
+}
+
+/* `send --to` is a direct message, read back with `history --with` by
+ * either side of the conversation, and by nobody else */
+static void
+test_history_with(Fixture *f, gconstpointer data)
+{
+	const gchar *uri = f->daemon->uri;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *ack_out = NULL;
+	g_autofree gchar *ack_err = NULL;
+	g_autofree gchar *bob_out = NULL;
+	g_autofree gchar *bob_err = NULL;
+	g_autofree gchar *plain_out = NULL;
+	g_autofree gchar *plain_err = NULL;
+	g_autofree gchar *carol_out = NULL;
+	g_autofree gchar *carol_err = NULL;
+	g_autofree gchar *after_out = NULL;
+	g_autofree gchar *after_err = NULL;
+	g_autofree gchar *unknown_out = NULL;
+	g_autofree gchar *unknown_err = NULL;
+	g_autofree gchar *room_out = NULL;
+	g_autofree gchar *room_err = NULL;
+	g_autofree gchar *first_id = NULL;
+	g_autoptr(GPtrArray) acks = NULL;
+	g_autoptr(GPtrArray) page = NULL;
+	g_autoptr(GPtrArray) after = NULL;
+	JsonObject *msg;
+
+	/* bob has connected once, so he can be written to while away */
+	g_assert_cmpint(run(&out, &err, "--server", uri, "--nick", "bob", "status"), ==, 0);
+
+	send_text(uri, "alice", "general", "in the room, not direct");
+	g_assert_cmpint(run(&ack_out,
+			    &ack_err,
+			    "--server",
+			    uri,
+			    "--nick",
+			    "alice",
+			    "--json",
+			    "send",
+			    "--to",
+			    "bob",
+			    "psst"),
+			==,
+			0);
+	acks = parse_json_lines(ack_out);
+	g_assert_cmpuint(acks->len, ==, 1);
+	msg = g_ptr_array_index(acks, 0);
+	g_assert_cmpstr(json_object_get_string_member(msg, "to"), ==, "bob");
+	g_assert_false(json_object_has_member(msg, "room"));
+	first_id = g_strdup_printf("%" G_GINT64_FORMAT, json_object_get_int_member(msg, "id"));
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+	g_assert_cmpint(
+	    run(&out, &err, "--server", uri, "--nick", "alice", "send", "--to", "bob", "second"),
+	    ==,
+	    0);
+	g_assert_cmpstr(out, ==, "");
+
+	/* bob reads the conversation with alice, oldest first */
+	g_assert_cmpint(run(&bob_out,
+			    &bob_err,
+			    "--server",
+			    uri,
+			    "--nick",
+			    "bob",
+			    "--json",
+			    "history",
+			    "--with",
+			    "alice"),
+			==,
+			0);
+	page = parse_json_lines(bob_out);
+	g_assert_cmpuint(page->len, ==, 2);
+	for (guint i = 0; i < page->len; i++) {
+		msg = g_ptr_array_index(page, i);
+		g_assert_cmpstr(json_object_get_string_member(msg, "type"), ==, "message");
+		g_assert_cmpstr(json_object_get_string_member(msg, "from"), ==, "alice");
+		g_assert_cmpstr(json_object_get_string_member(msg, "to"), ==, "bob");
+		g_assert_false(json_object_has_member(msg, "room"));
+		g_assert_false(json_object_has_member(msg, "ref"));
+	}
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(page, 0), "text"),
+			==,
+			"psst");
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(page, 1), "text"),
+			==,
+			"second");
+	g_assert_cmpint(json_object_get_int_member(g_ptr_array_index(page, 0), "id"),
+			<,
+			json_object_get_int_member(g_ptr_array_index(page, 1), "id"));
+
+	/* alice reads the same conversation, as people do */
+	g_assert_cmpint(run(&plain_out,
+			    &plain_err,
+			    "--server",
+			    uri,
+			    "--nick",
+			    "alice",
+			    "history",
+			    "--with",
+			    "bob"),
+			==,
+			0);
+	g_assert_nonnull(strstr(plain_out, "<alice> -> bob: psst\n"));
+	g_assert_nonnull(strstr(plain_out, "<alice> -> bob: second\n"));
+	g_assert_null(strstr(plain_out, "in the room"));
+
+	/* --after pages forward within the conversation */
+	g_assert_cmpint(run(&after_out,
+			    &after_err,
+			    "--server",
+			    uri,
+			    "--nick",
+			    "alice",
+			    "--json",
+			    "history",
+			    "--with",
+			    "bob",
+			    "--after",
+			    first_id),
+			==,
+			0);
+	after = parse_json_lines(after_out);
+	g_assert_cmpuint(after->len, ==, 1);
+	g_assert_cmpstr(json_object_get_string_member(g_ptr_array_index(after, 0), "text"),
+			==,
+			"second");
+
+	/* carol's conversation with alice is another one, empty */
+	g_assert_cmpint(run(&carol_out,
+			    &carol_err,
+			    "--server",
+			    uri,
+			    "--nick",
+			    "carol",
+			    "history",
+			    "--with",
+			    "alice"),
+			==,
+			0);
+	g_assert_cmpstr(carol_out, ==, "");
+
+	/* and the room did not get the direct messages */
+	g_assert_cmpint(run(&room_out, &room_err, "--server", uri, "--json", "history"), ==, 0);
+	g_clear_pointer(&page, g_ptr_array_unref);
+	page = parse_json_lines(room_out);
+	g_assert_cmpuint(page->len, ==, 1);
+	g_assert_cmpstr(json_object_get_string_member(last_message(page), "text"),
+			==,
+			"in the room, not direct");
+
+	/* a nick the server never saw: refused, exit status 3 */
+	g_assert_cmpint(run(&unknown_out,
+			    &unknown_err,
+			    "--server",
+			    uri,
+			    "--nick",
+			    "alice",
+			    "history",
+			    "--with",
+			    "neverseen"),
+			==,
+			3);
+	g_assert_nonnull(strstr(unknown_err, "(unknown-nick)"));
+}
+
+/* --after pages forward from an id, --after 0 from the start */
+static void
+test_history_after(Fixture *f, gconstpointer data)
+{
+	const gchar *uri = f->daemon->uri;
+	const gchar *const texts[] = {"one", "two", "three", "four", "five"};
+	g_autoptr(GPtrArray) all = NULL;
+	g_autofree gchar *all_ids = NULL;
+	struct {
+		const gchar *after; /* an index into all, or "0" */
+		const gchar *limit;
+		const gchar *expected; /* the texts */
+	} cases[] = {
+	    {"0", "2", "one,two"},
+	    {"#1", "2", "three,four"},
+	    {"#3", NULL, "five"},
+	    {"#4", NULL, ""},
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(texts); i++)
+		send_text(uri, "paula", "pages", texts[i]);
+	all = history_json(f, "pages");
+	g_assert_cmpuint(all->len, ==, G_N_ELEMENTS(texts));
+	all_ids = ids_of(all);
+	g_test_message("ids %s", all_ids);
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree gchar *out = NULL;
+		g_autofree gchar *err = NULL;
+		g_autofree gchar *after = NULL;
+		g_autoptr(GPtrArray) page = NULL;
+		g_autoptr(GString) got = g_string_new(NULL);
+
+		if (cases[i].after[0] == '#')
+			after = g_strdup_printf(
+			    "%" G_GINT64_FORMAT,
+			    json_object_get_int_member(
+				g_ptr_array_index(all,
+						  g_ascii_strtoull(cases[i].after + 1, NULL, 10)),
+				"id"));
+		else
+			after = g_strdup(cases[i].after);
+		if (cases[i].limit != NULL)
+			g_assert_cmpint(run(&out,
+					    &err,
+					    "--server",
+					    uri,
+					    "--json",
+					    "history",
+					    "--room",
+					    "pages",
+					    "--after",
+					    after,
+					    "--limit",
+					    cases[i].limit),
+					==,
+					0);
+		else
+			g_assert_cmpint(run(&out,
+					    &err,
+					    "--server",
+					    uri,
+					    "--json",
+					    "history",
+					    "--room",
+					    "pages",
+					    "--after",
+					    after),
+					==,
+					0);
+		page = parse_json_lines(out);
+		for (guint j = 0; j < page->len; j++)
+			g_string_append_printf(
+			    got,
+			    "%s%s",
+			    j > 0 ? "," : "",
+			    json_object_get_string_member(g_ptr_array_index(page, j), "text"));
+		g_assert_cmpstr(got->str, ==, cases[i].expected);
+	}
+}
+
+/* usage errors of history, found before any connection */
+static void
+test_history_usage(void)
+{
+	g_autofree gchar *bad = closed_uri();
+	struct {
+		const gchar *args[7];
+		const gchar *mention[2];
+	} cases[] = {
+	    {{"history", "--before", "3", "--after", "1"}, {"--before", "--after"}},
+	    {{"history", "--after", "1", "--before", "3"}, {"--before", "--after"}},
+	    {{"history", "--room", "general", "--with", "bob"}, {"--room", "--with"}},
+	    {{"history", "--with", "bob", "--before", "2", "--after", "0"}, {"--after", NULL}},
+	    {{"history", "--limit", "501"}, {"--limit", NULL}},
+	    {{"history", "--limit", "0"}, {"--limit", NULL}},
+	    {{"history", "--limit", "-1"}, {"--limit", NULL}},
+	    {{"history", "--after", "-1"}, {"--after", NULL}},
+	    {{"history", "--after", "soon"}, {"--after", NULL}},
+	    {{"history", "--before", "0"}, {"--before", NULL}},
+	    {{"history", "--with"}, {"--with", NULL}},
+	    {{"history", "--with", "bob", "extra"}, {"extra", NULL}},
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree gchar *out = NULL;
+		g_autofree gchar *err = NULL;
+		const gchar *const *a = cases[i].args;
+
+		/* a closed port: connecting would be exit status 2 */
+		g_assert_cmpint(
+		    run(&out, &err, "--server", bad, a[0], a[1], a[2], a[3], a[4], a[5], a[6]),
+		    ==,
+		    1);
+		for (guint j = 0; j < G_N_ELEMENTS(cases[i].mention) && cases[i].mention[j] != NULL;
+		     j++)
+			g_assert_nonnull(strstr(err, cases[i].mention[j]));
+		g_assert_nonnull(strstr(err, "--help"));
+		g_assert_cmpstr(out, ==, "");
+	}
 }
 
 static void
@@ -1103,8 +1506,9 @@ test_watch_resume(Fixture *f, gconstpointer data)
 	g_autofree gchar *relay_uri = g_strdup_printf("ws://127.0.0.1:%u/v1/ws", relay->port);
 	g_autoptr(Watcher) w = NULL;
 	const gchar *uri = f->daemon->uri;
+	const gchar *err;
 
-	w = watcher_start(relay_uri, "resumer", rooms);
+	w = watcher_start_full(relay_uri, "resumer", rooms, WATCH_CAPTURE_STDERR);
 	send_text(uri, "talker", "general", "before the cut");
 	watcher_expect(w, "general", "talker", "before the cut");
 
@@ -1142,6 +1546,12 @@ test_watch_resume(Fixture *f, gconstpointer data)
 	send_text(uri, "talker", "general", "sentinel");
 	watcher_expect(w, "general", "talker", "sentinel");
 	watcher_stop(w);
+
+	/* what was missed, room by room, on stderr */
+	err = watcher_stderr(w);
+	g_assert_nonnull(strstr(err, "codechat: connection lost"));
+	g_assert_nonnull(strstr(err, "codechat: resumed #general, 2 missed messages\n"));
+	g_assert_nonnull(strstr(err, "codechat: resumed #dev, 1 missed message\n"));
 }
 
 /* more was missed than one replay page holds: joined says truncated,
@@ -1198,6 +1608,250 @@ test_watch_resume_truncated(Fixture *f, gconstpointer data)
 	send_text(uri, "other", "general", "sentinel");
 	watcher_expect(w, "general", "other", "sentinel");
 	watcher_stop(w);
+}
+
+/* the epoch of the daemon at @uri, by `codechat --json status` */
+static gchar *
+server_epoch(const gchar *uri)
+{
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autoptr(GPtrArray) objects = NULL;
+	const gchar *epoch;
+
+	g_assert_cmpint(run(&out, &err, "--server", uri, "--nick", "epocher", "--json", "status"),
+			==,
+			0);
+	objects = parse_json_lines(out);
+	g_assert_cmpuint(objects->len, ==, 1);
+	epoch = json_object_get_string_member(g_ptr_array_index(objects, 0), "epoch");
+	g_assert_nonnull(epoch);
+	return g_strdup(epoch);
+}
+
+static void
+track_daemon(CodechatTestDaemon *daemon)
+{
+	const gchar *pid = g_subprocess_get_identifier(daemon->proc);
+
+	g_assert_nonnull(pid);
+	daemon_pid = (pid_t)g_ascii_strtoll(pid, NULL, 10);
+	signal(SIGABRT, abort_handler);
+}
+
+/* the next message watch prints, which must be @text in @room; returns its id */
+static gint64
+watcher_expect_id(Watcher *w, const gchar *room, const gchar *text)
+{
+	g_autoptr(JsonObject) msg = watcher_read(w);
+
+	g_assert_cmpstr(json_object_get_string_member(msg, "type"), ==, "message");
+	g_assert_cmpstr(json_object_get_string_member(msg, "room"), ==, room);
+	g_assert_cmpstr(json_object_get_string_member(msg, "text"), ==, text);
+	return json_object_get_int_member(msg, "id");
+}
+
+typedef struct {
+	gboolean quiet;
+	gboolean new_store; /* restart on a fresh data dir: another epoch */
+} RestartCase;
+
+static const RestartCase restart_same_store = {FALSE, FALSE};
+static const RestartCase restart_quiet = {TRUE, FALSE};
+static const RestartCase restart_new_store = {FALSE, TRUE};
+
+/* the daemon restarts on the same address while watch runs: watch
+ * reconnects by itself and resumes each room, replaying what was said
+ * while it was away, and prints every message exactly once, in order;
+ * it says so on stderr, unless --quiet.  With the same data dir the
+ * epoch and the ids go on; with a fresh one, the epoch changes and watch
+ * drops the ids it knew and replays the new store from its start. */
+static void
+test_watch_restart(gconstpointer data)
+{
+	const RestartCase *c = data;
+	gboolean quiet = c->quiet;
+	const gchar *const rooms[] = {"general", "dev", NULL};
+	g_autoptr(CodechatTestDaemon) first = NULL;
+	g_autoptr(CodechatTestDaemon) second = NULL;
+	g_autoptr(Watcher) w = NULL;
+	g_autofree gchar *uri = NULL;
+	g_autofree gchar *epoch_before = NULL;
+	g_autofree gchar *epoch_after = NULL;
+	const gchar *err;
+	gint64 general_id;
+	gint64 dev_id;
+	gint64 id;
+
+	first = codechat_test_daemon_start(NULL);
+	track_daemon(first);
+	uri = g_strdup(first->uri);
+	w = watcher_start_full(uri,
+			       "survivor",
+			       rooms,
+			       WATCH_CAPTURE_STDERR | (quiet ? WATCH_QUIET : 0));
+	send_text(uri, "talker", "general", "before 1");
+	send_text(uri, "talker", "dev", "before dev");
+	send_text(uri, "talker", "general", "before 2");
+	id = watcher_expect_id(w, "general", "before 1");
+	dev_id = watcher_expect_id(w, "dev", "before dev");
+	general_id = watcher_expect_id(w, "general", "before 2");
+	g_assert_cmpint(general_id, >, id);
+	epoch_before = server_epoch(uri);
+
+	/* SIGTERM: the daemon closes the sessions with 1001 and exits */
+	daemon_pid = 0;
+	g_assert_cmpint(codechat_test_daemon_stop(first), ==, 0);
+	/* watch waits at least 0.8 s before it tries again: freeze it
+	 * before that, so that what follows is surely missed, then replayed */
+	g_subprocess_send_signal(w->proc, SIGSTOP);
+
+	/* the same port, and the same data dir (a later --data-dir wins) or
+	 * a fresh one */
+	{
+		g_autofree gchar *port = g_strdup_printf("127.0.0.1:%u", first->port);
+		const gchar *const args[] = {"--listen",
+					     port,
+					     c->new_store ? NULL : "--data-dir",
+					     first->data_dir,
+					     NULL};
+
+		second = codechat_test_daemon_start(args);
+	}
+	track_daemon(second);
+	g_assert_cmpuint(second->port, ==, first->port);
+	g_assert_cmpstr(second->uri, ==, uri);
+	epoch_after = server_epoch(uri);
+	if (c->new_store) {
+		g_assert_cmpstr(epoch_after, !=, epoch_before);
+		/* ids start again from 1 */
+		general_id = 0;
+		dev_id = 0;
+	} else {
+		/* the durable store: the same history, the same epoch */
+		g_assert_cmpstr(epoch_after, ==, epoch_before);
+	}
+
+	send_text(uri, "talker", "general", "missed 1");
+	send_text(uri, "talker", "dev", "missed dev");
+	send_text(uri, "talker", "general", "missed 2");
+	g_subprocess_send_signal(w->proc, SIGCONT);
+	{
+		gint64 seen_general = general_id;
+		guint n_general = 0;
+		gboolean seen_dev = FALSE;
+
+		/* rooms resume independently: only the order within a room counts */
+		for (guint i = 0; i < 3; i++) {
+			g_autoptr(JsonObject) msg = watcher_read(w);
+			const gchar *room = json_object_get_string_member(msg, "room");
+			const gchar *text = json_object_get_string_member(msg, "text");
+
+			id = json_object_get_int_member(msg, "id");
+			if (g_strcmp0(room, "dev") == 0) {
+				g_assert_false(seen_dev);
+				g_assert_cmpstr(text, ==, "missed dev");
+				/* ids go on where they were: nothing reused */
+				g_assert_cmpint(id, ==, dev_id + 1);
+				seen_dev = TRUE;
+			} else {
+				g_assert_cmpstr(room, ==, "general");
+				g_assert_cmpstr(text, ==, n_general == 0 ? "missed 1" : "missed 2");
+				g_assert_cmpint(id, ==, seen_general + 1);
+				seen_general = id;
+				n_general++;
+			}
+		}
+		g_assert_cmpuint(n_general, ==, 2);
+		g_assert_true(seen_dev);
+		general_id = seen_general;
+	}
+
+	/* live again; and nothing came twice: the next line is the next message */
+	wait_member(uri, "general", "survivor", TRUE);
+	wait_member(uri, "dev", "survivor", TRUE);
+	send_text(uri, "talker", "general", "live");
+	g_assert_cmpint(watcher_expect_id(w, "general", "live"), ==, general_id + 1);
+	watcher_stop(w);
+
+	err = watcher_stderr(w);
+	if (quiet) {
+		g_assert_cmpstr(err, ==, "");
+	} else {
+		g_assert_nonnull(strstr(err, "codechat: connection lost"));
+		g_assert_nonnull(strstr(err, "; reconnecting in "));
+		g_assert_nonnull(strstr(err, "codechat: resumed #general, 2 missed messages\n"));
+		g_assert_nonnull(strstr(err, "codechat: resumed #dev, 1 missed message\n"));
+		if (c->new_store)
+			g_assert_nonnull(strstr(err, "history was reset: starting over\n"));
+		else
+			g_assert_null(strstr(err, "history was reset"));
+	}
+
+	daemon_pid = 0;
+	g_assert_cmpint(codechat_test_daemon_stop(second), ==, 0);
+	/* the first daemon's data dir is the second's: remove it last */
+	g_clear_pointer(&second, codechat_test_daemon_free);
+	g_clear_pointer(&first, codechat_test_daemon_free);
+}
+
+/* a room the server refuses ends watch: exit status 3, and the server's code */
+static void
+test_watch_bad_room(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+
+	g_assert_cmpint(
+	    run(&out, &err, "--server", f->daemon->uri, "watch", "--room", "Not A Room!"),
+	    ==,
+	    3);
+	g_assert_nonnull(strstr(err, "(bad-room)"));
+	g_assert_cmpstr(out, ==, "");
+}
+
+/* the server is full when watch starts: `overloaded` means "try again
+ * later", so watch waits and retries instead of giving up */
+static void
+test_watch_overloaded(void)
+{
+	const gchar *const args[] = {"--max-connections", "2", NULL};
+	const gchar *const rooms[] = {"general", NULL};
+	g_autoptr(CodechatTestDaemon) daemon = codechat_test_daemon_start(args);
+	g_autoptr(CodechatTestWs) filler1 = NULL;
+	g_autoptr(CodechatTestWs) filler2 = NULL;
+	g_autoptr(JsonObject) welcome1 = NULL;
+	g_autoptr(JsonObject) welcome2 = NULL;
+	g_autoptr(Watcher) w = NULL;
+	gint64 deadline;
+	const gchar *err;
+
+	track_daemon(daemon);
+	filler1 = codechat_test_ws_new_client(daemon->uri, "filler1", &welcome1);
+	filler2 = codechat_test_ws_new_client(daemon->uri, "filler2", &welcome2);
+	w = watcher_start_full(daemon->uri, "patient", rooms, WATCH_CAPTURE_STDERR | WATCH_NO_WAIT);
+
+	/* refused, and it says it will try again, without exiting */
+	deadline = g_get_monotonic_time() + WAIT_TIMEOUT_MS * 1000;
+	while (strstr(w->err->text->str, "; retrying in ") == NULL) {
+		g_assert_false(w->err->eof);
+		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+		sleep_ms(POLL_INTERVAL_MS);
+	}
+	g_clear_pointer(&filler1, codechat_test_ws_free);
+	g_clear_pointer(&filler2, codechat_test_ws_free);
+
+	/* room again: it connects and watches */
+	wait_member(daemon->uri, "general", "patient", TRUE);
+	send_text(daemon->uri, "talker", "general", "welcome in");
+	watcher_expect(w, "general", "talker", "welcome in");
+	watcher_stop(w);
+	err = watcher_stderr(w);
+	g_assert_nonnull(strstr(err, "too many connections"));
+	g_assert_nonnull(strstr(err, "(overloaded); retrying in "));
+
+	daemon_pid = 0;
+	g_assert_cmpint(codechat_test_daemon_stop(daemon), ==, 0);
 }
 
 static void
@@ -1441,7 +2095,10 @@ main(int argc, char **argv)
 	g_test_add_func("/codechat/cli/unknown-command", test_unknown_command);
 	g_test_add_func("/codechat/cli/bad-option", test_bad_option);
 	g_test_add_func("/codechat/cli/cannot-connect", test_cannot_connect);
+	g_test_add_func("/codechat/cli/history-usage", test_history_usage);
 	ADD("send-history", test_send_history);
+	ADD("history-with", test_history_with);
+	ADD("history-after", test_history_after);
 	ADD("send-stdin", test_send_stdin);
 	ADD("send-code", test_send_code);
 	ADD("send-file", test_send_file);
@@ -1450,6 +2107,7 @@ main(int argc, char **argv)
 	ADD("send-too-long", test_send_too_long);
 	ADD("bad-handshake", test_bad_handshake);
 	ADD("watch", test_watch);
+	ADD("watch-bad-room", test_watch_bad_room);
 	ADD("watch-resume", test_watch_resume);
 	g_test_add("/codechat/cli/watch-resume-truncated",
 		   Fixture,
@@ -1457,6 +2115,16 @@ main(int argc, char **argv)
 		   fixture_setup_unlimited,
 		   test_watch_resume_truncated,
 		   fixture_teardown);
+	g_test_add_data_func("/codechat/cli/watch-restart",
+			     &restart_same_store,
+			     test_watch_restart);
+	g_test_add_data_func("/codechat/cli/watch-restart-quiet",
+			     &restart_quiet,
+			     test_watch_restart);
+	g_test_add_data_func("/codechat/cli/watch-restart-new-store",
+			     &restart_new_store,
+			     test_watch_restart);
+	g_test_add_func("/codechat/cli/watch-overloaded", test_watch_overloaded);
 	ADD("rooms-who", test_rooms_who);
 	ADD("environment", test_environment);
 	ADD("token-not-logged", test_token_not_logged);
