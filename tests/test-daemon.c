@@ -2092,6 +2092,142 @@ test_direct_offline(Fixture *fx, gconstpointer user_data)
 		       NULL);
 }
 
+/* a `history` page of a direct conversation whose messages are
+ * "<prefix><id>": ids first..last */
+static void
+expect_direct_page(CodechatTestWs *ws,
+		   const gchar *with,
+		   const gchar *extra,
+		   const gchar *prefix,
+		   gint64 first,
+		   gint64 last,
+		   gboolean more)
+{
+	g_autofree gchar *args =
+	    g_strdup_printf("\"with\":\"%s\"%s%s", with, extra[0] != '\0' ? "," : "", extra);
+	g_autoptr(JsonObject) hist = history(ws, args, "h");
+	JsonArray *messages = get_array(hist, "messages");
+	guint n = last >= first ? (guint)(last - first + 1) : 0;
+
+	codechat_test_note("history %s", args);
+	g_assert_cmpstr(codechat_test_json_string(hist, "with"), ==, with);
+	g_assert_false(json_object_has_member(hist, "room"));
+	g_assert_cmpuint(json_array_get_length(messages), ==, n);
+	for (guint i = 0; i < n; i++) {
+		JsonObject *msg = json_array_get_object_element(messages, i);
+		g_autofree gchar *text = g_strdup_printf("%s%" G_GINT64_FORMAT, prefix, first + i);
+		g_assert_nonnull(msg);
+		g_assert_cmpint(assert_message(msg,
+					       NULL,
+					       codechat_test_json_string(msg, "to"),
+					       NULL,
+					       text,
+					       NULL),
+				==,
+				first + i);
+	}
+	g_assert_cmpint(get_bool(hist, "more"), ==, more);
+}
+
+static void
+test_direct_privacy(Fixture *fx, gconstpointer user_data)
+{
+	CodechatTestWs *alice = fx_client(fx, "alice");
+	CodechatTestWs *bob = fx_client(fx, "bob");
+	CodechatTestWs *carol = fx_client(fx, "carol");
+	g_autoptr(JsonObject) rooms = NULL;
+	JsonArray *list;
+
+	/* carol shares a room with both, which changes nothing */
+	join(alice, "r");
+	join(bob, "r");
+	join(carol, "r");
+	expect_presence(alice, "r", "bob", "join");
+	expect_presence(alice, "r", "carol", "join");
+	expect_presence(bob, "r", "carol", "join");
+
+	for (guint i = 1; i <= 3; i++) {
+		g_autofree gchar *text = g_strdup_printf("p%u", i);
+		g_autoptr(JsonObject) copy = NULL;
+		g_assert_cmpint(dm(alice, "alice", "bob", text, "d"), ==, i);
+		copy = codechat_test_ws_expect(bob, "message");
+		assert_message(copy, NULL, "bob", "alice", text, NULL);
+	}
+	/* the copies went out before the acknowledgements: carol has none */
+	barrier(carol);
+	barrier(bob);
+
+	/* whoever carol names, she reads her own conversation only */
+	expect_direct_page(carol, "alice", "", "p", 1, 0, FALSE);
+	expect_direct_page(carol, "bob", "", "p", 1, 0, FALSE);
+	expect_direct_page(carol, "bob", "\"after\":0", "p", 1, 0, FALSE);
+	expect_direct_page(carol, "alice", "\"before\":4", "p", 1, 0, FALSE);
+	/* and the conversation is no room */
+	codechat_test_ws_send_text(
+	    carol,
+	    "{\"type\":\"history\",\"room\":\"dm:alice:bob\",\"ref\":\"x\"}");
+	expect_error(carol, "bad-room", "x");
+	codechat_test_ws_send_text(carol,
+				   "{\"type\":\"join\",\"room\":\"dm:alice:bob\",\"ref\":\"y\"}");
+	expect_error(carol, "bad-room", "y");
+	codechat_test_ws_send_text(carol, "{\"type\":\"rooms\",\"ref\":\"z\"}");
+	rooms = codechat_test_ws_expect(carol, "rooms");
+	list = get_array(rooms, "rooms");
+	for (guint i = 0; i < json_array_get_length(list); i++) {
+		JsonObject *room = json_array_get_object_element(list, i);
+		g_assert_null(strchr(codechat_test_json_string(room, "name"), ':'));
+	}
+
+	/* a direct message to oneself is one's own conversation */
+	g_assert_cmpint(dm(carol, "carol", "carol", "note to self", "s"), ==, 1);
+	barrier(carol);
+	barrier(alice);
+	barrier(bob);
+	expect_direct_page(alice, "bob", "", "p", 1, 3, FALSE);
+	expect_direct_page(bob, "alice", "", "p", 1, 3, FALSE);
+}
+
+static void
+test_direct_paging(Fixture *fx, gconstpointer user_data)
+{
+	CodechatTestWs *alice = fx_client(fx, "alice");
+	CodechatTestWs *bob = fx_client(fx, "bob");
+	const guint n = 60;
+
+	/* a room beside it counts its own ids */
+	join(alice, "r");
+	fill_room(alice, "r", 7);
+	for (guint i = 1; i <= n; i++)
+		codechat_test_ws_sendf(
+		    alice,
+		    "{\"type\":\"say\",\"to\":\"bob\",\"text\":\"d%u\",\"ref\":\"d%u\"}",
+		    i,
+		    i);
+	for (guint i = 1; i <= n; i++) {
+		g_autoptr(JsonObject) ack = codechat_test_ws_expect(alice, "message");
+		g_autoptr(JsonObject) copy = codechat_test_ws_expect(bob, "message");
+		g_autofree gchar *text = g_strdup_printf("d%u", i);
+		g_autofree gchar *ref = g_strdup_printf("d%u", i);
+		g_assert_cmpint(assert_message(ack, NULL, "bob", "alice", text, ref), ==, i);
+		g_assert_cmpint(assert_message(copy, NULL, "bob", "alice", text, NULL), ==, i);
+	}
+
+	expect_direct_page(alice, "bob", "", "d", 11, 60, TRUE);
+	expect_direct_page(alice, "bob", "\"limit\":60", "d", 1, 60, FALSE);
+	expect_direct_page(alice, "bob", "\"limit\":10", "d", 51, 60, TRUE);
+	expect_direct_page(alice, "bob", "\"before\":51,\"limit\":10", "d", 41, 50, TRUE);
+	expect_direct_page(alice, "bob", "\"before\":6,\"limit\":10", "d", 1, 5, FALSE);
+	expect_direct_page(alice, "bob", "\"before\":1", "d", 1, 0, FALSE);
+	expect_direct_page(alice, "bob", "\"after\":0,\"limit\":10", "d", 1, 10, TRUE);
+	expect_direct_page(alice, "bob", "\"after\":50,\"limit\":10", "d", 51, 60, FALSE);
+	expect_direct_page(alice, "bob", "\"after\":55", "d", 56, 60, FALSE);
+	expect_direct_page(alice, "bob", "\"after\":60", "d", 1, 0, FALSE);
+	/* the same conversation from the other side, whatever the case */
+	expect_direct_page(bob, "alice", "\"limit\":5", "d", 56, 60, TRUE);
+	expect_direct_page(bob, "ALICE", "\"before\":3", "d", 1, 2, FALSE);
+	expect_history_page(alice, "r", "", 1, 7, FALSE);
+}
+
 /* ------------------------------------------------------------------ */
 /* rate limiting */
 
@@ -2452,7 +2588,7 @@ test_keepalive(Fixture *fx, gconstpointer user_data)
 /* ------------------------------------------------------------------ */
 /* restarts */
 
-G_GNUC_UNUSED static void
+static void
 test_restart(Fixture *fx, gconstpointer user_data)
 {
 	g_autoptr(JsonObject) welcome = NULL;
@@ -2661,6 +2797,8 @@ main(int argc, char **argv)
 	ADD("direct/deliver", args_default, test_direct);
 	ADD("direct/unknown-nick", args_default, test_direct_unknown);
 	ADD("direct/offline", args_default, test_direct_offline);
+	ADD("direct/privacy", args_default, test_direct_privacy);
+	ADD("direct/paging", args_no_rate, test_direct_paging);
 
 	ADD("rate/limited", args_default, test_rate_limited);
 	ADD("rate/off", args_no_rate, test_rate_off);
@@ -2677,8 +2815,7 @@ main(int argc, char **argv)
 	ADD("close/overloaded", args_max_conn, test_close_overloaded);
 
 	ADD("keepalive/drop", args_keepalive, test_keepalive);
-	/* needs the durable store (the next issue): registered when it lands
-	 * ADD("restart/persistence", ...); */
+	ADD("restart/persistence", args_default, test_restart);
 
 	return g_test_run();
 }
