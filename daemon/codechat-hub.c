@@ -621,7 +621,7 @@ say_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
 					CODECHAT_ERROR_INTERNAL,
 					"the server could not store the message");
 		g_autofree gchar *err_frame = codechat_error_frame(reply, data->ref);
-		g_warning("message from %s not stored: %s", msg->from, error->message);
+		g_debug("message from %s not stored: %s", msg->from, error->message);
 		session_fill_place(data->sender, data->place, err_frame);
 		say_data_free(data);
 		return;

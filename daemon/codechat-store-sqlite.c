@@ -4,9 +4,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "codechat-store.h"
@@ -80,6 +82,7 @@ struct _CodechatStoreSqlite {
 	GHashTable *convs;	      /* (owned) main thread: key -> Conv */
 	GHashTable *nicks;	      /* (owned) main thread: folded nick set */
 	GMainContext *context;	      /* (owned) where callbacks run */
+	int lock_fd;		      /* DIR/codechat.lock, flock()ed while open; -1 if none */
 	GThread *thread;	      /* (owned) (nullable) the writer */
 
 	GMutex lock;
@@ -658,6 +661,33 @@ open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync s
 			    g_strerror(saved));
 		return FALSE;
 	}
+	/* one daemon per data dir: two would hand out the same ids */
+	{
+		g_autofree gchar *lock_path = g_build_filename(data_dir, "codechat.lock", NULL);
+		self->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (self->lock_fd < 0) {
+			int saved = errno;
+			g_set_error(error,
+				    G_IO_ERROR,
+				    g_io_error_from_errno(saved),
+				    "cannot create %s: %s",
+				    lock_path,
+				    g_strerror(saved));
+			return FALSE;
+		}
+		if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+			int saved = errno;
+			g_set_error(
+			    error,
+			    G_IO_ERROR,
+			    saved == EWOULDBLOCK ? G_IO_ERROR_BUSY : g_io_error_from_errno(saved),
+			    saved == EWOULDBLOCK ? "data dir %s is in use by another codechatd"
+						 : "cannot lock data dir %s: %s",
+			    data_dir,
+			    g_strerror(saved));
+			return FALSE;
+		}
+	}
 	self->path = g_build_filename(data_dir, CODECHAT_STORE_DB_NAME, NULL);
 	if (g_file_test(self->path, G_FILE_TEST_IS_DIR)) {
 		g_set_error(error,
@@ -711,13 +741,20 @@ open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync s
 		  error))
 		return FALSE;
 	if (!migrate(self, &error_local)) {
+		/* its message starts with the path already */
 		g_set_error(error,
 			    error_local->domain,
 			    error_local->code,
-			    "%s is not a usable codechat database: %s",
-			    self->path,
+			    "cannot use the database %s",
 			    error_local->message);
 		return FALSE;
+	}
+	/* for tests of a full disk: a database that cannot grow past N pages */
+	if (g_getenv("CODECHATD_TEST_MAX_PAGES") != NULL) {
+		g_autofree gchar *sql = g_strdup_printf(
+		    "PRAGMA max_page_count = %" G_GUINT64_FORMAT,
+		    g_ascii_strtoull(g_getenv("CODECHATD_TEST_MAX_PAGES"), NULL, 10));
+		sqlite3_exec(self->writer, sql, NULL, NULL, NULL);
 	}
 	if (!prepare(self->writer,
 		     self->path,
@@ -811,6 +848,8 @@ codechat_store_sqlite_finalize(GObject *object)
 	g_hash_table_unref(self->convs);
 	g_hash_table_unref(self->nicks);
 	g_main_context_unref(self->context);
+	if (self->lock_fd >= 0)
+		close(self->lock_fd);
 	g_mutex_clear(&self->lock);
 	g_cond_clear(&self->cond);
 	g_free(self->path);
@@ -837,4 +876,5 @@ codechat_store_sqlite_init(CodechatStoreSqlite *self)
 	self->convs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	self->nicks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	self->context = g_main_context_ref_thread_default();
+	self->lock_fd = -1;
 }

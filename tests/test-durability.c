@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,7 @@
 
 #define T CODECHAT_TEST_TIMEOUT_MS
 
-/* codechatd was started with this data dir: the CodechatTestDaemon's own
- * temporary dir stays unused (the last --data-dir wins) */
+/* the room most cases talk in */
 #define ROOM "log"
 
 /* a failed assertion must not leave daemons behind: the abort handler
@@ -126,7 +126,10 @@ read_file(const gchar *path)
 }
 
 /* ------------------------------------------------------------------ */
-/* the fixture: a data dir that outlives the daemons started on it */
+/* the fixture: a data dir that outlives the daemons started on it; each
+ * daemon gets it with --data-dir after the one that
+ * codechat_test_daemon_start() passes (the last one wins), so that the
+ * helper's own temporary dir stays unused */
 
 typedef struct {
 	gchar *dir;		    /* (owned) */
@@ -662,6 +665,60 @@ test_sync_normal(Fixture *fx, gconstpointer user_data)
 		g_assert_cmpint(say(alice, ROOM, "m22"), ==, 22);
 	}
 	fx_stop(fx);
+}
+
+static void
+test_sigterm_in_flight(Fixture *fx, gconstpointer user_data)
+{
+	/* SIGTERM in the middle of a burst: the daemon flushes the store
+	 * and exits with 0; what was acknowledged is there, and the history
+	 * is the burst's first messages, in order */
+	const guint n = 1000;
+	g_autoptr(GPtrArray) all = NULL;
+	CodechatTestWs *alice;
+	gint64 acked = 0;
+	gint code;
+
+	fx_start(fx);
+	alice = fx_client(fx, "alice");
+	join(alice, ROOM);
+	for (guint i = 1; i <= n; i++) {
+		g_autofree gchar *text = g_strdup_printf("m%u", i);
+		send_say(alice, ROOM, text, "r");
+	}
+	while (acked < 20) {
+		g_autoptr(JsonObject) ack = expect_skip_presence(alice, "message");
+		g_assert_cmpint(codechat_test_json_int(ack, "id"), ==, ++acked);
+	}
+	g_subprocess_send_signal(fx->daemon->proc, SIGTERM);
+	for (;;) {
+		g_autoptr(JsonObject) obj = codechat_test_ws_recv(alice, T);
+		if (obj == NULL)
+			break;
+		g_assert_cmpstr(type_of(obj), ==, "message");
+		g_assert_cmpint(codechat_test_json_int(obj, "id"), ==, ++acked);
+	}
+	code = codechat_test_ws_wait_close(alice, T);
+	codechat_test_note("%" G_GINT64_FORMAT " of %u acknowledged before the close (%d)",
+			   acked,
+			   n,
+			   code);
+	g_assert_cmpint(code, ==, SOUP_WEBSOCKET_CLOSE_GOING_AWAY);
+	fx_stop(fx);
+
+	fx_start(fx);
+	alice = fx_client(fx, "alice");
+	all = read_room(alice, ROOM);
+	codechat_test_note("%u stored", all->len);
+	g_assert_cmpint(all->len, >=, acked);
+	for (guint i = 0; i < all->len; i++) {
+		g_autofree gchar *text = g_strdup_printf("m%u", i + 1);
+		JsonObject *msg = g_ptr_array_index(all, i);
+		g_assert_cmpint(codechat_test_json_int(msg, "id"), ==, i + 1);
+		g_assert_cmpstr(codechat_test_json_string(msg, "text"), ==, text);
+	}
+	join(alice, ROOM);
+	g_assert_cmpint(say(alice, ROOM, "next"), ==, all->len + 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1530,16 +1587,32 @@ test_startup_read_only(Fixture *fx, gconstpointer user_data)
 	const gchar *const args[] = {"--data-dir", fx->dir, NULL};
 
 	if (geteuid() == 0) {
-		/* root writes whatever the mode bits say, and a read-only
-		 * mount or chattr +i needs privileges a test must not use */
-		g_test_skip("runs as root: mode bits cannot make the database read-only");
-		return;
+		/* root writes whatever the mode bits say; so the daemons this
+		 * case starts get no capability to override them (the case
+		 * runs in a process of its own, see run_case()) */
+		const int caps[] = {CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER};
+		for (guint i = 0; i < G_N_ELEMENTS(caps); i++) {
+			if (prctl(PR_CAPBSET_DROP, caps[i], 0, 0, 0) != 0) {
+				g_test_skip("runs as root and cannot drop CAP_DAC_OVERRIDE: mode "
+					    "bits cannot make the database read-only");
+				return;
+			}
+		}
 	}
 	path = make_db(fx);
+	/* the database file, then the data dir it is in */
 	g_assert_cmpint(g_chmod(path, 0400), ==, 0);
+	assert_start_fails(fx, args, path, path, NULL, NULL);
+	g_assert_cmpint(g_chmod(path, 0600), ==, 0);
 	g_assert_cmpint(g_chmod(fx->dir, 0500), ==, 0);
 	assert_start_fails(fx, args, fx->dir, path, NULL, NULL);
-	g_chmod(fx->dir, 0700);
+	g_assert_cmpint(g_chmod(fx->dir, 0700), ==, 0);
+	/* and with the rights back, it starts again with its history */
+	fx_start(fx);
+	{
+		g_autoptr(GPtrArray) all = read_room(fx_client(fx, "alice"), ROOM);
+		g_assert_cmpuint(all->len, ==, 100);
+	}
 }
 
 static void
@@ -1548,8 +1621,32 @@ test_startup_bad_sync(Fixture *fx, gconstpointer user_data)
 	const gchar *const args[] = {"--data-dir", fx->dir, "--sync", "sometimes", NULL};
 	const gchar *const env_args[] = {"--data-dir", fx->dir, NULL};
 
-	assert_start_fails(fx, args, "sync", NULL, NULL, NULL);
-	assert_start_fails(fx, env_args, "sync", NULL, "CODECHATD_SYNC", "sometimes");
+	/* the message names what would do */
+	assert_start_fails(fx, args, "normal", NULL, NULL, NULL);
+	assert_start_fails(fx, env_args, "normal", NULL, "CODECHATD_SYNC", "sometimes");
+}
+
+static void
+test_startup_in_use(Fixture *fx, gconstpointer user_data)
+{
+	/* a second daemon on a data dir that one already serves would hand
+	 * out the same ids: it must refuse to start, and the first one go on
+	 * undisturbed */
+	const gchar *const args[] = {"--data-dir", fx->dir, NULL};
+	CodechatTestWs *alice;
+
+	fx_start(fx);
+	alice = fx_client(fx, "alice");
+	join(alice, ROOM);
+	g_assert_cmpint(say(alice, ROOM, "m1"), ==, 1);
+	assert_start_fails(fx, args, fx->dir, NULL, NULL, NULL);
+	g_assert_cmpint(say(alice, ROOM, "m2"), ==, 2);
+	fx_stop(fx);
+	/* and once it is gone, the data dir is free again */
+	fx_start(fx);
+	alice = fx_client(fx, "alice");
+	join(alice, ROOM);
+	g_assert_cmpint(say(alice, ROOM, "m3"), ==, 3);
 }
 
 /* a codechatd started by hand: runs until SIGTERM */
@@ -1753,6 +1850,7 @@ main(int argc, char **argv)
 	add("restart/persistence", test_restart, NULL, 60);
 	add("restart/new-epoch", test_new_epoch, NULL, 60);
 	add("restart/sync-normal", test_sync_normal, NULL, 60);
+	add("restart/sigterm-in-flight", test_sigterm_in_flight, NULL, 60);
 
 	add("crash/bursts", test_crash, NULL, 150);
 
@@ -1774,6 +1872,7 @@ main(int argc, char **argv)
 	add("startup/parent-is-file", test_startup_parent_is_file, NULL, 60);
 	add("startup/read-only", test_startup_read_only, NULL, 60);
 	add("startup/bad-sync", test_startup_bad_sync, NULL, 60);
+	add("startup/in-use", test_startup_in_use, NULL, 60);
 	add("startup/default-dir", test_startup_default_dir, NULL, 60);
 	add("startup/mkdir", test_startup_mkdir, NULL, 60);
 

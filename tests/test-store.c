@@ -3,7 +3,6 @@
 
 #include "config.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <signal.h>
@@ -53,9 +52,13 @@ static const Kind kinds[] = {
 
 static const gchar *self_path;
 
+static void
+note(const gchar *format, ...) G_GNUC_PRINTF(1, 2);
+
 /* diagnostics: the parent speaks TAP on stdout, a case's subprocess only
  * has its (inherited) stderr */
-static void G_GNUC_PRINTF(1, 2) note(const gchar *format, ...)
+static void
+note(const gchar *format, ...)
 {
 	g_autofree gchar *text = NULL;
 	va_list args;
@@ -1071,6 +1074,21 @@ test_corrupt_truncated(Fixture *fx)
 }
 
 static void
+test_newer_schema(Fixture *fx)
+{
+	/* a database from a newer codechatd: refused, not "migrated" down */
+	g_autofree gchar *path = make_closed_db(fx);
+	sqlite3 *db = NULL;
+
+	g_assert_cmpint(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL),
+			==,
+			SQLITE_OK);
+	sqlite3_close(db);
+	assert_open_fails(fx->kind, fx->dir, path);
+}
+
+static void
 test_unusable_db_is_dir(Fixture *fx)
 {
 	g_autofree gchar *dir = g_build_filename(fx->dir, "sub", NULL);
@@ -1449,6 +1467,7 @@ main(int argc, char **argv)
 		add(kind, "corrupt/garbage", test_corrupt_garbage);
 		add(kind, "corrupt/header", test_corrupt_header);
 		add(kind, "corrupt/truncated", test_corrupt_truncated);
+		add(kind, "unusable/newer-schema", test_newer_schema);
 		add(kind, "unusable/db-is-dir", test_unusable_db_is_dir);
 		add(kind, "unusable/parent-is-file", test_unusable_parent_is_file);
 		add(kind, "unusable/dir-is-file", test_unusable_dir_is_file);
