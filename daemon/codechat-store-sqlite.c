@@ -87,11 +87,11 @@ struct _CodechatStoreSqlite {
 
 	GMutex lock;
 	GCond cond;
-	GPtrArray *pending;	  /* (owned) (lock) ops the writer has not taken */
-	GQueue done;		  /* (lock) Batch, written and not dispatched */
-	gboolean busy;		  /* (lock) the writer is in a transaction */
-	gboolean quit;		  /* (lock) */
-	gboolean dispatch_queued; /* (lock) */
+	GPtrArray *pending; /* (owned) (lock) ops the writer has not taken */
+	GQueue done;	    /* (lock) Batch, written and not dispatched */
+	gboolean busy;	    /* (lock) the writer is in a transaction */
+	gboolean quit;	    /* (lock) */
+	GSource *dispatch;  /* (owned) (lock) (nullable) queued to run dispatch_done() */
 };
 
 static void
@@ -220,17 +220,13 @@ writer_main(gpointer user_data)
 		g_mutex_lock(&self->lock);
 		self->busy = FALSE;
 		g_queue_push_tail(&self->done, batch);
-		if (!self->dispatch_queued && !self->quit) {
-			GSource *source = g_idle_source_new();
-			self->dispatch_queued = TRUE;
-			g_source_set_priority(source, G_PRIORITY_DEFAULT);
-			g_source_set_callback(source,
-					      dispatch_cb,
-					      g_object_ref(self),
-					      g_object_unref);
-			g_source_set_name(source, "codechat-store-dispatch");
-			g_source_attach(source, self->context);
-			g_source_unref(source);
+		/* the source holds no reference: dispose() runs what is left */
+		if (self->dispatch == NULL && !self->quit) {
+			self->dispatch = g_idle_source_new();
+			g_source_set_priority(self->dispatch, G_PRIORITY_DEFAULT);
+			g_source_set_callback(self->dispatch, dispatch_cb, self, NULL);
+			g_source_set_name(self->dispatch, "codechat-store-dispatch");
+			g_source_attach(self->dispatch, self->context);
 		}
 		g_cond_broadcast(&self->cond);
 	}
@@ -241,16 +237,22 @@ writer_main(gpointer user_data)
 /* the main thread */
 
 static void
-dispatch_done(CodechatStoreSqlite *self)
+dispatch_done(CodechatStoreSqlite *self, gboolean from_source)
 {
 	GQueue done = G_QUEUE_INIT;
+	GSource *source;
 	Batch *batch;
 
 	g_mutex_lock(&self->lock);
 	done = self->done;
 	g_queue_init(&self->done);
-	self->dispatch_queued = FALSE;
+	source = g_steal_pointer(&self->dispatch);
 	g_mutex_unlock(&self->lock);
+	if (source != NULL) {
+		if (!from_source)
+			g_source_destroy(source);
+		g_source_unref(source);
+	}
 
 	while ((batch = g_queue_pop_head(&done)) != NULL) {
 		for (guint i = 0; i < batch->ops->len; i++) {
@@ -271,7 +273,7 @@ dispatch_done(CodechatStoreSqlite *self)
 static gboolean
 dispatch_cb(gpointer user_data)
 {
-	dispatch_done(CODECHAT_STORE_SQLITE(user_data));
+	dispatch_done(CODECHAT_STORE_SQLITE(user_data), TRUE);
 	return G_SOURCE_REMOVE;
 }
 
@@ -445,7 +447,7 @@ sqlite_flush(CodechatStore *store)
 	while (self->thread != NULL && (self->pending->len > 0 || self->busy))
 		g_cond_wait(&self->cond, &self->lock);
 	g_mutex_unlock(&self->lock);
-	dispatch_done(self);
+	dispatch_done(self, FALSE);
 }
 
 static void
@@ -829,7 +831,7 @@ codechat_store_sqlite_dispose(GObject *object)
 		g_mutex_unlock(&self->lock);
 		g_thread_join(g_steal_pointer(&self->thread));
 	}
-	dispatch_done(self);
+	dispatch_done(self, FALSE);
 	G_OBJECT_CLASS(codechat_store_sqlite_parent_class)->dispose(object);
 }
 

@@ -76,6 +76,11 @@ codechat_test_daemon_start(const gchar *const *extra_args)
 			}
 		}
 		g_subprocess_launcher_setenv(launcher, "XDG_CONFIG_HOME", daemon->data_dir, TRUE);
+		if (g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS") != NULL)
+			g_subprocess_launcher_setenv(launcher,
+						     "ASAN_OPTIONS",
+						     g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS"),
+						     TRUE);
 	}
 	daemon->proc =
 	    g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);

@@ -161,6 +161,12 @@ launcher_new(GSubprocessFlags flags, const gchar *const *env)
 	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_TOKEN");
 	g_subprocess_launcher_unsetenv(launcher, "G_MESSAGES_DEBUG");
 	g_subprocess_launcher_setenv(launcher, "NO_COLOR", "1", TRUE);
+	/* leaks are checked in the programs, not in the tests (see meson.build) */
+	if (g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS") != NULL)
+		g_subprocess_launcher_setenv(launcher,
+					     "ASAN_OPTIONS",
+					     g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS"),
+					     TRUE);
 	for (guint i = 0; env != NULL && env[i] != NULL; i++) {
 		g_auto(GStrv) pair = g_strsplit(env[i], "=", 2);
 
