@@ -56,12 +56,12 @@ typedef struct {
 	CodechatMessage *msg; /* (owned) (nullable) OP_MESSAGE */
 	CodechatStoreAppendFunc func;
 	gpointer user_data;
-	gchar *nick; /* (owned) (nullable) OP_NICK */
+	gchar *nick;   /* (owned) (nullable) OP_NICK */
+	GError *error; /* (owned) (nullable) set when this op was not stored */
 } Op;
 
 typedef struct {
 	GPtrArray *ops; /* (owned) (element-type Op) */
-	GError *error;	/* (owned) (nullable) set when the transaction failed */
 } Batch;
 
 typedef struct {
@@ -109,6 +109,7 @@ op_free(Op *op)
 	g_free(op->conv);
 	g_clear_pointer(&op->msg, codechat_message_unref);
 	g_free(op->nick);
+	g_clear_error(&op->error);
 	g_free(op);
 }
 
@@ -116,7 +117,6 @@ static void
 batch_free(Batch *batch)
 {
 	g_ptr_array_unref(batch->ops);
-	g_clear_error(&batch->error);
 	g_free(batch);
 }
 
@@ -144,7 +144,7 @@ exec(sqlite3 *db, const gchar *path, const gchar *sql, GError **error)
 /* the writer thread */
 
 static gboolean
-write_batch(CodechatStoreSqlite *self, GPtrArray *ops, GError **error)
+write_ops(CodechatStoreSqlite *self, GPtrArray *ops, GError **error)
 {
 	if (!exec(self->writer, self->path, "BEGIN IMMEDIATE", error))
 		return FALSE;
@@ -193,6 +193,33 @@ write_batch(CodechatStoreSqlite *self, GPtrArray *ops, GError **error)
 static gboolean
 dispatch_cb(gpointer user_data);
 
+/*
+ * One transaction for the whole batch; if it fails (a full disk, a message
+ * too big for what is left), each op gets a transaction of its own, so
+ * that one op that does not fit does not fail the others with it, and a
+ * new nick is not lost with a message it was batched with.
+ */
+static void
+write_batch(CodechatStoreSqlite *self, GPtrArray *ops)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (write_ops(self, ops, &error))
+		return;
+	g_warning("%s", error->message);
+	if (ops->len == 1) {
+		Op *op = g_ptr_array_index(ops, 0);
+		op->error = g_steal_pointer(&error);
+		return;
+	}
+	for (guint i = 0; i < ops->len; i++) {
+		Op *op = g_ptr_array_index(ops, i);
+		g_autoptr(GPtrArray) one = g_ptr_array_new();
+		g_ptr_array_add(one, op);
+		write_ops(self, one, &op->error);
+	}
+}
+
 static gpointer
 writer_main(gpointer user_data)
 {
@@ -214,8 +241,7 @@ writer_main(gpointer user_data)
 
 		batch = g_new0(Batch, 1);
 		batch->ops = g_steal_pointer(&ops);
-		if (!write_batch(self, batch->ops, &batch->error))
-			g_warning("%s", batch->error->message);
+		write_batch(self, batch->ops);
 
 		g_mutex_lock(&self->lock);
 		self->busy = FALSE;
@@ -259,12 +285,12 @@ dispatch_done(CodechatStoreSqlite *self, gboolean from_source)
 			Op *op = g_ptr_array_index(batch->ops, i);
 			if (op->type != OP_MESSAGE)
 				continue;
-			if (batch->error == NULL) {
+			if (op->error == NULL) {
 				Conv *conv = g_hash_table_lookup(self->convs, op->conv);
 				if (conv != NULL && op->msg->id > conv->visible_id)
 					conv->visible_id = op->msg->id;
 			}
-			op->func(op->msg, batch->error, op->user_data);
+			op->func(op->msg, op->error, op->user_data);
 		}
 		batch_free(batch);
 	}

@@ -1216,8 +1216,13 @@ test_resume_race(Fixture *fx, gconstpointer user_data)
 			codechat_test_pump_flag(&never, 2);
 		}
 	}
-	for (guint j = 0; j < RACE_JOINERS; j++)
-		barrier(joiners[j]);
+	/* nothing more, but the presence of joiners that came late */
+	for (guint j = 0; j < RACE_JOINERS; j++) {
+		g_autoptr(JsonObject) pong = NULL;
+		codechat_test_ws_send_ping(joiners[j], "barrier");
+		pong = expect_skip_presence(joiners[j], "pong");
+		assert_ref(pong, "barrier");
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1741,6 +1746,278 @@ test_startup_mkdir(Fixture *fx, gconstpointer user_data)
 }
 
 /* ------------------------------------------------------------------ */
+/* f) a full disk */
+
+/* like fx_start(), with @env_name set to @env_value in the daemon's
+ * environment: codechat_test_daemon_start() clears every CODECHATD_*
+ * variable, so this one starts it by hand */
+static void
+fx_start_env(Fixture *fx, const gchar *env_name, const gchar *env_value)
+{
+	g_autoptr(GSubprocessLauncher) launcher =
+	    daemon_launcher(fx, G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+	g_autoptr(GDataInputStream) out = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GUri) guri = NULL;
+	g_autofree gchar *line = NULL;
+	CodechatTestDaemon *daemon;
+	const gchar *p;
+
+	g_assert_null(fx->daemon);
+	g_subprocess_launcher_setenv(launcher, env_name, env_value, TRUE);
+	/* leaks are checked in the daemon, as codechat_test_daemon_start()
+	 * does (see meson.build) */
+	if (g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS") != NULL)
+		g_subprocess_launcher_setenv(launcher,
+					     "ASAN_OPTIONS",
+					     g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS"),
+					     TRUE);
+	/* no data_dir of its own: codechat_test_daemon_free() leaves fx->dir */
+	daemon = g_new0(CodechatTestDaemon, 1);
+	fx->daemon = daemon;
+	daemon->proc = g_subprocess_launcher_spawn(launcher,
+						   &error,
+						   codechat_test_daemon_path(),
+						   "--listen",
+						   "127.0.0.1:0",
+						   "--data-dir",
+						   fx->dir,
+						   "--rate-limit",
+						   "0",
+						   NULL);
+	g_assert_no_error(error);
+	fx->pid = pids_track_id(g_subprocess_get_identifier(daemon->proc));
+	/* the line that says where it listens */
+	out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(daemon->proc));
+	line = g_data_input_stream_read_line_utf8(out, NULL, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(line);
+	p = strstr(line, "ws://");
+	g_assert_nonnull(p);
+	daemon->uri = g_strdup(p);
+	guri = g_uri_parse(daemon->uri, G_URI_FLAGS_NONE, &error);
+	g_assert_no_error(error);
+	daemon->port = (guint16)g_uri_get_port(guri);
+	daemon->http_base = g_strdup_printf("http://127.0.0.1:%u", daemon->port);
+	g_assert_cmpuint(daemon->port, >, 0);
+}
+
+/* a database that cannot grow past this many pages (of 4 KiB) holds
+ * about ten messages of FULL_TEXT_LEN bytes */
+#define FULL_PAGES    "60"
+#define FULL_TEXT_LEN (20 * 1024)
+/* more than could ever fit in FULL_PAGES pages */
+#define FULL_MAX_SAYS 60
+/* how many refusals to see once the database is full */
+#define FULL_REFUSALS 5
+
+/* a text of FULL_TEXT_LEN bytes that starts with "<prefix><n>:" */
+static gchar *
+full_text(const gchar *prefix, guint n)
+{
+	GString *text = g_string_sized_new(FULL_TEXT_LEN);
+
+	g_string_printf(text, "%s%u:", prefix, n);
+	while (text->len < FULL_TEXT_LEN)
+		g_string_append_c(text, (gchar)('a' + (text->len * 7 + n) % 26));
+	return g_string_free(text, FALSE);
+}
+
+/* @room's entry in a `rooms` reply must have @last_id */
+static void
+assert_rooms_last_id(CodechatTestWs *ws, const gchar *room, gint64 last_id)
+{
+	g_autoptr(JsonObject) rooms = NULL;
+	JsonArray *list;
+	gboolean found = FALSE;
+
+	codechat_test_ws_send_text(ws, "{\"type\":\"rooms\",\"ref\":\"rooms\"}");
+	rooms = expect_skip_presence(ws, "rooms");
+	assert_ref(rooms, "rooms");
+	list = get_array(rooms, "rooms");
+	for (guint i = 0; i < json_array_get_length(list); i++) {
+		JsonObject *entry = json_array_get_object_element(list, i);
+		if (g_strcmp0(codechat_test_json_string(entry, "name"), room) == 0) {
+			g_assert_false(found);
+			found = TRUE;
+			g_assert_cmpint(codechat_test_json_int(entry, "last_id"), ==, last_id);
+		}
+	}
+	g_assert_true(found);
+}
+
+static void
+test_disk_full(Fixture *fx, gconstpointer user_data)
+{
+	/* the ids of the acknowledged messages, in order; their texts */
+	g_autoptr(GArray) acked = g_array_new(FALSE, FALSE, sizeof(gint64));
+	g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(JsonObject) welcome = NULL;
+	g_autofree gchar *epoch = NULL;
+	CodechatTestWs *alice;
+	CodechatTestWs *bob;
+	guint refused = 0;
+	gint64 last_acked = 0;
+
+	fx_start_env(fx, "CODECHATD_TEST_MAX_PAGES", FULL_PAGES);
+	alice = fx_client_welcome(fx, "alice", &welcome);
+	epoch = g_strdup(codechat_test_json_string(welcome, "epoch"));
+	bob = fx_client(fx, "bob");
+	join(alice, ROOM);
+	join(bob, ROOM);
+
+	/* one at a time: acknowledgements until the database is full, then
+	 * internal errors for the same refs, and never a message */
+	for (guint i = 1; i <= FULL_MAX_SAYS && refused < FULL_REFUSALS; i++) {
+		g_autofree gchar *text = full_text("big", i);
+		g_autofree gchar *ref = g_strdup_printf("b%u", i);
+		g_autoptr(JsonObject) reply = NULL;
+		const gchar *type;
+
+		send_say(alice, ROOM, text, ref);
+		reply = recv_skip_presence(alice, T);
+		if (reply == NULL)
+			codechat_test_note("no reply to say %s", ref);
+		g_assert_nonnull(reply);
+		type = type_of(reply);
+		assert_ref(reply, ref);
+		if (g_strcmp0(type, "message") == 0) {
+			g_autoptr(JsonObject) copy = NULL;
+			gint64 id = codechat_test_json_int(reply, "id");
+
+			/* once full, it stays full: nothing is freed meanwhile */
+			if (refused > 0)
+				codechat_test_note("say %s acknowledged with id %" G_GINT64_FORMAT
+						   " after %u refusals",
+						   ref,
+						   id,
+						   refused);
+			g_assert_cmpuint(refused, ==, 0);
+			g_assert_cmpstr(codechat_test_json_string(reply, "room"), ==, ROOM);
+			g_assert_cmpstr(codechat_test_json_string(reply, "text"), ==, text);
+			g_assert_cmpint(id, >, last_acked);
+			last_acked = id;
+			g_array_append_val(acked, id);
+			g_ptr_array_add(texts, g_steal_pointer(&text));
+			/* bob got it too, before alice's acknowledgement */
+			copy = expect_skip_presence(bob, "message");
+			g_assert_cmpint(codechat_test_json_int(copy, "id"), ==, id);
+			g_assert_cmpstr(codechat_test_json_string(copy, "text"),
+					==,
+					g_ptr_array_index(texts, texts->len - 1));
+			assert_ref(copy, NULL);
+		} else {
+			if (g_strcmp0(type, "error") != 0) {
+				g_autofree gchar *frame = to_string(reply);
+				codechat_test_note("say %s got %.500s", ref, frame);
+			}
+			g_assert_cmpstr(type, ==, "error");
+			g_assert_cmpstr(codechat_test_json_string(reply, "code"), ==, "internal");
+			g_assert_nonnull(codechat_test_json_string(reply, "message"));
+			if (refused == 0)
+				codechat_test_note("full after %u messages: say %s refused",
+						   acked->len,
+						   ref);
+			refused++;
+			/* and bob got no broadcast of it */
+			barrier(bob);
+		}
+	}
+	codechat_test_note("%u acknowledged, %u refused", acked->len, refused);
+	/* it did fill up, and not at once */
+	g_assert_cmpuint(refused, ==, FULL_REFUSALS);
+	g_assert_cmpuint(acked->len, >=, 3);
+	barrier(alice);
+	barrier(bob);
+
+	/* reads are still served: the history is exactly what was acknowledged */
+	{
+		g_autoptr(GPtrArray) all = read_room(bob, ROOM);
+		g_autoptr(JsonObject) latest = history(alice, "\"room\":\"" ROOM "\"");
+		JsonArray *msgs = get_array(latest, "messages");
+
+		g_assert_cmpuint(all->len, ==, acked->len);
+		for (guint i = 0; i < all->len; i++) {
+			JsonObject *msg = g_ptr_array_index(all, i);
+			g_assert_cmpint(codechat_test_json_int(msg, "id"),
+					==,
+					g_array_index(acked, gint64, i));
+			g_assert_cmpstr(codechat_test_json_string(msg, "text"),
+					==,
+					g_ptr_array_index(texts, i));
+			g_assert_cmpstr(codechat_test_json_string(msg, "from"), ==, "alice");
+		}
+		/* the latest page, without bounds, ends with the last acknowledged */
+		g_assert_cmpuint(json_array_get_length(msgs), ==, acked->len);
+		g_assert_false(get_bool(latest, "more"));
+		g_assert_cmpint(
+		    codechat_test_json_int(
+			json_array_get_object_element(msgs, json_array_get_length(msgs) - 1),
+			"id"),
+		    ==,
+		    last_acked);
+	}
+	/* and so are rooms, who and ping */
+	assert_rooms_last_id(alice, ROOM, last_acked);
+	{
+		g_autoptr(JsonObject) members = NULL;
+		JsonArray *list;
+
+		codechat_test_ws_send_text(bob,
+					   "{\"type\":\"who\",\"room\":\"" ROOM
+					   "\",\"ref\":\"w\"}");
+		members = expect_skip_presence(bob, "members");
+		assert_ref(members, "w");
+		g_assert_cmpstr(codechat_test_json_string(members, "room"), ==, ROOM);
+		list = get_array(members, "members");
+		g_assert_cmpuint(json_array_get_length(list), ==, 2);
+	}
+	barrier(alice);
+	barrier(bob);
+	/* still running: the refusals did not end it */
+	g_assert_nonnull(g_subprocess_get_identifier(fx->daemon->proc));
+	/* and SIGTERM ends it with 0 */
+	fx_stop(fx);
+
+	/* the disk is "freed": the same data dir without the limit */
+	fx_start(fx);
+	{
+		g_autoptr(JsonObject) welcome2 = NULL;
+		g_autoptr(JsonObject) joined = NULL;
+		g_autoptr(GPtrArray) all = NULL;
+
+		alice = fx_client_welcome(fx, "alice", &welcome2);
+		g_assert_cmpstr(codechat_test_json_string(welcome2, "epoch"), ==, epoch);
+		joined = join_full(alice, ROOM, -1);
+		g_assert_cmpint(codechat_test_json_int(joined, "last_id"), ==, last_acked);
+		/* new messages are taken again, with ids above every acknowledged one */
+		for (guint i = 1; i <= FULL_REFUSALS; i++) {
+			g_autofree gchar *text = full_text("after", i);
+			gint64 id = say(alice, ROOM, text);
+
+			codechat_test_note("after the restart: id %" G_GINT64_FORMAT, id);
+			g_assert_cmpint(id, >, last_acked);
+			last_acked = id;
+			g_array_append_val(acked, id);
+			g_ptr_array_add(texts, g_steal_pointer(&text));
+		}
+		all = read_room(alice, ROOM);
+		g_assert_cmpuint(all->len, ==, acked->len);
+		for (guint i = 0; i < all->len; i++) {
+			JsonObject *msg = g_ptr_array_index(all, i);
+			g_assert_cmpint(codechat_test_json_int(msg, "id"),
+					==,
+					g_array_index(acked, gint64, i));
+			g_assert_cmpstr(codechat_test_json_string(msg, "text"),
+					==,
+					g_ptr_array_index(texts, i));
+		}
+		assert_rooms_last_id(alice, ROOM, last_acked);
+	}
+	fx_stop(fx);
+}
+
+/* ------------------------------------------------------------------ */
 
 static void
 drop_debug(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer user_data)
@@ -1875,6 +2152,8 @@ main(int argc, char **argv)
 	add("startup/in-use", test_startup_in_use, NULL, 60);
 	add("startup/default-dir", test_startup_default_dir, NULL, 60);
 	add("startup/mkdir", test_startup_mkdir, NULL, 60);
+
+	add("disk-full", test_disk_full, NULL, 60);
 
 	return g_test_run();
 }
