@@ -63,6 +63,8 @@ struct _CodechatHub {
 	guint keepalive_id;   /* GSource id, 0 if none */
 	guint next_serial;
 	gboolean shutting_down;
+	gdouble post_tokens; /* rate limit of codechat_hub_post() */
+	gint64 post_refill_us;
 };
 
 G_DEFINE_FINAL_TYPE(CodechatHub, codechat_hub, G_TYPE_OBJECT)
@@ -72,6 +74,10 @@ hub_session_leave(CodechatHub *self, Session *s);
 
 enum {
 	SIGNAL_DRAINED,
+	SIGNAL_MESSAGE_POSTED,
+	SIGNAL_MEMBER_JOINED,
+	SIGNAL_MEMBER_LEFT,
+	SIGNAL_CONNECTIONS_CHANGED,
 	N_SIGNALS
 };
 static guint signals[N_SIGNALS] = {0};
@@ -414,6 +420,7 @@ hub_leave_room(CodechatHub *self, Room *room, Session *s, const gchar *event)
 	g_ptr_array_remove(room->members, s);
 	g_ptr_array_remove(s->rooms, room);
 	room_send_presence(room, s, event);
+	g_signal_emit(self, signals[SIGNAL_MEMBER_LEFT], 0, room->name, s->nick);
 	g_log_structured(G_LOG_DOMAIN,
 			 G_LOG_LEVEL_INFO,
 			 "CODECHAT_ROOM",
@@ -539,6 +546,7 @@ handle_join(CodechatHub *self, Session *s, CodechatRequest *req)
 		room_send_presence(room, s, "join");
 		g_ptr_array_add(room->members, s);
 		g_ptr_array_add(s->rooms, room);
+		g_signal_emit(self, signals[SIGNAL_MEMBER_JOINED], 0, room->name, s->nick);
 		g_log_structured(G_LOG_DOMAIN,
 				 G_LOG_LEVEL_INFO,
 				 "CODECHAT_ROOM",
@@ -607,6 +615,27 @@ say_data_free(SayData *data)
 	g_free(data);
 }
 
+/* a stored message to everyone who gets it but @sender (whose copy is
+ * its acknowledgement), then to D-Bus and the notifier; returns the frame */
+static gchar *
+hub_deliver(CodechatHub *self, CodechatMessage *msg, Session *sender)
+{
+	gchar *frame = codechat_message_serialize(msg, NULL);
+
+	if (msg->room != NULL) {
+		Room *room = g_hash_table_lookup(self->rooms, msg->room);
+		if (room != NULL)
+			room_broadcast(room, frame, sender);
+	} else {
+		g_autofree gchar *fold = codechat_nick_fold(msg->to);
+		Session *peer = g_hash_table_lookup(self->nicks, fold);
+		if (peer != NULL && peer != sender)
+			session_send(peer, frame);
+	}
+	g_signal_emit(self, signals[SIGNAL_MESSAGE_POSTED], 0, msg);
+	return frame;
+}
+
 static void
 say_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
 {
@@ -627,20 +656,9 @@ say_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
 		return;
 	}
 
-	frame = codechat_message_serialize(msg, NULL);
+	frame = hub_deliver(self, msg, data->sender);
 	if (data->ref != NULL)
 		own = codechat_message_serialize(msg, data->ref);
-
-	if (msg->room != NULL) {
-		Room *room = g_hash_table_lookup(self->rooms, msg->room);
-		if (room != NULL)
-			room_broadcast(room, frame, data->sender);
-	} else {
-		g_autofree gchar *fold = codechat_nick_fold(msg->to);
-		Session *peer = g_hash_table_lookup(self->nicks, fold);
-		if (peer != NULL && peer != data->sender)
-			session_send(peer, frame);
-	}
 	/* the sender's copy is its acknowledgement, also if it parted since */
 	session_fill_place(data->sender, data->place, own != NULL ? own : frame);
 	say_data_free(data);
@@ -768,15 +786,11 @@ handle_who(CodechatHub *self, Session *s, CodechatRequest *req)
 }
 
 static gint
-compare_names(gconstpointer a, gconstpointer b)
-{
-	return g_strcmp0(*(const gchar *const *)a, *(const gchar *const *)b);
-}
+compare_names(gconstpointer a, gconstpointer b);
 
-static void
-handle_rooms(CodechatHub *self, Session *s, CodechatRequest *req)
+static GPtrArray *
+hub_room_names(CodechatHub *self)
 {
-	g_autoptr(JsonBuilder) builder = reply_begin("rooms", req->ref);
 	g_autoptr(GPtrArray) names = codechat_store_list_rooms(self->store);
 	GHashTableIter iter;
 	const gchar *name;
@@ -788,6 +802,21 @@ handle_rooms(CodechatHub *self, Session *s, CodechatRequest *req)
 			g_ptr_array_add(names, g_strdup(name));
 	}
 	g_ptr_array_sort(names, compare_names);
+	return g_steal_pointer(&names);
+}
+
+static gint
+compare_names(gconstpointer a, gconstpointer b)
+{
+	return g_strcmp0(*(const gchar *const *)a, *(const gchar *const *)b);
+}
+
+static void
+handle_rooms(CodechatHub *self, Session *s, CodechatRequest *req)
+{
+	g_autoptr(JsonBuilder) builder = reply_begin("rooms", req->ref);
+	g_autoptr(GPtrArray) names = hub_room_names(self);
+
 	json_builder_set_member_name(builder, "rooms");
 	json_builder_begin_array(builder);
 	for (guint i = 0; i < names->len; i++) {
@@ -945,6 +974,7 @@ hub_remove_session(CodechatHub *self, Session *s)
 	       s->nick != NULL ? s->nick : "",
 	       soup_websocket_connection_get_close_code(s->conn));
 	g_hash_table_remove(self->sessions, s);
+	g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
 	if (self->shutting_down && g_hash_table_size(self->sessions) == 0)
 		g_signal_emit(self, signals[SIGNAL_DRAINED], 0);
 }
@@ -1060,12 +1090,14 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 					   "the server has too many connections; try again later",
 					   NULL);
 		session_close_raw(s, CODECHAT_CLOSE_TRY_AGAIN_LATER, "too many connections");
+		g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
 		return;
 	}
 	if (self->config.hello_timeout > 0)
 		s->hello_timeout_id =
 		    g_timeout_add_seconds(self->config.hello_timeout, session_hello_timeout_cb, s);
 	g_hash_table_add(self->sessions, s);
+	g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
 }
 
 guint
@@ -1092,6 +1124,182 @@ codechat_hub_get_n_rooms(CodechatHub *self)
 			n++;
 	}
 	return n;
+}
+
+typedef struct {
+	CodechatHub *hub; /* (owned) */
+	CodechatHubPostFunc func;
+	gpointer user_data;
+} PostData;
+
+static void
+post_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
+{
+	PostData *data = user_data;
+
+	if (error == NULL) {
+		g_autofree gchar *frame = hub_deliver(data->hub, msg, NULL);
+		data->func(msg, NULL, data->user_data);
+	} else {
+		g_autoptr(GError) reply =
+		    g_error_new_literal(CODECHAT_ERROR,
+					CODECHAT_ERROR_INTERNAL,
+					"the server could not store the message");
+		data->func(msg, reply, data->user_data);
+	}
+	g_object_unref(data->hub);
+	g_free(data);
+}
+
+/**
+ * codechat_hub_post:
+ * @msg: a message with room, from, kind, text and optionally lang and
+ *   filename set; the hub sets its time and id
+ * @func: called once the message is stored (or failed to be)
+ *
+ * Posts a message from outside the WebSocket sessions (D-Bus) through the
+ * checks, the store and the fan-out of a say; it has a rate limit of its
+ * own.  Returns %FALSE with a %CODECHAT_ERROR for a message that is
+ * refused at once; @func is then not called.
+ */
+gboolean
+codechat_hub_post(CodechatHub *self,
+		  CodechatMessage *msg,
+		  CodechatHubPostFunc func,
+		  gpointer user_data,
+		  GError **error)
+{
+	PostData *data;
+
+	g_return_val_if_fail(CODECHAT_IS_HUB(self), FALSE);
+	if (msg->room == NULL) {
+		g_set_error_literal(error,
+				    CODECHAT_ERROR,
+				    CODECHAT_ERROR_BAD_REQUEST,
+				    "a message needs a room");
+		return FALSE;
+	}
+	if (!codechat_validate_room(msg->room, error) ||
+	    !codechat_validate_nick(msg->from, error) ||
+	    !codechat_validate_text(msg->text, self->config.max_text, error) ||
+	    (msg->lang != NULL && !codechat_validate_lang(msg->lang, error)) ||
+	    (msg->filename != NULL && !codechat_validate_filename(msg->filename, error)))
+		return FALSE;
+	if (self->config.rate > 0) {
+		gint64 now = g_get_monotonic_time();
+		self->post_tokens +=
+		    (gdouble)(now - self->post_refill_us) * self->config.rate / G_USEC_PER_SEC;
+		if (self->post_tokens > self->config.burst)
+			self->post_tokens = self->config.burst;
+		self->post_refill_us = now;
+		if (self->post_tokens < 1.0) {
+			g_set_error(error,
+				    CODECHAT_ERROR,
+				    CODECHAT_ERROR_RATE_LIMITED,
+				    "slow down: %u messages per second",
+				    self->config.rate);
+			return FALSE;
+		}
+		self->post_tokens -= 1.0;
+	}
+	msg->to = NULL;
+	msg->ts = g_get_real_time();
+	data = g_new0(PostData, 1);
+	data->hub = g_object_ref(self);
+	data->func = func;
+	data->user_data = user_data;
+	codechat_store_append(self->store, msg->room, msg, post_stored_cb, data);
+	return TRUE;
+}
+
+void
+codechat_room_info_free(CodechatRoomInfo *info)
+{
+	g_free(info->name);
+	g_free(info);
+}
+
+/**
+ * codechat_hub_list_rooms:
+ *
+ * Returns: (transfer container) (element-type CodechatRoomInfo): the rooms
+ * with members or messages, by name
+ */
+GPtrArray *
+codechat_hub_list_rooms(CodechatHub *self)
+{
+	g_autoptr(GPtrArray) names = hub_room_names(self);
+	GPtrArray *rooms = g_ptr_array_new_with_free_func((GDestroyNotify)codechat_room_info_free);
+
+	for (guint i = 0; i < names->len; i++) {
+		const gchar *name = g_ptr_array_index(names, i);
+		Room *room = g_hash_table_lookup(self->rooms, name);
+		CodechatRoomInfo *info = g_new0(CodechatRoomInfo, 1);
+		info->name = g_strdup(name);
+		info->members = room != NULL ? room->members->len : 0;
+		info->last_id = codechat_store_get_last_id(self->store, name);
+		g_ptr_array_add(rooms, info);
+	}
+	return rooms;
+}
+
+GStrv
+codechat_hub_list_members(CodechatHub *self, const gchar *room_name, GError **error)
+{
+	g_autoptr(GStrvBuilder) builder = g_strv_builder_new();
+	Room *room;
+
+	if (!codechat_validate_room(room_name, error))
+		return NULL;
+	room = g_hash_table_lookup(self->rooms, room_name);
+	for (guint i = 0; room != NULL && i < room->members->len; i++) {
+		Session *member = g_ptr_array_index(room->members, i);
+		g_strv_builder_add(builder, member->nick);
+	}
+	return g_strv_builder_end(builder);
+}
+
+/**
+ * codechat_hub_get_history:
+ * @before: only ids below this one; 0 for the latest page
+ * @limit: 1 to 500, 0 for the default page
+ *
+ * Returns: (transfer container) (element-type CodechatMessage): oldest first
+ */
+GPtrArray *
+codechat_hub_get_history(CodechatHub *self,
+			 const gchar *room,
+			 guint64 before,
+			 guint limit,
+			 GError **error)
+{
+	gboolean more = FALSE;
+
+	if (!codechat_validate_room(room, error))
+		return NULL;
+	if (limit > CODECHAT_MAX_PAGE) {
+		g_set_error(error,
+			    CODECHAT_ERROR,
+			    CODECHAT_ERROR_BAD_REQUEST,
+			    "limit must be at most %d",
+			    CODECHAT_MAX_PAGE);
+		return NULL;
+	}
+	return codechat_store_query(self->store,
+				    room,
+				    0,
+				    before == 0 ? CODECHAT_STORE_NO_BOUND : before,
+				    limit == 0 ? CODECHAT_DEFAULT_PAGE : limit,
+				    TRUE,
+				    &more,
+				    error);
+}
+
+const gchar *
+codechat_hub_get_epoch(CodechatHub *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_HUB(self), NULL);
+	return codechat_store_get_epoch(self->store);
 }
 
 /**
@@ -1163,6 +1371,54 @@ codechat_hub_class_init(CodechatHubClass *klass)
 	 *
 	 * Emitted after codechat_hub_shutdown() once no session is left.
 	 */
+	/**
+	 * CodechatHub::message-posted:
+	 * @msg: (type gpointer): the CodechatMessage, stored, with its id
+	 *
+	 * Emitted once for every message kept, from any source.
+	 */
+	signals[SIGNAL_MESSAGE_POSTED] = g_signal_new("message-posted",
+						      G_TYPE_FROM_CLASS(klass),
+						      G_SIGNAL_RUN_LAST,
+						      0,
+						      NULL,
+						      NULL,
+						      NULL,
+						      G_TYPE_NONE,
+						      1,
+						      G_TYPE_POINTER);
+	signals[SIGNAL_MEMBER_JOINED] = g_signal_new("member-joined",
+						     G_TYPE_FROM_CLASS(klass),
+						     G_SIGNAL_RUN_LAST,
+						     0,
+						     NULL,
+						     NULL,
+						     NULL,
+						     G_TYPE_NONE,
+						     2,
+						     G_TYPE_STRING,
+						     G_TYPE_STRING);
+	signals[SIGNAL_MEMBER_LEFT] = g_signal_new("member-left",
+						   G_TYPE_FROM_CLASS(klass),
+						   G_SIGNAL_RUN_LAST,
+						   0,
+						   NULL,
+						   NULL,
+						   NULL,
+						   G_TYPE_NONE,
+						   2,
+						   G_TYPE_STRING,
+						   G_TYPE_STRING);
+	/* the number of open WebSocket connections changed */
+	signals[SIGNAL_CONNECTIONS_CHANGED] = g_signal_new("connections-changed",
+							   G_TYPE_FROM_CLASS(klass),
+							   G_SIGNAL_RUN_LAST,
+							   0,
+							   NULL,
+							   NULL,
+							   NULL,
+							   G_TYPE_NONE,
+							   0);
 	signals[SIGNAL_DRAINED] = g_signal_new("drained",
 					       G_TYPE_FROM_CLASS(klass),
 					       G_SIGNAL_RUN_LAST,
@@ -1196,6 +1452,8 @@ codechat_hub_new(CodechatStore *store, const CodechatHubConfig *config)
 	self = g_object_new(CODECHAT_TYPE_HUB, NULL);
 	self->store = g_object_ref(store);
 	self->config = *config;
+	self->post_tokens = config->burst;
+	self->post_refill_us = g_get_monotonic_time();
 	if (self->config.keepalive > 0)
 		self->keepalive_id =
 		    g_timeout_add_seconds(self->config.keepalive, hub_keepalive_cb, self);

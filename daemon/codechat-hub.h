@@ -34,4 +34,35 @@ codechat_hub_get_n_rooms(CodechatHub *self);
 void
 codechat_hub_shutdown(CodechatHub *self);
 
+/* for the D-Bus service: the same checks, store and fan-out as a say */
+typedef void (*CodechatHubPostFunc)(CodechatMessage *msg, const GError *error, gpointer user_data);
+
+gboolean
+codechat_hub_post(CodechatHub *self,
+		  CodechatMessage *msg,
+		  CodechatHubPostFunc func,
+		  gpointer user_data,
+		  GError **error);
+
+typedef struct {
+	gchar *name;
+	guint members;
+	guint64 last_id;
+} CodechatRoomInfo;
+
+void
+codechat_room_info_free(CodechatRoomInfo *info);
+GPtrArray *
+codechat_hub_list_rooms(CodechatHub *self);
+GStrv
+codechat_hub_list_members(CodechatHub *self, const gchar *room, GError **error);
+GPtrArray *
+codechat_hub_get_history(CodechatHub *self,
+			 const gchar *room,
+			 guint64 before,
+			 guint limit,
+			 GError **error);
+const gchar *
+codechat_hub_get_epoch(CodechatHub *self);
+
 G_END_DECLS
