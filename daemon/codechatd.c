@@ -9,8 +9,10 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "codechat-dbus.h"
 #include "codechat-hub.h"
 #include "codechat-log.h"
+#include "codechat-notify.h"
 #include "codechat-server.h"
 #include "codechat-store.h"
 #include "codechat-version.h"
@@ -21,6 +23,10 @@ typedef struct {
 	CodechatServer *server; /* (owned) */
 	guint drain_timeout_id; /* GSource id, 0 if none */
 	gint exit_status;
+	CodechatDbusService *dbus; /* (owned) (nullable) */
+	guint owner_id;		   /* g_bus_own_name() id, 0 if none */
+	const gchar *bus_name;	   /* "session" or "system", for messages */
+	gboolean name_acquired;
 } Daemon;
 
 static gboolean
@@ -54,6 +60,73 @@ quit_signal_cb(gpointer user_data)
 	daemon->drain_timeout_id = g_timeout_add_seconds(3, drain_timeout_cb, daemon);
 	codechat_hub_shutdown(daemon->hub);
 	return G_SOURCE_CONTINUE;
+}
+
+static void
+begin_shutdown(Daemon *daemon)
+{
+	quit_signal_cb(daemon);
+}
+
+static void
+bus_acquired_cb(GDBusConnection *connection, const gchar *name, gpointer user_data)
+{
+	Daemon *daemon = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(daemon->dbus),
+					      connection,
+					      CODECHAT_DBUS_PATH,
+					      &error))
+		g_warning("cannot export %s on the %s bus: %s",
+			  CODECHAT_DBUS_PATH,
+			  daemon->bus_name,
+			  error->message);
+}
+
+static void
+name_acquired_cb(GDBusConnection *connection, const gchar *name, gpointer user_data)
+{
+	Daemon *daemon = user_data;
+
+	daemon->name_acquired = TRUE;
+	g_message("serving %s on the %s bus", name, daemon->bus_name);
+}
+
+static void
+name_lost_cb(GDBusConnection *connection, const gchar *name, gpointer user_data)
+{
+	Daemon *daemon = user_data;
+
+	if (daemon->name_acquired) {
+		/* another codechatd --replace took over: hand over cleanly */
+		g_message("%s was taken over by another codechatd; exiting", name);
+	} else if (connection == NULL) {
+		g_printerr("codechatd: cannot connect to the %s bus (use --bus none to run "
+			   "without D-Bus)\n",
+			   daemon->bus_name);
+		daemon->exit_status = 1;
+	} else {
+		g_printerr("codechatd: %s is already owned on the %s bus: another codechatd is "
+			   "running (--replace takes over from it)\n",
+			   name,
+			   daemon->bus_name);
+		daemon->exit_status = 1;
+	}
+	begin_shutdown(daemon);
+}
+
+/* "session" when the user has a session bus, else "none" */
+static const gchar *
+default_bus(void)
+{
+	const gchar *address = g_getenv("DBUS_SESSION_BUS_ADDRESS");
+	g_autofree gchar *socket = NULL;
+
+	if (address != NULL)
+		return address[0] != '\0' ? "session" : "none";
+	socket = g_build_filename(g_get_user_runtime_dir(), "bus", NULL);
+	return g_file_test(socket, G_FILE_TEST_EXISTS) ? "session" : "none";
 }
 
 static gboolean
@@ -242,6 +315,7 @@ main(int argc, char **argv)
 	g_autoptr(GOptionContext) context = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CodechatStore) store = NULL;
+	g_autoptr(CodechatNotifier) notifier = NULL;
 	g_autofree gchar *config_path = NULL;
 	g_autofree gchar *listen = NULL;
 	g_autofree gchar *data_dir = NULL;
@@ -257,6 +331,7 @@ main(int argc, char **argv)
 	Daemon daemon = {0};
 	gboolean version = FALSE;
 	gboolean verbose = FALSE;
+	gboolean replace = FALSE;
 	gboolean flag_deflate = FALSE;
 	gboolean deflate;
 	gint flag_hello_timeout = G_MININT;
@@ -371,6 +446,13 @@ main(int argc, char **argv)
 	     &log_format,
 	     N_("Log records as text, json or journal"),
 	     "FORMAT"},
+	    {"replace",
+	     0,
+	     0,
+	     G_OPTION_ARG_NONE,
+	     &replace,
+	     N_("Take over the D-Bus name from a running codechatd"),
+	     NULL},
 	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, N_("Log debug messages"), NULL},
 	    {"version", 0, 0, G_OPTION_ARG_NONE, &version, N_("Print the version and exit"), NULL},
 	    {NULL}};
@@ -470,8 +552,11 @@ main(int argc, char **argv)
 		g_info("settings from %s", layers.file_path);
 	g_clear_pointer(&layers.file, g_key_file_unref);
 	g_clear_pointer(&layers.file_path, g_free);
-	if (g_strcmp0(bus, "session") == 0 || g_strcmp0(bus, "system") == 0)
-		g_info("the D-Bus service is not built into this version; serving WebSocket only");
+	if (bus == NULL) {
+		bus = g_strdup(default_bus());
+		if (g_strcmp0(bus, "none") == 0)
+			g_info("no session bus: not serving D-Bus");
+	}
 
 	store = codechat_store_sqlite_new(
 	    data_dir,
@@ -490,11 +575,46 @@ main(int argc, char **argv)
 		g_clear_object(&daemon.hub);
 		return 1;
 	}
+	if (g_strcmp0(notify, "mentions") == 0 || g_strcmp0(notify, "all") == 0) {
+		CodechatNotifyMode mode = CODECHAT_NOTIFY_OFF;
+
+		codechat_notify_mode_from_string(notify, &mode);
+		notifier = codechat_notifier_new(mode, nick != NULL ? nick : g_get_user_name());
+		g_signal_connect_object(daemon.hub,
+					"message-posted",
+					G_CALLBACK(codechat_notifier_handle),
+					notifier,
+					G_CONNECT_SWAPPED);
+	}
 
 	daemon.loop = g_main_loop_new(NULL, FALSE);
 	g_signal_connect(daemon.hub, "drained", G_CALLBACK(hub_drained_cb), &daemon);
 	g_unix_signal_add(SIGINT, quit_signal_cb, &daemon);
 	g_unix_signal_add(SIGTERM, quit_signal_cb, &daemon);
+
+	if (g_strcmp0(bus, "none") != 0) {
+		g_autofree gchar *own_nick = NULL;
+		if (nick != NULL)
+			own_nick = g_strdup(nick);
+		else if (codechat_validate_nick(g_get_user_name(), NULL))
+			own_nick = g_strdup(g_get_user_name());
+		else
+			own_nick = g_strdup("codechatd");
+		daemon.bus_name = g_strcmp0(bus, "system") == 0 ? "system" : "session";
+		daemon.dbus = codechat_dbus_service_new(daemon.hub,
+							codechat_server_get_uri(daemon.server),
+							own_nick);
+		daemon.owner_id = g_bus_own_name(g_strcmp0(bus, "system") == 0 ? G_BUS_TYPE_SYSTEM
+									       : G_BUS_TYPE_SESSION,
+						 CODECHAT_DBUS_NAME,
+						 G_BUS_NAME_OWNER_FLAGS_ALLOW_REPLACEMENT |
+						     (replace ? G_BUS_NAME_OWNER_FLAGS_REPLACE : 0),
+						 bus_acquired_cb,
+						 name_acquired_cb,
+						 name_lost_cb,
+						 &daemon,
+						 NULL);
+	}
 
 	/* the one line on stdout: where to connect (tests read it too) */
 	g_print("codechatd: listening on %s\n", codechat_server_get_uri(daemon.server));
@@ -506,6 +626,11 @@ main(int argc, char **argv)
 	g_main_loop_run(daemon.loop);
 
 	g_clear_handle_id(&daemon.drain_timeout_id, g_source_remove);
+	if (daemon.owner_id != 0)
+		g_bus_unown_name(daemon.owner_id);
+	if (daemon.dbus != NULL)
+		g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(daemon.dbus));
+	g_clear_object(&daemon.dbus);
 	/* every message in flight is committed and answered before exit */
 	codechat_store_flush(store);
 	codechat_server_disconnect(daemon.server);
