@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include "codechat-cmd.h"
+#include "codechat-notify.h"
 #include "codechat-session.h"
 
 /* codechat watch [--room R]… [--notify]
@@ -16,14 +17,17 @@
  * or SIGTERM, which close the session with 1000 and exit 0.  The
  * CodechatSession reconnects after a drop or a daemon restart and
  * resumes each room where it left off: nothing is lost, nothing printed
- * twice, and what happens is said on stderr (unless --quiet). */
+ * twice, and what happens is said on stderr (unless --quiet).  With
+ * --notify, every message printed also goes to a notifier that shows
+ * mentions of our nick and direct messages to us on the desktop. */
 
 typedef struct {
-	CodechatApplication *app; /* (unowned) held until finished */
-	CodechatSession *session; /* (owned) */
-	GError *error;		  /* (owned) (nullable) why it stopped */
-	guint sigint_id;	  /* GSource id, 0 if none */
-	guint sigterm_id;	  /* GSource id, 0 if none */
+	CodechatApplication *app;   /* (unowned) held until finished */
+	CodechatSession *session;   /* (owned) */
+	CodechatNotifier *notifier; /* (owned) (nullable) without --notify */
+	GError *error;		    /* (owned) (nullable) why it stopped */
+	guint sigint_id;	    /* GSource id, 0 if none */
+	guint sigterm_id;	    /* GSource id, 0 if none */
 	gboolean stopping;
 } WatchState;
 
@@ -34,6 +38,7 @@ watch_state_free(WatchState *state)
 	if (state->session != NULL)
 		g_signal_handlers_disconnect_by_data(state->session, state);
 	g_clear_object(&state->session);
+	g_clear_object(&state->notifier);
 	g_clear_error(&state->error);
 	g_free(state);
 }
@@ -82,6 +87,15 @@ message_cb(CodechatSession *session, JsonObject *message, gpointer user_data)
 	WatchState *state = user_data;
 
 	codechat_output_message(codechat_application_get_output(state->app), message);
+	if (state->notifier != NULL) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(CodechatMessage) msg = codechat_message_from_json(message, &error);
+
+		if (msg == NULL)
+			g_debug("not notifying: %s", error->message);
+		else
+			codechat_notifier_handle(state->notifier, msg);
+	}
 }
 
 static void
@@ -139,7 +153,7 @@ codechat_cmd_watch(CodechatApplication *app)
 	     0,
 	     G_OPTION_ARG_NONE,
 	     &notify,
-	     N_("Also show desktop notifications"),
+	     N_("Also show desktop notifications of mentions and direct messages"),
 	     NULL},
 	    {NULL},
 	};
@@ -148,11 +162,12 @@ codechat_cmd_watch(CodechatApplication *app)
 		return;
 	if (!codechat_application_check_no_args(app, args))
 		return;
-	if (notify)
-		g_debug("--notify: desktop notifications are not implemented yet");
 
 	state = g_new0(WatchState, 1);
 	state->app = app;
+	if (notify)
+		state->notifier = codechat_notifier_new(CODECHAT_NOTIFY_MENTIONS,
+							codechat_application_get_nick(app));
 	state->session = codechat_application_new_session(app);
 	for (guint i = 0; rooms != NULL && rooms[i] != NULL; i++)
 		codechat_session_add_room(state->session, rooms[i]);

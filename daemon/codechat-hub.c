@@ -1138,7 +1138,7 @@ post_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
 	PostData *data = user_data;
 
 	if (error == NULL) {
-		g_autofree gchar *frame = hub_deliver(data->hub, msg, NULL);
+		g_free(hub_deliver(data->hub, msg, NULL));
 		data->func(msg, NULL, data->user_data);
 	} else {
 		g_autoptr(GError) reply =
