@@ -49,6 +49,7 @@ struct _Session {
 	GQueue outq;		       /* (owned) (element-type OutFrame) replies in order */
 	GQueue deferred;	       /* (owned) (element-type Deferred) */
 	gboolean pumping;
+	gboolean counted; /* in the hub's n_live */
 	guint serial;
 };
 
@@ -63,6 +64,7 @@ struct _CodechatHub {
 	guint keepalive_id;   /* GSource id, 0 if none */
 	guint next_serial;
 	gboolean shutting_down;
+	guint n_live;	     /* sessions accepted and not closing */
 	gdouble post_tokens; /* rate limit of codechat_hub_post() */
 	gint64 post_refill_us;
 };
@@ -952,6 +954,11 @@ session_message_cb(SoupWebsocketConnection *conn, gint type, GBytes *message, gp
 static void
 hub_session_leave(CodechatHub *self, Session *s)
 {
+	/* a closing session no longer takes a place under --max-connections */
+	if (s->counted) {
+		s->counted = FALSE;
+		self->n_live--;
+	}
 	while (s->rooms->len > 0)
 		hub_leave_room(self, g_ptr_array_index(s->rooms, s->rooms->len - 1), s, "quit");
 	if (s->nick_fold != NULL && g_hash_table_lookup(self->nicks, s->nick_fold) == s)
@@ -1079,12 +1086,11 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 
 	g_debug("session %u: connection from %s", s->serial, s->peer);
 	if (self->shutting_down ||
-	    (self->config.max_connections > 0 &&
-	     g_hash_table_size(self->sessions) >= self->config.max_connections)) {
+	    (self->config.max_connections > 0 && self->n_live >= self->config.max_connections)) {
 		g_hash_table_add(self->sessions, s);
 		g_message("refusing a session from %s: %u connections already open",
 			  s->peer,
-			  g_hash_table_size(self->sessions) - 1);
+			  self->n_live);
 		session_send_error_literal(s,
 					   CODECHAT_ERROR_OVERLOADED,
 					   "the server has too many connections; try again later",
@@ -1097,6 +1103,8 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 		s->hello_timeout_id =
 		    g_timeout_add_seconds(self->config.hello_timeout, session_hello_timeout_cb, s);
 	g_hash_table_add(self->sessions, s);
+	s->counted = TRUE;
+	self->n_live++;
 	g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
 }
 
