@@ -301,21 +301,22 @@ session_send_error_literal(Session *s, gint code, const gchar *message, const gc
 	session_send_error(s, error, ref);
 }
 
+/* a token bucket: @rate tokens a second, at most @burst saved */
 static gboolean
-session_take_token(Session *s, const CodechatHubConfig *config)
+take_token(gdouble *tokens, gint64 *refill_us, const CodechatHubConfig *config)
 {
 	gint64 now;
 
 	if (config->rate == 0)
 		return TRUE;
 	now = g_get_monotonic_time();
-	s->tokens += (gdouble)(now - s->refill_us) * config->rate / G_USEC_PER_SEC;
-	if (s->tokens > config->burst)
-		s->tokens = config->burst;
-	s->refill_us = now;
-	if (s->tokens < 1.0)
+	*tokens += (gdouble)(now - *refill_us) * config->rate / G_USEC_PER_SEC;
+	if (*tokens > config->burst)
+		*tokens = config->burst;
+	*refill_us = now;
+	if (*tokens < 1.0)
 		return FALSE;
-	s->tokens -= 1.0;
+	*tokens -= 1.0;
 	return TRUE;
 }
 
@@ -692,7 +693,7 @@ handle_say(CodechatHub *self, Session *s, CodechatRequest *req)
 		}
 		conv = codechat_store_direct_key(s->nick, req->to);
 	}
-	if (!session_take_token(s, &self->config)) {
+	if (!take_token(&s->tokens, &s->refill_us, &self->config)) {
 		g_autofree gchar *text =
 		    g_strdup_printf("slow down: %u messages per second", self->config.rate);
 		session_send_error_literal(s, CODECHAT_ERROR_RATE_LIMITED, text, req->ref);
@@ -1193,22 +1194,13 @@ codechat_hub_post(CodechatHub *self,
 	    (msg->lang != NULL && !codechat_validate_lang(msg->lang, error)) ||
 	    (msg->filename != NULL && !codechat_validate_filename(msg->filename, error)))
 		return FALSE;
-	if (self->config.rate > 0) {
-		gint64 now = g_get_monotonic_time();
-		self->post_tokens +=
-		    (gdouble)(now - self->post_refill_us) * self->config.rate / G_USEC_PER_SEC;
-		if (self->post_tokens > self->config.burst)
-			self->post_tokens = self->config.burst;
-		self->post_refill_us = now;
-		if (self->post_tokens < 1.0) {
-			g_set_error(error,
-				    CODECHAT_ERROR,
-				    CODECHAT_ERROR_RATE_LIMITED,
-				    "slow down: %u messages per second",
-				    self->config.rate);
-			return FALSE;
-		}
-		self->post_tokens -= 1.0;
+	if (!take_token(&self->post_tokens, &self->post_refill_us, &self->config)) {
+		g_set_error(error,
+			    CODECHAT_ERROR,
+			    CODECHAT_ERROR_RATE_LIMITED,
+			    "slow down: %u messages per second",
+			    self->config.rate);
+		return FALSE;
 	}
 	msg->to = NULL;
 	msg->ts = g_get_real_time();
