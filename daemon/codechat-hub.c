@@ -50,6 +50,7 @@ struct _Session {
 	GQueue deferred;	       /* (owned) (element-type Deferred) */
 	gboolean pumping;
 	gboolean counted; /* in the hub's n_live */
+	gboolean closing; /* we or the peer began closing: no more requests */
 	guint serial;
 };
 
@@ -202,7 +203,7 @@ session_pump(Session *s)
 			break;
 		if (d->frame != NULL)
 			session_send(s, d->frame);
-		else if (s->hub != NULL)
+		else if (s->hub != NULL && !s->closing)
 			handle_request(s->hub, s, d->req);
 		deferred_free(d);
 	}
@@ -890,7 +891,7 @@ session_message_cb(SoupWebsocketConnection *conn, gint type, GBytes *message, gp
 	gsize len = 0;
 	gint req_type = -1;
 
-	if (self == NULL)
+	if (self == NULL || s->closing)
 		return;
 	s->last_seen_us = g_get_monotonic_time();
 	if (type != SOUP_WEBSOCKET_DATA_TEXT) {
@@ -955,6 +956,8 @@ session_message_cb(SoupWebsocketConnection *conn, gint type, GBytes *message, gp
 static void
 hub_session_leave(CodechatHub *self, Session *s)
 {
+	/* frames that libsoup still delivers are not handled any more */
+	s->closing = TRUE;
 	/* a closing session no longer takes a place under --max-connections */
 	if (s->counted) {
 		s->counted = FALSE;

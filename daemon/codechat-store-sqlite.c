@@ -283,6 +283,12 @@ dispatch_done(CodechatStoreSqlite *self, gboolean from_source)
 	while ((batch = g_queue_pop_head(&done)) != NULL) {
 		for (guint i = 0; i < batch->ops->len; i++) {
 			Op *op = g_ptr_array_index(batch->ops, i);
+			if (op->type == OP_NICK && op->error != NULL) {
+				/* not stored: known again only once it is */
+				g_autofree gchar *fold = codechat_nick_fold(op->nick);
+				g_hash_table_remove(self->nicks, fold);
+				continue;
+			}
 			if (op->type != OP_MESSAGE)
 				continue;
 			if (op->error == NULL) {
@@ -469,11 +475,22 @@ sqlite_flush(CodechatStore *store)
 {
 	CodechatStoreSqlite *self = CODECHAT_STORE_SQLITE(store);
 
-	g_mutex_lock(&self->lock);
-	while (self->thread != NULL && (self->pending->len > 0 || self->busy))
-		g_cond_wait(&self->cond, &self->lock);
-	g_mutex_unlock(&self->lock);
-	dispatch_done(self, FALSE);
+	/* a callback may append again: flush until nothing is left */
+	for (;;) {
+		gboolean idle;
+
+		g_mutex_lock(&self->lock);
+		while (self->thread != NULL && (self->pending->len > 0 || self->busy))
+			g_cond_wait(&self->cond, &self->lock);
+		g_mutex_unlock(&self->lock);
+		dispatch_done(self, FALSE);
+
+		g_mutex_lock(&self->lock);
+		idle = self->pending->len == 0 && !self->busy && g_queue_is_empty(&self->done);
+		g_mutex_unlock(&self->lock);
+		if (idle || self->thread == NULL)
+			break;
+	}
 }
 
 static void

@@ -628,7 +628,10 @@ main(int argc, char **argv)
 	g_clear_handle_id(&daemon.drain_timeout_id, g_source_remove);
 	if (daemon.owner_id != 0)
 		g_bus_unown_name(daemon.owner_id);
-	if (daemon.dbus != NULL)
+	/* unexporting what was never exported (no bus, or a signal before the
+	 * bus came) is a critical */
+	if (daemon.dbus != NULL && g_dbus_interface_skeleton_get_connection(
+				       G_DBUS_INTERFACE_SKELETON(daemon.dbus)) != NULL)
 		g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(daemon.dbus));
 	g_clear_object(&daemon.dbus);
 	/* every message in flight is committed and answered before exit */

@@ -2532,6 +2532,26 @@ test_close_overloaded(Fixture *fx, gconstpointer user_data)
 		assert_ref(err, NULL);
 		g_assert_cmpint(codechat_test_raw_wait_close(raw, T), ==, CLOSE_TRY_AGAIN_LATER);
 	}
+	/* a refused client that did not wait for replies gets nothing done:
+	 * no nick, no join, no message */
+	{
+		CodechatTestRaw *eager = fx_raw(fx);
+		g_autoptr(JsonObject) err = NULL;
+		g_autoptr(JsonObject) hist = NULL;
+		JsonArray *msgs;
+
+		codechat_test_raw_send_text(eager, "{\"type\":\"hello\",\"nick\":\"eager\"}");
+		codechat_test_raw_send_text(eager, "{\"type\":\"join\",\"room\":\"r\"}");
+		codechat_test_raw_send_text(eager,
+					    "{\"type\":\"say\",\"room\":\"r\",\"text\":\"x\"}");
+		err = codechat_test_raw_expect(eager, "error");
+		g_assert_cmpstr(codechat_test_json_string(err, "code"), ==, "overloaded");
+		g_assert_cmpint(codechat_test_raw_wait_close(eager, T), ==, CLOSE_TRY_AGAIN_LATER);
+		codechat_test_ws_sendf(alice, "{\"type\":\"history\",\"room\":\"r\"}");
+		hist = codechat_test_ws_expect(alice, "history");
+		msgs = json_object_get_array_member(hist, "messages");
+		g_assert_cmpuint(json_array_get_length(msgs), ==, 0);
+	}
 	carol = fx_connect(fx);
 	expect_error(carol, "overloaded", NULL);
 	g_assert_cmpint(codechat_test_ws_wait_close(carol, T), ==, CLOSE_TRY_AGAIN_LATER);
