@@ -84,3 +84,78 @@ codechat_cmd_request_new(const gchar *type)
 	json_object_set_string_member(obj, "type", type);
 	return obj;
 }
+
+typedef struct {
+	CodechatApplication *app; /* (unowned) held by the running command */
+	CodechatCmdRoomsFunc func;
+} RoomsRun;
+
+static void
+run_rooms_reply_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	g_autofree RoomsRun *run = user_data;
+	CodechatConnection *conn = CODECHAT_CONNECTION(source);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonObject) reply = NULL;
+	JsonArray *rooms;
+
+	reply = codechat_connection_request_finish(conn, result, &error);
+	if (reply == NULL) {
+		codechat_application_close_and_finish(run->app, conn, g_steal_pointer(&error));
+		return;
+	}
+	rooms = codechat_cmd_get_array(reply, "rooms");
+	if (rooms == NULL) {
+		codechat_application_close_and_finish(run->app,
+						      conn,
+						      codechat_cmd_bad_reply_error(reply, "rooms"));
+		return;
+	}
+	run->func(run->app, conn, rooms);
+	codechat_application_close_and_finish(run->app, conn, NULL);
+}
+
+static void
+run_rooms_connect_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	RoomsRun *run = user_data;
+	CodechatConnection *conn = CODECHAT_CONNECTION(source);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonObject) request = NULL;
+
+	if (!codechat_connection_connect_finish(conn, result, &error)) {
+		codechat_application_close_and_finish(run->app, conn, g_steal_pointer(&error));
+		g_free(run);
+		return;
+	}
+	request = codechat_cmd_request_new("rooms");
+	codechat_connection_request_async(conn,
+					  request,
+					  CODECHAT_REQUEST_TIMEOUT_S,
+					  run_rooms_reply_cb,
+					  run);
+}
+
+/**
+ * codechat_cmd_run_rooms:
+ *
+ * The whole of a command that takes no arguments and needs the server's
+ * room list: `rooms` and `status`.
+ */
+void
+codechat_cmd_run_rooms(CodechatApplication *app, CodechatCmdRoomsFunc func)
+{
+	g_auto(GStrv) args = NULL;
+	g_autoptr(CodechatConnection) conn = NULL;
+	RoomsRun *run;
+
+	if (!codechat_application_parse_options(app, NULL, FALSE, &args))
+		return;
+	if (!codechat_application_check_no_args(app, args))
+		return;
+	run = g_new0(RoomsRun, 1);
+	run->app = app;
+	run->func = func;
+	conn = codechat_application_new_connection(app);
+	codechat_connection_connect_async(conn, NULL, run_rooms_connect_cb, run);
+}

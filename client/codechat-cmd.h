@@ -50,4 +50,11 @@ codechat_cmd_bad_reply_error(JsonObject *reply, const gchar *expected);
 JsonObject *
 codechat_cmd_request_new(const gchar *type);
 
+/* connect, ask for the rooms, hand them to @func, then close and finish */
+typedef void (*CodechatCmdRoomsFunc)(CodechatApplication *app,
+				     CodechatConnection *conn,
+				     JsonArray *rooms);
+void
+codechat_cmd_run_rooms(CodechatApplication *app, CodechatCmdRoomsFunc func);
+
 G_END_DECLS
