@@ -44,6 +44,8 @@ struct _CodechatApplication {
 	CodechatOutput *output;		/* (owned) (nullable) */
 	const CodechatCommand *command; /* (unowned) (nullable) */
 	GStrv command_argv;		/* (owned) (nullable) the command and its arguments */
+	CodechatNotifyMode notify_mode;
+	guint history_limit;
 	gint exit_status;
 	gboolean finished;
 };
@@ -72,6 +74,7 @@ static const CodechatCommand commands[] = {
      N_("Reconnects when the connection drops and resumes where it left off,\n"
 	"so that no message is lost or printed twice."),
      codechat_cmd_watch},
+    {"chat", NULL, N_("Chat interactively in a room"), NULL, codechat_cmd_chat},
     {"rooms", NULL, N_("List the rooms"), NULL, codechat_cmd_rooms},
     {"who", NULL, N_("List the members of a room"), NULL, codechat_cmd_who},
     {"status", NULL, N_("Show the server, its limits and this session"), NULL, codechat_cmd_status},
@@ -713,6 +716,7 @@ codechat_application_class_init(CodechatApplicationClass *klass)
 static void
 codechat_application_init(CodechatApplication *self)
 {
+	self->history_limit = 50;
 }
 
 CodechatApplication *
@@ -766,6 +770,20 @@ codechat_application_get_quiet(CodechatApplication *self)
 {
 	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), FALSE);
 	return self->opts.quiet;
+}
+
+CodechatNotifyMode
+codechat_application_get_notify_mode(CodechatApplication *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), CODECHAT_NOTIFY_OFF);
+	return self->notify_mode;
+}
+
+guint
+codechat_application_get_history_limit(CodechatApplication *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), 50);
+	return self->history_limit;
 }
 
 CodechatOutput *

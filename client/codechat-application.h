@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 
 #include "codechat-connection.h"
+#include "codechat-notify.h"
 #include "codechat-output.h"
 #include "codechat-session.h"
 
@@ -40,6 +41,13 @@ const gchar *
 codechat_application_get_default_room(CodechatApplication *self);
 gboolean
 codechat_application_get_quiet(CodechatApplication *self);
+/* the `notify` setting (CODECHAT_NOTIFY, the GSettings key), for chat and
+ * for watch without --notify */
+CodechatNotifyMode
+codechat_application_get_notify_mode(CodechatApplication *self);
+/* messages per page of history (the `history-limit` key; 50) */
+guint
+codechat_application_get_history_limit(CodechatApplication *self);
 CodechatOutput *
 codechat_application_get_output(CodechatApplication *self);
 CodechatConnection *

@@ -33,6 +33,8 @@ void
 codechat_cmd_who(CodechatApplication *app);
 void
 codechat_cmd_status(CodechatApplication *app);
+void
+codechat_cmd_chat(CodechatApplication *app);
 
 /* helpers for the commands, client/codechat-cmd.c */
 const gchar *
