@@ -10,6 +10,7 @@
 #include "codechat-cmd.h"
 #include "codechat-log.h"
 #include "codechat-protocol.h"
+#include "codechat-settings.h"
 
 /**
  * CodechatApplication:
@@ -45,6 +46,8 @@ struct _CodechatApplication {
 	const CodechatCommand *command; /* (unowned) (nullable) */
 	GStrv command_argv;		/* (owned) (nullable) the command and its arguments */
 	CodechatNotifyMode notify_mode;
+	CodechatTokenSource token_source;
+	gboolean token_resolved;
 	guint history_limit;
 	gint exit_status;
 	gboolean finished;
@@ -53,31 +56,109 @@ struct _CodechatApplication {
 G_DEFINE_FINAL_TYPE(CodechatApplication, codechat_application, G_TYPE_APPLICATION)
 
 static const CodechatCommand commands[] = {
+    {"init",
+     NULL,
+     N_("Set up codechat: the server, your nick and your token"),
+     N_("Asks for the server URL, the nick and the account token when the\n"
+	"standard input is a terminal, with the current settings as defaults;\n"
+	"otherwise takes --server, --nick and --token alone. Checks that the\n"
+	"server answers and accepts the nick before it saves anything: the server\n"
+	"and nick in GSettings, the token in the Secret Service or, when none\n"
+	"answers, in a file only you can read. “codechat --init” does the same.\n"
+	"\n"
+	"Example:\n"
+	"  codechat init --server ws://chat.example.org:7373 --nick alice"),
+     codechat_cmd_init},
     {"send",
      N_("[TEXT…]"),
      N_("Send a message to a room, or to a nick"),
      N_("The text comes from the arguments, joined by spaces, or else from the\n"
 	"standard input. --code LANG sends it as a snippet in LANG; --file sends\n"
 	"a file as a snippet, its language guessed from its name.\n"
-	"Exits once the server acknowledged the message."),
+	"Exits once the server acknowledged the message.\n"
+	"\n"
+	"Examples:\n"
+	"  codechat send --room builds \"nightly build is green\"\n"
+	"  git diff | codechat send --code diff\n"
+	"  codechat send --to bob --file src/main.c"),
      codechat_cmd_send},
     {"history",
      NULL,
      N_("Print the past messages of a room, or of a direct conversation, oldest first"),
      N_("Without --before or --after, prints the latest page. --before ID pages\n"
 	"back from a message, --after ID forward (--after 0 is the start);\n"
-	"--with NICK reads the direct messages between you and NICK."),
+	"--with NICK reads the direct messages between you and NICK. A page has\n"
+	"--limit messages, else the history-limit setting (50).\n"
+	"\n"
+	"Examples:\n"
+	"  codechat history --room general --limit 20\n"
+	"  codechat history --with bob --json"),
      codechat_cmd_history},
     {"watch",
      NULL,
      N_("Print messages as they arrive, until interrupted"),
      N_("Reconnects when the connection drops and resumes where it left off,\n"
-	"so that no message is lost or printed twice."),
+	"so that no message is lost or printed twice. --notify also shows desktop\n"
+	"notifications: of mentions and direct messages, or of every message with\n"
+	"--notify=all; without it, the notify setting decides (off by default).\n"
+	"\n"
+	"Examples:\n"
+	"  codechat watch --room general --room builds\n"
+	"  codechat watch --json | jq -r .text"),
      codechat_cmd_watch},
-    {"chat", NULL, N_("Chat interactively in a room"), NULL, codechat_cmd_chat},
-    {"rooms", NULL, N_("List the rooms"), NULL, codechat_cmd_rooms},
-    {"who", NULL, N_("List the members of a room"), NULL, codechat_cmd_who},
-    {"status", NULL, N_("Show the server, its limits and this session"), NULL, codechat_cmd_status},
+    {"chat",
+     NULL,
+     N_("Chat interactively in a room"),
+     N_("A prompt with line editing and input history; messages arrive above it.\n"
+	"Type text to say it in the current room, or a command: /join ROOM,\n"
+	"/part [ROOM], /me ACTION, /msg NICK TEXT, /who, /rooms, /history [N],\n"
+	"/code [LANG] (a snippet: lines until one with a single “.”), /help,\n"
+	"/quit (or Ctrl-D). Reconnects and resumes by itself.\n"
+	"\n"
+	"Example:\n"
+	"  codechat chat --room general"),
+     codechat_cmd_chat},
+    {"rooms",
+     NULL,
+     N_("List the rooms"),
+     N_("Each room with its member count and last message id.\n"
+	"\n"
+	"Example:\n"
+	"  codechat rooms --json"),
+     codechat_cmd_rooms},
+    {"who",
+     NULL,
+     N_("List the members of a room"),
+     N_("Example:\n"
+	"  codechat who --room general"),
+     codechat_cmd_who},
+    {"status",
+     NULL,
+     N_("Show the server, its limits and this session"),
+     N_("Connects, prints what the server says about itself and its rooms, and\n"
+	"the server and nick this client uses.\n"
+	"\n"
+	"Example:\n"
+	"  codechat --server ws://chat.example.org:7373 status"),
+     codechat_cmd_status},
+    {"config",
+     N_("list | get KEY | set KEY VALUE | reset KEY"),
+     N_("Show or change the settings"),
+     N_("The settings live in GSettings (io.github.codechat.Codechat):\n"
+	"  server-url     ws:// or wss:// URL of the server\n"
+	"  nickname       your nick (empty: the login name)\n"
+	"  default-room   the room used without --room (general)\n"
+	"  notify         desktop notifications: off, mentions or all\n"
+	"  color          auto, always or never\n"
+	"  history-limit  messages per page of history, 1 to 500 (50)\n"
+	"Values are checked before they are saved. Options and environment\n"
+	"variables win over these settings. The token is never kept here.\n"
+	"\n"
+	"Examples:\n"
+	"  codechat config set default-room builds\n"
+	"  codechat config get server-url\n"
+	"  codechat config reset notify"),
+     codechat_cmd_config},
 };
 
 static const CodechatCommand *
@@ -189,12 +270,20 @@ commands_summary(void)
 static const gchar *
 environment_help(void)
 {
-	return N_("Environment:\n"
-		  "  CODECHAT_SERVER   server URL (default " DEFAULT_SERVER_URL ")\n"
-		  "  CODECHAT_NICK     nick (default: the user name)\n"
-		  "  CODECHAT_ROOM     default room (default: general)\n"
-		  "  CODECHAT_TOKEN    account token, sent with hello\n"
-		  "Command-line options win over the environment.\n"
+	return N_("Settings come from the options, then the environment, then GSettings\n"
+		  "(see “codechat config --help”), then the defaults.\n"
+		  "\n"
+		  "Environment:\n"
+		  "  CODECHAT_SERVER         server URL (default " DEFAULT_SERVER_URL ")\n"
+		  "  CODECHAT_NICK           nick (default: the login name)\n"
+		  "  CODECHAT_ROOM           default room (default: general)\n"
+		  "  CODECHAT_TOKEN          account token, sent with hello; else the token\n"
+		  "                          saved by “codechat init”\n"
+		  "  CODECHAT_NOTIFY         desktop notifications: off, mentions or all\n"
+		  "  CODECHAT_COLOR          auto, always or never\n"
+		  "  CODECHAT_HISTORY_LIMIT  messages per page of history\n"
+		  "  CODECHAT_LOG_FORMAT     text or json\n"
+		  "  NO_COLOR                no colours unless asked for\n"
 		  "\n"
 		  "Exit status: 0 success, 1 usage error, 2 cannot connect,\n"
 		  "3 refused by the server, 4 other error.\n"
@@ -351,59 +440,6 @@ codechat_application_setup_logging(void)
 	g_log_writer_default_set_use_stderr(TRUE);
 }
 
-static gboolean
-resolve_server(const gchar *value, gchar **out, GError **error)
-{
-	g_autoptr(GUri) uri = NULL;
-	g_autoptr(GError) error_local = NULL;
-	const gchar *scheme;
-	const gchar *path;
-
-	uri = g_uri_parse(value, G_URI_FLAGS_NONE, &error_local);
-	if (uri == NULL) {
-		g_set_error(error,
-			    CODECHAT_ERROR,
-			    CODECHAT_ERROR_INVALID_ARGUMENT,
-			    _("“%s” is not a valid server URL: %s"),
-			    value,
-			    error_local->message);
-		return FALSE;
-	}
-	scheme = g_uri_get_scheme(uri);
-	if (g_ascii_strcasecmp(scheme, "ws") != 0 && g_ascii_strcasecmp(scheme, "wss") != 0) {
-		g_set_error(error,
-			    CODECHAT_ERROR,
-			    CODECHAT_ERROR_INVALID_ARGUMENT,
-			    _("“%s” is not a ws:// or wss:// URL"),
-			    value);
-		return FALSE;
-	}
-	if (g_uri_get_host(uri) == NULL || g_uri_get_host(uri)[0] == '\0') {
-		g_set_error(error,
-			    CODECHAT_ERROR,
-			    CODECHAT_ERROR_INVALID_ARGUMENT,
-			    _("“%s” names no host"),
-			    value);
-		return FALSE;
-	}
-	path = g_uri_get_path(uri);
-	/* ws://host:7373 means the protocol's endpoint */
-	if (path[0] == '\0' || g_strcmp0(path, "/") == 0) {
-		g_autoptr(GUri) full = g_uri_build(G_URI_FLAGS_NONE,
-						   scheme,
-						   g_uri_get_userinfo(uri),
-						   g_uri_get_host(uri),
-						   g_uri_get_port(uri),
-						   CODECHAT_WS_PATH,
-						   g_uri_get_query(uri),
-						   NULL);
-		*out = g_uri_to_string(full);
-		return TRUE;
-	}
-	*out = g_strdup(value);
-	return TRUE;
-}
-
 static const gchar *
 non_empty_env(const gchar *name)
 {
@@ -414,15 +450,106 @@ non_empty_env(const gchar *name)
 	return value;
 }
 
-/* flag, then environment, then the built-in default */
+static gboolean
+invalid_env(const gchar *name, const gchar *value, const gchar *choices, GError **error)
+{
+	g_set_error(error,
+		    CODECHAT_ERROR,
+		    CODECHAT_ERROR_INVALID_ARGUMENT,
+		    _("%s must be %s, not “%s”"),
+		    name,
+		    choices,
+		    value);
+	return FALSE;
+}
+
+/* the colour mode: --color, CODECHAT_COLOR, the `color` key, auto (which
+ * honours NO_COLOR, as https://no-color.org/ asks of a default) */
+static gboolean
+resolve_color(CodechatApplication *self, CodechatColorMode *color, GError **error)
+{
+	const gchar *env = non_empty_env("CODECHAT_COLOR");
+	g_autofree gchar *key = NULL;
+
+	if (self->opts.color != NULL) {
+		if (!codechat_color_mode_from_string(self->opts.color, color)) {
+			g_set_error(error,
+				    CODECHAT_ERROR,
+				    CODECHAT_ERROR_INVALID_ARGUMENT,
+				    _("--color must be auto, always or never, not “%s”"),
+				    self->opts.color);
+			return FALSE;
+		}
+		return TRUE;
+	}
+	if (env != NULL) {
+		if (!codechat_color_mode_from_string(env, color))
+			return invalid_env("CODECHAT_COLOR", env, "auto, always or never", error);
+		return TRUE;
+	}
+	key = codechat_settings_get_string(CODECHAT_SETTINGS_COLOR);
+	if (key == NULL || !codechat_color_mode_from_string(key, color))
+		*color = CODECHAT_COLOR_AUTO;
+	return TRUE;
+}
+
+/* CODECHAT_NOTIFY, the `notify` key, off; a command's flag comes first */
+static gboolean
+resolve_notify(CodechatApplication *self, GError **error)
+{
+	const gchar *env = non_empty_env("CODECHAT_NOTIFY");
+	g_autofree gchar *key = NULL;
+
+	self->notify_mode = CODECHAT_NOTIFY_OFF;
+	if (env != NULL) {
+		if (!codechat_notify_mode_from_string(env, &self->notify_mode))
+			return invalid_env("CODECHAT_NOTIFY", env, "off, mentions or all", error);
+		return TRUE;
+	}
+	key = codechat_settings_get_string(CODECHAT_SETTINGS_NOTIFY);
+	if (key != NULL && !codechat_notify_mode_from_string(key, &self->notify_mode))
+		self->notify_mode = CODECHAT_NOTIFY_OFF;
+	return TRUE;
+}
+
+/* CODECHAT_HISTORY_LIMIT, the `history-limit` key, 50; history's --limit
+ * comes first */
+static gboolean
+resolve_history_limit(CodechatApplication *self, GError **error)
+{
+	const gchar *env = non_empty_env("CODECHAT_HISTORY_LIMIT");
+	guint value = 0;
+
+	self->history_limit = CODECHAT_DEFAULT_HISTORY_LIMIT;
+	if (env != NULL) {
+		guint64 number = 0;
+		if (!g_ascii_string_to_unsigned(env, 10, 1, CODECHAT_MAX_PAGE, &number, NULL)) {
+			g_autofree gchar *range =
+			    g_strdup_printf(_("a number from 1 to %d"), CODECHAT_MAX_PAGE);
+			return invalid_env("CODECHAT_HISTORY_LIMIT", env, range, error);
+		}
+		self->history_limit = (guint)number;
+		return TRUE;
+	}
+	if (codechat_settings_get_uint(CODECHAT_SETTINGS_HISTORY_LIMIT, &value) && value > 0)
+		self->history_limit = value;
+	return TRUE;
+}
+
+/* every setting: the flag, then the environment, then GSettings, then the
+ * built-in default */
 static gboolean
 resolve_settings(CodechatApplication *self, GError **error)
 {
 	CodechatColorMode color = CODECHAT_COLOR_AUTO;
 	CodechatLogFormat log_format = CODECHAT_LOG_FORMAT_AUTO;
+	g_autofree gchar *server_key = NULL;
+	g_autofree gchar *nick_key = NULL;
+	g_autofree gchar *room_key = NULL;
 	const gchar *server = self->opts.server;
 	const gchar *nick = self->opts.nick;
 	const gchar *room;
+	const gchar *log_env = non_empty_env("CODECHAT_LOG_FORMAT");
 
 	if (self->opts.log_format != NULL &&
 	    !codechat_log_format_from_string(self->opts.log_format, &log_format)) {
@@ -433,32 +560,37 @@ resolve_settings(CodechatApplication *self, GError **error)
 			    self->opts.log_format);
 		return FALSE;
 	}
+	if (self->opts.log_format == NULL && log_env != NULL &&
+	    !codechat_log_format_from_string(log_env, &log_format))
+		return invalid_env("CODECHAT_LOG_FORMAT", log_env, "text or json", error);
 	/* the shared writer: our debug output with -v, everyone's with
 	 * G_MESSAGES_DEBUG; this runs once per process */
 	codechat_log_init("codechat", log_format);
 	if (self->opts.verbose)
 		g_log_set_debug_enabled(TRUE);
-	if (self->opts.color != NULL &&
-	    !codechat_color_mode_from_string(self->opts.color, &color)) {
-		g_set_error(error,
-			    CODECHAT_ERROR,
-			    CODECHAT_ERROR_INVALID_ARGUMENT,
-			    _("--color must be auto, always or never, not “%s”"),
-			    self->opts.color);
+
+	if (!resolve_color(self, &color, error))
 		return FALSE;
-	}
+	if (!resolve_notify(self, error))
+		return FALSE;
+	if (!resolve_history_limit(self, error))
+		return FALSE;
 
 	if (server == NULL)
 		server = non_empty_env("CODECHAT_SERVER");
 	if (server == NULL)
+		server = server_key = codechat_settings_get_string(CODECHAT_SETTINGS_SERVER_URL);
+	if (server == NULL)
 		server = DEFAULT_SERVER_URL;
 	g_clear_pointer(&self->server, g_free);
-	if (!resolve_server(server, &self->server, error))
+	if (!codechat_settings_check_server_url(server, &self->server, error))
 		return FALSE;
 
 	/* a bad nick is for the server to refuse (exit status 3) */
 	if (nick == NULL)
 		nick = non_empty_env("CODECHAT_NICK");
+	if (nick == NULL)
+		nick = nick_key = codechat_settings_get_string(CODECHAT_SETTINGS_NICKNAME);
 	if (nick == NULL) {
 		const gchar *user = g_get_user_name();
 		nick = codechat_validate_nick(user, NULL) ? user : "user";
@@ -467,19 +599,18 @@ resolve_settings(CodechatApplication *self, GError **error)
 	self->nick = g_strdup(nick);
 
 	room = non_empty_env("CODECHAT_ROOM");
+	if (room == NULL)
+		room = room_key = codechat_settings_get_string(CODECHAT_SETTINGS_DEFAULT_ROOM);
 	g_free(self->room);
 	self->room = g_strdup(room != NULL ? room : "general");
 
-	g_free(self->token);
-	self->token = g_strdup(non_empty_env("CODECHAT_TOKEN"));
+	/* the token is looked up when a connection needs it */
+	g_clear_pointer(&self->token, g_free);
+	self->token_resolved = FALSE;
 
 	g_clear_pointer(&self->output, codechat_output_free);
 	self->output = codechat_output_new(self->opts.json, color);
-	g_debug("server %s, nick %s, default room %s%s",
-		self->server,
-		self->nick,
-		self->room,
-		self->token != NULL ? ", with a token" : "");
+	g_debug("server %s, nick %s, default room %s", self->server, self->nick, self->room);
 	return TRUE;
 }
 
@@ -611,6 +742,7 @@ codechat_application_local_command_line(GApplication *application,
 	GOptionEntry global_entries[N_GLOBAL_ENTRIES + 1];
 	gboolean want_help = FALSE;
 	gboolean want_version = FALSE;
+	gboolean want_init = FALSE;
 	const GOptionEntry entries[] = {
 	    {"help", 'h', 0, G_OPTION_ARG_NONE, &want_help, N_("Show help options"), NULL},
 	    {"version",
@@ -619,6 +751,13 @@ codechat_application_local_command_line(GApplication *application,
 	     G_OPTION_ARG_NONE,
 	     &want_version,
 	     N_("Print the version and exit"),
+	     NULL},
+	    {"init",
+	     0,
+	     0,
+	     G_OPTION_ARG_NONE,
+	     &want_init,
+	     N_("Set up codechat, as “codechat init” does"),
 	     NULL},
 	    {NULL},
 	};
@@ -653,6 +792,17 @@ codechat_application_local_command_line(GApplication *application,
 	if (want_version) {
 		g_print("codechat %s\n", PACKAGE_VERSION);
 		return TRUE;
+	}
+
+	if (want_init) {
+		/* codechat --init [OPTIONS]: the init command, its options after */
+		g_autoptr(GStrvBuilder) builder = g_strv_builder_new();
+		g_strv_builder_add(builder, "init");
+		if ((*arguments)[0] != NULL)
+			g_strv_builder_addv(builder, (const gchar **)*arguments + 1);
+		self->command = lookup_command("init");
+		self->command_argv = g_strv_builder_end(builder);
+		return FALSE;
 	}
 
 	name = (*arguments)[0] != NULL ? (*arguments)[1] : NULL;
@@ -716,7 +866,7 @@ codechat_application_class_init(CodechatApplicationClass *klass)
 static void
 codechat_application_init(CodechatApplication *self)
 {
-	self->history_limit = 50;
+	self->history_limit = CODECHAT_DEFAULT_HISTORY_LIMIT;
 }
 
 CodechatApplication *
@@ -772,6 +922,21 @@ codechat_application_get_quiet(CodechatApplication *self)
 	return self->opts.quiet;
 }
 
+/* (nullable): --server or --nick as given, not resolved */
+const gchar *
+codechat_application_get_server_option(CodechatApplication *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), NULL);
+	return self->opts.server;
+}
+
+const gchar *
+codechat_application_get_nick_option(CodechatApplication *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), NULL);
+	return self->opts.nick;
+}
+
 CodechatNotifyMode
 codechat_application_get_notify_mode(CodechatApplication *self)
 {
@@ -782,7 +947,7 @@ codechat_application_get_notify_mode(CodechatApplication *self)
 guint
 codechat_application_get_history_limit(CodechatApplication *self)
 {
-	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), 50);
+	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), CODECHAT_DEFAULT_HISTORY_LIMIT);
 	return self->history_limit;
 }
 
@@ -794,11 +959,30 @@ codechat_application_get_output(CodechatApplication *self)
 }
 
 /* a new, unconnected session with the resolved server, nick and token */
+/* CODECHAT_TOKEN, the Secret Service, the tokens file: asked once, when a
+ * connection needs it */
+static const gchar *
+get_token(CodechatApplication *self)
+{
+	if (!self->token_resolved) {
+		self->token = codechat_token_lookup(self->server, self->nick, &self->token_source);
+		self->token_resolved = TRUE;
+		g_debug("token: %s",
+			self->token_source == CODECHAT_TOKEN_SOURCE_ENVIRONMENT
+			    ? "from CODECHAT_TOKEN"
+			: self->token_source == CODECHAT_TOKEN_SOURCE_KEYRING
+			    ? "from the Secret Service"
+			: self->token_source == CODECHAT_TOKEN_SOURCE_FILE ? "from the tokens file"
+									   : "none");
+	}
+	return self->token;
+}
+
 CodechatConnection *
 codechat_application_new_connection(CodechatApplication *self)
 {
 	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), NULL);
-	return codechat_connection_new(self->server, self->nick, self->token);
+	return codechat_connection_new(self->server, self->nick, get_token(self));
 }
 
 /* a session that reconnects and resumes, with the same settings */
@@ -806,5 +990,5 @@ CodechatSession *
 codechat_application_new_session(CodechatApplication *self)
 {
 	g_return_val_if_fail(CODECHAT_IS_APPLICATION(self), NULL);
-	return codechat_session_new(self->server, self->nick, self->token);
+	return codechat_session_new(self->server, self->nick, get_token(self));
 }

@@ -12,6 +12,8 @@ G_BEGIN_DECLS
 
 /* replies normally take milliseconds; this only bounds a stuck server */
 #define CODECHAT_REQUEST_TIMEOUT_S 30
+/* messages a page of history, without --limit or the setting */
+#define CODECHAT_DEFAULT_HISTORY_LIMIT 50
 
 #define CODECHAT_TYPE_APPLICATION (codechat_application_get_type())
 G_DECLARE_FINAL_TYPE(CodechatApplication, codechat_application, CODECHAT, APPLICATION, GApplication)
@@ -45,6 +47,10 @@ codechat_application_get_quiet(CodechatApplication *self);
  * for watch without --notify */
 CodechatNotifyMode
 codechat_application_get_notify_mode(CodechatApplication *self);
+const gchar *
+codechat_application_get_server_option(CodechatApplication *self);
+const gchar *
+codechat_application_get_nick_option(CodechatApplication *self);
 /* messages per page of history (the `history-limit` key; 50) */
 guint
 codechat_application_get_history_limit(CodechatApplication *self);

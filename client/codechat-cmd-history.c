@@ -211,6 +211,9 @@ codechat_cmd_history(CodechatApplication *app)
 			return;
 		}
 		state->limit = (guint)value;
+	} else {
+		/* CODECHAT_HISTORY_LIMIT, the history-limit setting, 50 */
+		state->limit = codechat_application_get_history_limit(app);
 	}
 	if (before != NULL) {
 		if (!parse_number("--before", before, 1, G_MAXINT64, &value, &error)) {

@@ -133,12 +133,25 @@ failed_cb(CodechatSession *session, const GError *error, gpointer user_data)
 	watch_stop(state, g_error_copy(error));
 }
 
+/* --notify and --notify=MODE */
+static gchar *notify_option = NULL;
+static gboolean notify_bare = FALSE;
+
+static gboolean
+parse_notify_cb(const gchar *name, const gchar *value, gpointer data, GError **error)
+{
+	g_free(notify_option);
+	notify_option = g_strdup(value);
+	notify_bare = value == NULL;
+	return TRUE;
+}
+
 void
 codechat_cmd_watch(CodechatApplication *app)
 {
 	g_auto(GStrv) args = NULL;
 	g_auto(GStrv) rooms = NULL;
-	gboolean notify = FALSE;
+	CodechatNotifyMode mode;
 	WatchState *state;
 	const GOptionEntry entries[] = {
 	    {"room",
@@ -150,11 +163,12 @@ codechat_cmd_watch(CodechatApplication *app)
 	     N_("ROOM")},
 	    {"notify",
 	     0,
-	     0,
-	     G_OPTION_ARG_NONE,
-	     &notify,
-	     N_("Also show desktop notifications of mentions and direct messages"),
-	     NULL},
+	     G_OPTION_FLAG_OPTIONAL_ARG,
+	     G_OPTION_ARG_CALLBACK,
+	     parse_notify_cb,
+	     N_("Also show desktop notifications: of mentions and direct messages, or "
+		"of every message with --notify=all (default: the notify setting)"),
+	     N_("MODE")},
 	    {NULL},
 	};
 
@@ -163,11 +177,29 @@ codechat_cmd_watch(CodechatApplication *app)
 	if (!codechat_application_check_no_args(app, args))
 		return;
 
+	/* --notify[=MODE], then CODECHAT_NOTIFY and the notify setting; a bare
+	 * --notify means the setting's mode, or mentions when that is off */
+	mode = codechat_application_get_notify_mode(app);
+	if (notify_option != NULL) {
+		if (!codechat_notify_mode_from_string(notify_option, &mode)) {
+			codechat_application_finish(
+			    app,
+			    g_error_new(CODECHAT_ERROR,
+					CODECHAT_ERROR_INVALID_ARGUMENT,
+					_("--notify must be off, mentions or all, not “%s”"),
+					notify_option));
+			g_clear_pointer(&notify_option, g_free);
+			return;
+		}
+		g_clear_pointer(&notify_option, g_free);
+	} else if (notify_bare && mode == CODECHAT_NOTIFY_OFF) {
+		mode = CODECHAT_NOTIFY_MENTIONS;
+	}
+
 	state = g_new0(WatchState, 1);
 	state->app = app;
-	if (notify)
-		state->notifier = codechat_notifier_new(CODECHAT_NOTIFY_MENTIONS,
-							codechat_application_get_nick(app));
+	if (mode != CODECHAT_NOTIFY_OFF)
+		state->notifier = codechat_notifier_new(mode, codechat_application_get_nick(app));
 	state->session = codechat_application_new_session(app);
 	for (guint i = 0; rooms != NULL && rooms[i] != NULL; i++)
 		codechat_session_add_room(state->session, rooms[i]);

@@ -35,6 +35,10 @@ void
 codechat_cmd_status(CodechatApplication *app);
 void
 codechat_cmd_chat(CodechatApplication *app);
+void
+codechat_cmd_config(CodechatApplication *app);
+void
+codechat_cmd_init(CodechatApplication *app);
 
 /* helpers for the commands, client/codechat-cmd.c */
 const gchar *

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "codechat-protocol.h"
+#include "codechat-test-client.h"
 #include "codechat-test-daemon.h"
 #include "codechat-test-ws.h"
 #include "codechat-version.h"
@@ -20,9 +21,13 @@
  * client and every wait is bounded, so that a hang fails instead of
  * stalling the suite. */
 
-#define RUN_TIMEOUT_MS	 20000
-#define WAIT_TIMEOUT_MS	 15000
-#define POLL_INTERVAL_MS 100
+#define flag_cb	     codechat_test_flag_cb
+#define wait_until   codechat_test_wait_until
+#define sleep_ms     codechat_test_sleep_ms
+#define wait_exit    codechat_test_wait_exit
+#define wait_cb	     codechat_test_wait_cb
+#define run_env	     codechat_test_client_run
+#define launcher_new codechat_test_client_launcher_new
 
 typedef struct {
 	CodechatTestDaemon *daemon; /* (owned) */
@@ -75,39 +80,6 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	g_clear_pointer(&f->daemon, codechat_test_daemon_free);
 }
 
-/* main loop helpers */
-
-static gboolean
-flag_cb(gpointer user_data)
-{
-	*(gboolean *)user_data = TRUE;
-	return G_SOURCE_REMOVE;
-}
-
-/* iterates the main context until *done or @timeout_ms; TRUE if done */
-static gboolean
-wait_until(gboolean *done, guint timeout_ms)
-{
-	gboolean timed_out = FALSE;
-	guint id = g_timeout_add(timeout_ms, flag_cb, &timed_out);
-
-	while (!*done && !timed_out)
-		g_main_context_iteration(NULL, TRUE);
-	if (!timed_out)
-		g_source_remove(id);
-	return *done;
-}
-
-static void
-sleep_ms(guint ms)
-{
-	gboolean done = FALSE;
-
-	g_timeout_add(ms, flag_cb, &done);
-	while (!done)
-		g_main_context_iteration(NULL, TRUE);
-}
-
 /* a free loopback port with nobody listening on it */
 static guint16
 closed_port(void)
@@ -136,168 +108,6 @@ static gchar *
 closed_uri(void)
 {
 	return g_strdup_printf("ws://127.0.0.1:%u/v1/ws", closed_port());
-}
-
-/* running the client */
-
-/* a client must not outlive a test that failed half-way */
-static void
-child_setup(gpointer user_data)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
-static GSubprocessLauncher *
-launcher_new(GSubprocessFlags flags, const gchar *const *env)
-{
-	GSubprocessLauncher *launcher = g_subprocess_launcher_new(flags);
-
-	g_subprocess_launcher_set_child_setup(launcher, child_setup, NULL, NULL);
-
-	/* the settings come from the test, not from whoever runs it */
-	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_SERVER");
-	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_NICK");
-	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_ROOM");
-	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_TOKEN");
-	g_subprocess_launcher_unsetenv(launcher, "G_MESSAGES_DEBUG");
-	g_subprocess_launcher_setenv(launcher, "NO_COLOR", "1", TRUE);
-	/* leaks are checked in the programs, not in the tests (see meson.build) */
-	if (g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS") != NULL)
-		g_subprocess_launcher_setenv(launcher,
-					     "ASAN_OPTIONS",
-					     g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS"),
-					     TRUE);
-	for (guint i = 0; env != NULL && env[i] != NULL; i++) {
-		g_auto(GStrv) pair = g_strsplit(env[i], "=", 2);
-
-		g_assert_nonnull(pair[1]);
-		g_subprocess_launcher_setenv(launcher, pair[0], pair[1], TRUE);
-	}
-	return launcher;
-}
-
-static GPtrArray *
-argv_new(const gchar *first, va_list args)
-{
-	GPtrArray *argv = g_ptr_array_new_with_free_func(g_free);
-	const gchar *arg;
-
-	g_ptr_array_add(argv, g_strdup(codechat_test_client_path()));
-	for (arg = first; arg != NULL; arg = va_arg(args, const gchar *))
-		g_ptr_array_add(argv, g_strdup(arg));
-	g_ptr_array_add(argv, NULL);
-	return argv;
-}
-
-typedef struct {
-	gboolean done;
-	gchar *out;
-	gchar *err;
-	GError *error;
-} Communicate;
-
-static void
-communicate_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	Communicate *c = user_data;
-
-	g_subprocess_communicate_utf8_finish(G_SUBPROCESS(source),
-					     result,
-					     &c->out,
-					     &c->err,
-					     &c->error);
-	c->done = TRUE;
-}
-
-static void
-wait_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	gboolean *done = user_data;
-
-	g_subprocess_wait_finish(G_SUBPROCESS(source), result, NULL);
-	*done = TRUE;
-}
-
-/* waits for @proc to exit, killing it after @timeout_ms; returns its exit status */
-static gint
-wait_exit(GSubprocess *proc, guint timeout_ms)
-{
-	gboolean done = FALSE;
-
-	g_subprocess_wait_async(proc, NULL, wait_cb, &done);
-	if (!wait_until(&done, timeout_ms)) {
-		g_subprocess_force_exit(proc);
-		wait_until(&done, timeout_ms);
-		g_assert_true(done);
-		g_assert_not_reached(); /* the client hung */
-	}
-	/* a crash or an abort is never the answer */
-	g_assert_true(g_subprocess_get_if_exited(proc));
-	return g_subprocess_get_exit_status(proc);
-}
-
-/**
- * run:
- * @env: (nullable): KEY=VALUE pairs for the client's environment
- * @input: (nullable): its standard input, else empty
- * @out: (out): its standard output
- * @err: (out): its standard error
- * @first: the first argument, then more, then %NULL
- *
- * Runs codechat and returns its exit status.
- */
-static gint
-run_env(const gchar *const *env,
-	const gchar *input,
-	gchar **out,
-	gchar **err,
-	const gchar *first,
-	...) G_GNUC_NULL_TERMINATED;
-
-static gint
-run_env(const gchar *const *env,
-	const gchar *input,
-	gchar **out,
-	gchar **err,
-	const gchar *first,
-	...)
-{
-	g_autoptr(GSubprocessLauncher) launcher = NULL;
-	g_autoptr(GSubprocess) proc = NULL;
-	g_autoptr(GPtrArray) argv = NULL;
-	g_autoptr(GError) error = NULL;
-	g_autofree gchar *cmdline = NULL;
-	Communicate c = {FALSE};
-	va_list args;
-	gint status;
-
-	va_start(args, first);
-	argv = argv_new(first, args);
-	va_end(args);
-	cmdline = g_strjoinv(" ", (gchar **)argv->pdata + 1);
-	g_test_message("$ codechat %.200s", cmdline);
-
-	launcher = launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-				    G_SUBPROCESS_FLAGS_STDERR_PIPE,
-				env);
-	proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
-	g_assert_no_error(error);
-	g_subprocess_communicate_utf8_async(proc,
-					    input != NULL ? input : "",
-					    NULL,
-					    communicate_cb,
-					    &c);
-	if (!wait_until(&c.done, RUN_TIMEOUT_MS)) {
-		g_subprocess_force_exit(proc);
-		wait_until(&c.done, RUN_TIMEOUT_MS);
-		g_assert_not_reached(); /* the client hung */
-	}
-	g_assert_no_error(c.error);
-	status = wait_exit(proc, RUN_TIMEOUT_MS);
-	g_test_message("exit status %d\nstdout: %.2000s\nstderr: %.2000s", status, c.out, c.err);
-	*out = c.out;
-	*err = c.err;
-	return status;
 }
 
 #define run(out, err, ...)		run_env(NULL, NULL, out, err, __VA_ARGS__, NULL)

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "codechat-test"
+
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "codechat-test-client.h"
+#include "codechat-test-daemon.h"
+
+/* Running the real `codechat` binary from a test: every run and every wait
+ * is bounded, so that a hang fails instead of stalling the suite. */
+
+/* an empty config dir of the test program's own, removed at exit */
+static gchar *config_home_dir = NULL;
+
+static void
+remove_config_home(void)
+{
+	g_autofree gchar *command = NULL;
+
+	if (config_home_dir == NULL)
+		return;
+	/* what the client saved: a few small files */
+	command = g_strdup_printf("rm -rf '%s'", config_home_dir);
+	if (system(command) != 0)
+		g_printerr("cannot remove %s\n", config_home_dir);
+}
+
+static const gchar *
+config_home(void)
+{
+	if (config_home_dir == NULL) {
+		g_autoptr(GError) error = NULL;
+		config_home_dir = g_dir_make_tmp("codechat-test-config-XXXXXX", &error);
+		g_assert_no_error(error);
+		atexit(remove_config_home);
+	}
+	return config_home_dir;
+}
+
+/* main loop helpers */
+
+gboolean
+codechat_test_flag_cb(gpointer user_data)
+{
+	*(gboolean *)user_data = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+/* iterates the main context until *done or @timeout_ms; TRUE if done */
+gboolean
+codechat_test_wait_until(gboolean *done, guint timeout_ms)
+{
+	gboolean timed_out = FALSE;
+	guint id = g_timeout_add(timeout_ms, codechat_test_flag_cb, &timed_out);
+
+	while (!*done && !timed_out)
+		g_main_context_iteration(NULL, TRUE);
+	if (!timed_out)
+		g_source_remove(id);
+	return *done;
+}
+
+void
+codechat_test_sleep_ms(guint ms)
+{
+	gboolean done = FALSE;
+
+	g_timeout_add(ms, codechat_test_flag_cb, &done);
+	while (!done)
+		g_main_context_iteration(NULL, TRUE);
+}
+
+/* running the client */
+
+/* a client must not outlive a test that failed half-way */
+static void
+child_setup(gpointer user_data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+GSubprocessLauncher *
+codechat_test_client_launcher_new(GSubprocessFlags flags, const gchar *const *env)
+{
+	GSubprocessLauncher *launcher = g_subprocess_launcher_new(flags);
+
+	g_subprocess_launcher_set_child_setup(launcher, child_setup, NULL, NULL);
+
+	/* the settings come from the test, not from whoever runs it */
+	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_SERVER");
+	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_NICK");
+	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_ROOM");
+	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_TOKEN");
+	g_subprocess_launcher_unsetenv(launcher, "G_MESSAGES_DEBUG");
+	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_NOTIFY");
+	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_COLOR");
+	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_HISTORY_LIMIT");
+	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_LOG_FORMAT");
+	g_subprocess_launcher_setenv(launcher, "NO_COLOR", "1", TRUE);
+	/* nor from the user's tokens file */
+	g_subprocess_launcher_setenv(launcher, "XDG_CONFIG_HOME", config_home(), TRUE);
+	/* leaks are checked in the programs, not in the tests (see meson.build) */
+	if (g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS") != NULL)
+		g_subprocess_launcher_setenv(launcher,
+					     "ASAN_OPTIONS",
+					     g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS"),
+					     TRUE);
+	for (guint i = 0; env != NULL && env[i] != NULL; i++) {
+		g_auto(GStrv) pair = g_strsplit(env[i], "=", 2);
+
+		g_assert_nonnull(pair[1]);
+		g_subprocess_launcher_setenv(launcher, pair[0], pair[1], TRUE);
+	}
+	return launcher;
+}
+
+static GPtrArray *
+argv_new(const gchar *first, va_list args)
+{
+	GPtrArray *argv = g_ptr_array_new_with_free_func(g_free);
+	const gchar *arg;
+
+	g_ptr_array_add(argv, g_strdup(codechat_test_client_path()));
+	for (arg = first; arg != NULL; arg = va_arg(args, const gchar *))
+		g_ptr_array_add(argv, g_strdup(arg));
+	g_ptr_array_add(argv, NULL);
+	return argv;
+}
+
+typedef struct {
+	gboolean done;
+	gchar *out;
+	gchar *err;
+	GError *error;
+} Communicate;
+
+static void
+communicate_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Communicate *c = user_data;
+
+	g_subprocess_communicate_utf8_finish(G_SUBPROCESS(source),
+					     result,
+					     &c->out,
+					     &c->err,
+					     &c->error);
+	c->done = TRUE;
+}
+
+void
+codechat_test_wait_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	gboolean *done = user_data;
+
+	g_subprocess_wait_finish(G_SUBPROCESS(source), result, NULL);
+	*done = TRUE;
+}
+
+/* waits for @proc to exit, killing it after @timeout_ms; returns its exit status */
+gint
+codechat_test_wait_exit(GSubprocess *proc, guint timeout_ms)
+{
+	gboolean done = FALSE;
+
+	g_subprocess_wait_async(proc, NULL, codechat_test_wait_cb, &done);
+	if (!codechat_test_wait_until(&done, timeout_ms)) {
+		g_subprocess_force_exit(proc);
+		codechat_test_wait_until(&done, timeout_ms);
+		g_assert_true(done);
+		g_assert_not_reached(); /* the client hung */
+	}
+	/* a crash or an abort is never the answer */
+	g_assert_true(g_subprocess_get_if_exited(proc));
+	return g_subprocess_get_exit_status(proc);
+}
+
+/**
+ * codechat_test_client_run:
+ * @env: (nullable): KEY=VALUE pairs for the client's environment
+ * @input: (nullable): its standard input, else empty
+ * @out: (out): its standard output
+ * @err: (out): its standard error
+ * @first: the first argument, then more, then %NULL
+ *
+ * Runs codechat and returns its exit status.
+ */
+gint
+codechat_test_client_run(const gchar *const *env,
+			 const gchar *input,
+			 gchar **out,
+			 gchar **err,
+			 const gchar *first,
+			 ...)
+{
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GPtrArray) argv = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *cmdline = NULL;
+	Communicate c = {FALSE};
+	va_list args;
+	gint status;
+
+	va_start(args, first);
+	argv = argv_new(first, args);
+	va_end(args);
+	cmdline = g_strjoinv(" ", (gchar **)argv->pdata + 1);
+	g_test_message("$ codechat %.200s", cmdline);
+
+	launcher = codechat_test_client_launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE |
+							 G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+							 G_SUBPROCESS_FLAGS_STDERR_PIPE,
+						     env);
+	proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
+	g_assert_no_error(error);
+	g_subprocess_communicate_utf8_async(proc,
+					    input != NULL ? input : "",
+					    NULL,
+					    communicate_cb,
+					    &c);
+	if (!codechat_test_wait_until(&c.done, RUN_TIMEOUT_MS)) {
+		g_subprocess_force_exit(proc);
+		codechat_test_wait_until(&c.done, RUN_TIMEOUT_MS);
+		g_assert_not_reached(); /* the client hung */
+	}
+	g_assert_no_error(c.error);
+	status = codechat_test_wait_exit(proc, RUN_TIMEOUT_MS);
+	g_test_message("exit status %d\nstdout: %.2000s\nstderr: %.2000s", status, c.out, c.err);
+	*out = c.out;
+	*err = c.err;
+	return status;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define RUN_TIMEOUT_MS	 20000
+#define WAIT_TIMEOUT_MS	 15000
+#define POLL_INTERVAL_MS 100
+
+gboolean
+codechat_test_flag_cb(gpointer user_data);
+gboolean
+codechat_test_wait_until(gboolean *done, guint timeout_ms);
+void
+codechat_test_sleep_ms(guint ms);
+
+GSubprocessLauncher *
+codechat_test_client_launcher_new(GSubprocessFlags flags, const gchar *const *env);
+/* for g_subprocess_wait_async(): sets the gboolean at @user_data */
+void
+codechat_test_wait_cb(GObject *source, GAsyncResult *result, gpointer user_data);
+gint
+codechat_test_wait_exit(GSubprocess *proc, guint timeout_ms);
+gint
+codechat_test_client_run(const gchar *const *env,
+			 const gchar *input,
+			 gchar **out,
+			 gchar **err,
+			 const gchar *first,
+			 ...) G_GNUC_NULL_TERMINATED;
+
+#define codechat_test_run(out, err, ...)                                                           \
+	codechat_test_client_run(NULL, NULL, out, err, __VA_ARGS__, NULL)
+
+G_END_DECLS
