@@ -610,7 +610,16 @@ resolve_settings(CodechatApplication *self, GError **error)
 
 	g_clear_pointer(&self->output, codechat_output_free);
 	self->output = codechat_output_new(self->opts.json, color);
-	g_debug("server %s, nick %s, default room %s", self->server, self->nick, self->room);
+	g_debug("settings: server %s, nick %s, default room %s, color %s, notify %s, "
+		"history-limit %u",
+		self->server,
+		self->nick,
+		self->room,
+		color == CODECHAT_COLOR_ALWAYS	? "always"
+		: color == CODECHAT_COLOR_NEVER ? "never"
+						: "auto",
+		codechat_notify_mode_to_string(self->notify_mode),
+		self->history_limit);
 	return TRUE;
 }
 
