@@ -140,19 +140,14 @@ codechat_cmd_config(CodechatApplication *app)
 			codechat_application_finish(app, g_steal_pointer(&error));
 			return;
 		}
-		if (!g_settings_set_value(settings, args[1], value)) {
-			g_autofree gchar *message =
-			    g_strdup_printf(_("the setting “%s” cannot be changed here"), args[1]);
-			codechat_application_finish(
-			    app,
-			    g_error_new_literal(G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, message));
+		if (!codechat_settings_set(settings, args[1], g_steal_pointer(&value), &error)) {
+			codechat_application_finish(app, g_steal_pointer(&error));
 			return;
 		}
-	} else {
-		g_settings_reset(settings, args[1]);
+	} else if (!codechat_settings_reset(settings, args[1], &error)) {
+		codechat_application_finish(app, g_steal_pointer(&error));
+		return;
 	}
-	/* dconf writes asynchronously: the process ends right after this */
-	g_settings_sync();
 	if (!codechat_application_get_quiet(app))
 		print_value(app, settings, args[1], TRUE);
 	codechat_application_finish(app, NULL);

@@ -216,17 +216,19 @@ connected_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	}
 	g_debug("%s accepted %s", state->server, state->nick);
 
-	if (!g_settings_set_string(settings, CODECHAT_SETTINGS_SERVER_URL, state->server) ||
-	    !g_settings_set_string(settings, CODECHAT_SETTINGS_NICKNAME, state->nick)) {
-		codechat_application_close_and_finish(
-		    state->app,
-		    state->conn,
-		    g_error_new_literal(G_IO_ERROR,
-					G_IO_ERROR_NOT_SUPPORTED,
-					_("the settings cannot be changed here")));
+	if (!codechat_settings_set(settings,
+				   CODECHAT_SETTINGS_SERVER_URL,
+				   g_variant_new_string(state->server),
+				   &error) ||
+	    !codechat_settings_set(settings,
+				   CODECHAT_SETTINGS_NICKNAME,
+				   g_variant_new_string(state->nick),
+				   &error)) {
+		codechat_application_close_and_finish(state->app,
+						      state->conn,
+						      g_steal_pointer(&error));
 		return;
 	}
-	g_settings_sync();
 	if (state->save_token && state->token != NULL) {
 		if (!codechat_token_store(state->server,
 					  state->nick,

@@ -118,6 +118,52 @@ codechat_settings_check_writable(GSettings *settings, GError **error)
 	return TRUE;
 }
 
+static gboolean
+check_kept(GSettings *settings, const gchar *key, GVariant *expected, GError **error)
+{
+	g_autoptr(GVariant) now = NULL;
+
+	/* dconf writes through its D-Bus service and takes a failed write
+	 * back: ask again once the write is done */
+	g_settings_sync();
+	now = expected != NULL ? g_settings_get_value(settings, key)
+			       : g_settings_get_user_value(settings, key);
+	if (expected != NULL ? g_variant_equal(now, expected) : now == NULL)
+		return TRUE;
+	g_set_error(error,
+		    G_IO_ERROR,
+		    G_IO_ERROR_FAILED,
+		    _("the setting “%s” was not saved: GSettings could not write it (dconf needs "
+		      "a D-Bus session bus; outside a desktop session, set "
+		      "GSETTINGS_BACKEND=keyfile)"),
+		    key);
+	return FALSE;
+}
+
+/* writes @value and checks that the backend kept it */
+gboolean
+codechat_settings_set(GSettings *settings, const gchar *key, GVariant *value, GError **error)
+{
+	g_autoptr(GVariant) owned = g_variant_take_ref(value); /* (transfer full) or floating */
+
+	if (!g_settings_set_value(settings, key, owned)) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_NOT_SUPPORTED,
+			    _("the setting “%s” cannot be changed here"),
+			    key);
+		return FALSE;
+	}
+	return check_kept(settings, key, owned, error);
+}
+
+gboolean
+codechat_settings_reset(GSettings *settings, const gchar *key, GError **error)
+{
+	g_settings_reset(settings, key);
+	return check_kept(settings, key, NULL, error);
+}
+
 /* (nullable): a string key's value, %NULL when empty or without schema */
 gchar *
 codechat_settings_get_string(const gchar *key)

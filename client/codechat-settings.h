@@ -22,6 +22,10 @@ codechat_settings_check_writable(GSettings *settings, GError **error);
 gchar *
 codechat_settings_get_string(const gchar *key);
 gboolean
+codechat_settings_set(GSettings *settings, const gchar *key, GVariant *value, GError **error);
+gboolean
+codechat_settings_reset(GSettings *settings, const gchar *key, GError **error);
+gboolean
 codechat_settings_get_uint(const gchar *key, guint *value);
 
 gboolean
