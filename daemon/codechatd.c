@@ -327,6 +327,9 @@ main(int argc, char **argv)
 	g_auto(GStrv) flag_origins = NULL;
 	g_auto(GStrv) allowed_origins = NULL;
 	Layers layers = {0};
+	/* CODECHAT_LOCALEDIR, when set, replaces LOCALEDIR, as in codechat:
+	 * for running from the build tree (the tests set it to <build>/po) */
+	const gchar *localedir = g_getenv("CODECHAT_LOCALEDIR");
 	CodechatHubConfig config;
 	Daemon daemon = {0};
 	gboolean version = FALSE;
@@ -447,7 +450,8 @@ main(int argc, char **argv)
 	    {NULL}};
 
 	setlocale(LC_ALL, "");
-	bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+	bindtextdomain(GETTEXT_PACKAGE,
+		       localedir != NULL && localedir[0] != '\0' ? localedir : LOCALEDIR);
 	bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
 	textdomain(GETTEXT_PACKAGE);
 
