@@ -111,11 +111,10 @@ parse_number(const gchar *option,
 		g_set_error(error,
 			    CODECHAT_ERROR,
 			    CODECHAT_ERROR_INVALID_ARGUMENT,
-			    _("%s needs a number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
-			      ", not “%s”"),
+			    _("%s needs a number from %llu to %llu, not “%s”"),
 			    option,
-			    min,
-			    max,
+			    (unsigned long long)min,
+			    (unsigned long long)max,
 			    value);
 		return FALSE;
 	}

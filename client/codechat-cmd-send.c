@@ -234,8 +234,7 @@ connect_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		    state,
 		    g_error_new(CODECHAT_ERROR,
 				CODECHAT_ERROR_TOO_LONG,
-				_("the text is %" G_GSIZE_FORMAT
-				  " bytes, more than the server's limit of %" G_GSIZE_FORMAT),
+				_("the text is %zu bytes, more than the server's limit of %zu"),
 				len,
 				max_text));
 		return;

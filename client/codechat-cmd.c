@@ -71,7 +71,7 @@ codechat_cmd_bad_reply_error(JsonObject *reply, const gchar *expected)
 	return g_error_new(CODECHAT_ERROR,
 			   CODECHAT_ERROR_INTERNAL,
 			   _("the server sent a malformed reply (%s, expected %s)"),
-			   type != NULL ? type : "no type",
+			   type != NULL ? type : _("no type"),
 			   expected);
 }
 

@@ -213,7 +213,9 @@ codechat_output_format_message(CodechatOutput *self, JsonObject *message)
 		g_string_append_c(out, ' ');
 		append_lines(out, text, FALSE);
 	} else if (g_strcmp0(kind, "code") == 0) {
-		g_autoptr(GString) what = g_string_new("code");
+		/* Translators: the header of a code snippet, followed by its
+		 * language and file name in parentheses */
+		g_autoptr(GString) what = g_string_new(_("code"));
 
 		if (room != NULL) {
 			g_autofree gchar *label = g_strdup_printf("<%s>", from);
@@ -318,9 +320,11 @@ codechat_output_room(CodechatOutput *self, JsonObject *room)
 		g_print(COLOR_ROOM "%s" COLOR_RESET, label);
 	else
 		g_print("%s", label);
-	g_print(" %4" G_GINT64_FORMAT " %-7s  last id %" G_GINT64_FORMAT "%s%s\n",
+	g_print(" %4" G_GINT64_FORMAT " %-7s  %s %" G_GINT64_FORMAT "%s%s\n",
 		members,
-		members == 1 ? _("member") : _("members"),
+		g_dngettext(GETTEXT_PACKAGE, "member", "members", (gulong)MAX(members, 0)),
+		/* Translators: followed by the id of the room's latest message */
+		_("last id"),
 		get_int(room, "last_id"),
 		topic[0] != '\0' ? "  " : "",
 		topic);
@@ -368,7 +372,7 @@ node_to_plain(JsonNode *node)
 		if (json_node_get_value_type(node) == G_TYPE_INT64)
 			return g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(node));
 		if (json_node_get_value_type(node) == G_TYPE_BOOLEAN)
-			return g_strdup(json_node_get_boolean(node) ? "yes" : "no");
+			return g_strdup(json_node_get_boolean(node) ? _("yes") : _("no"));
 		if (json_node_get_value_type(node) == G_TYPE_DOUBLE)
 			return g_strdup_printf("%g", json_node_get_double(node));
 	}

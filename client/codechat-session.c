@@ -580,9 +580,9 @@ conn_closed_cb(CodechatConnection *conn, guint code, const gchar *reason, gpoint
 		return;
 	if (code != 0 && code != SOUP_WEBSOCKET_CLOSE_ABNORMAL && reason != NULL &&
 	    reason[0] != '\0')
-		why = g_strdup_printf("%s (code %u)", reason, code);
+		why = g_strdup_printf(_("%s (code %u)"), reason, code);
 	else if (code != 0 && code != SOUP_WEBSOCKET_CLOSE_ABNORMAL)
-		why = g_strdup_printf("code %u", code);
+		why = g_strdup_printf(_("code %u"), code);
 	else if (reason != NULL && reason[0] != '\0')
 		why = g_strdup(reason);
 	delay_s = schedule_reconnect(self);

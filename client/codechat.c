@@ -12,9 +12,14 @@ int
 main(int argc, char **argv)
 {
 	g_autoptr(CodechatApplication) app = NULL;
+	/* CODECHAT_LOCALEDIR, when set, replaces LOCALEDIR: it lets a program
+	 * run from the build tree find the catalogues built there (the tests
+	 * set it to <build>/po); it only says where to read them from */
+	const gchar *localedir = g_getenv("CODECHAT_LOCALEDIR");
 
 	setlocale(LC_ALL, "");
-	bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+	bindtextdomain(GETTEXT_PACKAGE,
+		       localedir != NULL && localedir[0] != '\0' ? localedir : LOCALEDIR);
 	bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
 	textdomain(GETTEXT_PACKAGE);
 	g_set_prgname("codechat");

@@ -3,6 +3,7 @@
 
 #include "config.h"
 
+#include <glib/gi18n.h>
 #include <string.h>
 
 #include "codechat-server.h"
@@ -133,7 +134,7 @@ parse_address(const gchar *address, GError **error)
 			g_set_error(error,
 				    G_IO_ERROR,
 				    G_IO_ERROR_INVALID_ARGUMENT,
-				    "cannot parse listen address %s: expected [ADDR]:PORT",
+				    _("cannot parse listen address %s: expected [ADDR]:PORT"),
 				    address);
 			return NULL;
 		}
@@ -145,7 +146,7 @@ parse_address(const gchar *address, GError **error)
 			g_set_error(error,
 				    G_IO_ERROR,
 				    G_IO_ERROR_INVALID_ARGUMENT,
-				    "cannot parse listen address %s: expected ADDR:PORT",
+				    _("cannot parse listen address %s: expected ADDR:PORT"),
 				    address);
 			return NULL;
 		}
@@ -156,7 +157,7 @@ parse_address(const gchar *address, GError **error)
 		g_set_error(error,
 			    G_IO_ERROR,
 			    G_IO_ERROR_INVALID_ARGUMENT,
-			    "invalid port in listen address %s",
+			    _("invalid port in listen address %s"),
 			    address);
 		return NULL;
 	}
@@ -170,7 +171,7 @@ parse_address(const gchar *address, GError **error)
 		g_set_error(error,
 			    G_IO_ERROR,
 			    G_IO_ERROR_INVALID_ARGUMENT,
-			    "%s is not an IP address (use e.g. 127.0.0.1:7373 or [::1]:7373)",
+			    _("%s is not an IP address (use e.g. 127.0.0.1:7373 or [::1]:7373)"),
 			    host);
 		return NULL;
 	}
@@ -193,7 +194,7 @@ codechat_server_listen(CodechatServer *self, const gchar *address, GError **erro
 		g_set_error(error,
 			    error_local->domain,
 			    error_local->code,
-			    "cannot listen on %s: %s",
+			    _("cannot listen on %s: %s"),
 			    address,
 			    error_local->message);
 		return FALSE;

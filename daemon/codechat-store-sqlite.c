@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glib/gi18n.h>
 #include <glib/gstdio.h>
 #include <sqlite3.h>
 #include <string.h>
@@ -543,7 +544,7 @@ open_db(const gchar *path, gboolean create, sqlite3 **out, GError **error)
 		g_set_error(error,
 			    G_IO_ERROR,
 			    G_IO_ERROR_FAILED,
-			    "cannot open database %s: %s",
+			    _("cannot open database %s: %s"),
 			    path,
 			    db != NULL ? sqlite3_errmsg(db) : "out of memory");
 		sqlite3_close(db);
@@ -566,10 +567,10 @@ migrate(CodechatStoreSqlite *self, GError **error)
 		g_set_error(error,
 			    G_IO_ERROR,
 			    G_IO_ERROR_NOT_SUPPORTED,
-			    "%s has schema version %" G_GINT64_FORMAT
-			    ", newer than this codechatd knows (%d): use a newer codechatd",
+			    _("%s has schema version %lld, newer than this codechatd knows (%d): "
+			      "use a newer codechatd"),
 			    self->path,
-			    version,
+			    (long long)version,
 			    SCHEMA_VERSION);
 		return FALSE;
 	}
@@ -651,7 +652,7 @@ load(CodechatStoreSqlite *self, GError **error)
 		self->epoch = column_dup(stmt, 0);
 	sqlite3_finalize(stmt);
 	if (self->epoch == NULL) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s has no epoch", self->path);
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, _("%s has no epoch"), self->path);
 		return FALSE;
 	}
 
@@ -691,7 +692,7 @@ open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync s
 		g_set_error(error,
 			    G_IO_ERROR,
 			    g_io_error_from_errno(saved),
-			    "cannot create data dir %s: %s",
+			    _("cannot create data dir %s: %s"),
 			    data_dir,
 			    g_strerror(saved));
 		return FALSE;
@@ -701,7 +702,7 @@ open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync s
 		g_set_error(error,
 			    G_IO_ERROR,
 			    g_io_error_from_errno(saved),
-			    "cannot write to data dir %s: %s",
+			    _("cannot write to data dir %s: %s"),
 			    data_dir,
 			    g_strerror(saved));
 		return FALSE;
@@ -715,7 +716,7 @@ open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync s
 			g_set_error(error,
 				    G_IO_ERROR,
 				    g_io_error_from_errno(saved),
-				    "cannot create %s: %s",
+				    _("cannot create %s: %s"),
 				    lock_path,
 				    g_strerror(saved));
 			return FALSE;
@@ -726,8 +727,8 @@ open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync s
 			    error,
 			    G_IO_ERROR,
 			    saved == EWOULDBLOCK ? G_IO_ERROR_BUSY : g_io_error_from_errno(saved),
-			    saved == EWOULDBLOCK ? "data dir %s is in use by another codechatd"
-						 : "cannot lock data dir %s: %s",
+			    saved == EWOULDBLOCK ? _("data dir %s is in use by another codechatd")
+						 : _("cannot lock data dir %s: %s"),
 			    data_dir,
 			    g_strerror(saved));
 			return FALSE;
@@ -738,7 +739,7 @@ open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync s
 		g_set_error(error,
 			    G_IO_ERROR,
 			    G_IO_ERROR_IS_DIRECTORY,
-			    "%s is a directory, not a database",
+			    _("%s is a directory, not a database"),
 			    self->path);
 		return FALSE;
 	}
@@ -761,7 +762,7 @@ open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync s
 			g_set_error(error,
 				    G_IO_ERROR,
 				    G_IO_ERROR_INVALID_DATA,
-				    "%s is not a usable codechat database: %s",
+				    _("%s is not a usable codechat database: %s"),
 				    self->path,
 				    sqlite3_errmsg(self->writer));
 			sqlite3_finalize(stmt);
@@ -774,7 +775,7 @@ open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync s
 		g_set_error(error,
 			    G_IO_ERROR,
 			    G_IO_ERROR_READ_ONLY,
-			    "cannot put %s in WAL mode (journal mode is %s): is it read-only?",
+			    _("cannot put %s in WAL mode (journal mode is %s): is it read-only?"),
 			    self->path,
 			    journal);
 		return FALSE;
@@ -790,7 +791,9 @@ open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync s
 		g_set_error(error,
 			    error_local->domain,
 			    error_local->code,
-			    "cannot use the database %s",
+			    /* Translators: %s is an error message that starts with
+			     * the path of the database */
+			    _("cannot use the database %s"),
 			    error_local->message);
 		return FALSE;
 	}

@@ -102,13 +102,13 @@ name_lost_cb(GDBusConnection *connection, const gchar *name, gpointer user_data)
 		/* another codechatd --replace took over: hand over cleanly */
 		g_message("%s was taken over by another codechatd; exiting", name);
 	} else if (connection == NULL) {
-		g_printerr("codechatd: cannot connect to the %s bus (use --bus none to run "
-			   "without D-Bus)\n",
+		g_printerr(_("codechatd: cannot connect to the %s bus (use --bus none to run "
+			     "without D-Bus)\n"),
 			   daemon->bus_name);
 		daemon->exit_status = 1;
 	} else {
-		g_printerr("codechatd: %s is already owned on the %s bus: another codechatd is "
-			   "running (--replace takes over from it)\n",
+		g_printerr(_("codechatd: %s is already owned on the %s bus: another codechatd is "
+			     "running (--replace takes over from it)\n"),
 			   name,
 			   daemon->bus_name);
 		daemon->exit_status = 1;
@@ -140,7 +140,7 @@ check_choice(const gchar *option, const gchar *value, const gchar *const *choice
 	g_set_error(error,
 		    G_OPTION_ERROR,
 		    G_OPTION_ERROR_BAD_VALUE,
-		    "%s must be one of %s, not “%s”",
+		    _("%s must be one of %s, not “%s”"),
 		    option,
 		    list,
 		    value);
@@ -154,7 +154,7 @@ check_uint(const gchar *option, gint value, gint min, guint *out, GError **error
 		g_set_error(error,
 			    G_OPTION_ERROR,
 			    G_OPTION_ERROR_BAD_VALUE,
-			    "%s must be at least %d",
+			    _("%s must be at least %d"),
 			    option,
 			    min);
 		return FALSE;
@@ -228,7 +228,7 @@ layer_int(Layers *layers, const gchar *key, gint flag, gint fallback, gint *out,
 			g_set_error(error,
 				    G_OPTION_ERROR,
 				    G_OPTION_ERROR_BAD_VALUE,
-				    "%s: key %s: %s",
+				    _("%s: key %s: %s"),
 				    layers->file_path,
 				    key,
 				    error_local->message);
@@ -300,7 +300,7 @@ layers_load(Layers *layers, const gchar *explicit_path, GError **error)
 			g_set_error(error,
 				    G_OPTION_ERROR,
 				    G_OPTION_ERROR_FAILED,
-				    "cannot read config file %s: %s",
+				    _("cannot read config file %s: %s"),
 				    path,
 				    error_local->message);
 			return FALSE;
@@ -327,6 +327,9 @@ main(int argc, char **argv)
 	g_auto(GStrv) flag_origins = NULL;
 	g_auto(GStrv) allowed_origins = NULL;
 	Layers layers = {0};
+	/* CODECHAT_LOCALEDIR, when set, replaces LOCALEDIR, as in codechat:
+	 * for running from the build tree (the tests set it to <build>/po) */
+	const gchar *localedir = g_getenv("CODECHAT_LOCALEDIR");
 	CodechatHubConfig config;
 	Daemon daemon = {0};
 	gboolean version = FALSE;
@@ -344,21 +347,17 @@ main(int argc, char **argv)
 	const gchar *notify_choices[] = {"off", "mentions", "all", NULL};
 	const gchar *log_choices[] = {"text", "json", "journal", NULL};
 	const gchar *sync_choices[] = {"full", "normal", NULL};
-	const GOptionEntry entries[] = {
-	    {"listen",
-	     0,
-	     0,
-	     G_OPTION_ARG_STRING,
-	     &listen,
-	     N_("Address to listen on (default " DEFAULT_LISTEN ")"),
-	     "ADDR:PORT"},
+	g_autofree gchar *listen_help = NULL;
+	g_autofree gchar *config_help = NULL;
+	GOptionEntry entries[] = {
+	    {"listen", 0, 0, G_OPTION_ARG_STRING, &listen, NULL, N_("ADDR:PORT")},
 	    {"data-dir",
 	     0,
 	     0,
 	     G_OPTION_ARG_FILENAME,
 	     &data_dir,
 	     N_("Directory of the history store (default $XDG_DATA_HOME/codechat)"),
-	     "DIR"},
+	     N_("DIR")},
 	    {"sync",
 	     0,
 	     0,
@@ -367,56 +366,49 @@ main(int argc, char **argv)
 	     N_("full: fsync every commit, an acknowledged message survives a machine crash "
 		"(default); normal: survives a crash of codechatd only"),
 	     "full|normal"},
-	    {"config",
-	     0,
-	     0,
-	     G_OPTION_ARG_FILENAME,
-	     &config_path,
-	     N_("Config file (default $XDG_CONFIG_HOME/codechat/codechatd.conf, then " SYSCONFDIR
-		"/codechat/codechatd.conf)"),
-	     "FILE"},
+	    {"config", 0, 0, G_OPTION_ARG_FILENAME, &config_path, NULL, N_("FILE")},
 	    {"allow-origin",
 	     0,
 	     0,
 	     G_OPTION_ARG_STRING_ARRAY,
 	     &flag_origins,
 	     N_("Accept WebSocket handshakes from this browser Origin (repeatable)"),
-	     "ORIGIN"},
+	     N_("ORIGIN")},
 	    {"hello-timeout",
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
 	     &flag_hello_timeout,
 	     N_("Seconds a new connection has to send hello (default 10)"),
-	     "SECONDS"},
+	     N_("SECONDS")},
 	    {"rate-limit",
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
 	     &flag_rate,
 	     N_("Messages per second per session, 0 for no limit (default 20)"),
-	     "N"},
+	     N_("N")},
 	    {"rate-burst",
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
 	     &flag_burst,
 	     N_("Messages a session may send at once before the rate applies (default 50)"),
-	     "N"},
+	     N_("N")},
 	    {"max-connections",
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
 	     &flag_max_connections,
 	     N_("Open WebSocket connections at most, 0 for no limit (default 10000)"),
-	     "N"},
+	     N_("N")},
 	    {"keepalive",
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
 	     &flag_keepalive,
 	     N_("Seconds between WebSocket pings, 0 for none (default 30)"),
-	     "SECONDS"},
+	     N_("SECONDS")},
 	    {"permessage-deflate",
 	     0,
 	     0,
@@ -430,22 +422,22 @@ main(int argc, char **argv)
 	     G_OPTION_ARG_STRING,
 	     &bus,
 	     N_("D-Bus bus to serve on: session, system or none"),
-	     "BUS"},
+	     N_("BUS")},
 	    {"notify",
 	     0,
 	     0,
 	     G_OPTION_ARG_STRING,
 	     &notify,
 	     N_("Desktop notifications: off, mentions or all"),
-	     "WHEN"},
-	    {"nick", 0, 0, G_OPTION_ARG_STRING, &nick, N_("The daemon's own nick"), "NAME"},
+	     N_("WHEN")},
+	    {"nick", 0, 0, G_OPTION_ARG_STRING, &nick, N_("The daemon's own nick"), N_("NAME")},
 	    {"log-format",
 	     0,
 	     0,
 	     G_OPTION_ARG_STRING,
 	     &log_format,
 	     N_("Log records as text, json or journal"),
-	     "FORMAT"},
+	     N_("FORMAT")},
 	    {"replace",
 	     0,
 	     0,
@@ -458,9 +450,26 @@ main(int argc, char **argv)
 	    {NULL}};
 
 	setlocale(LC_ALL, "");
-	bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+	bindtextdomain(GETTEXT_PACKAGE,
+		       localedir != NULL && localedir[0] != '\0' ? localedir : LOCALEDIR);
 	bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
 	textdomain(GETTEXT_PACKAGE);
+
+	/* Translators: %s is an address such as 127.0.0.1:7373 */
+	listen_help = g_strdup_printf(_("Address to listen on (default %s)"), DEFAULT_LISTEN);
+	/* Translators: the two %s are paths of the config file */
+	config_help = g_strdup_printf(_("Config file (default %s, then %s)"),
+				      "$XDG_CONFIG_HOME/codechat/codechatd.conf",
+				      SYSCONFDIR "/codechat/codechatd.conf");
+	/* the descriptions of --listen and --config name values of the build:
+	 * xgettext cannot see through macros, so they are formats, filled in
+	 * here once the catalogue is bound */
+	for (gsize i = 0; i < G_N_ELEMENTS(entries); i++) {
+		if (g_strcmp0(entries[i].long_name, "listen") == 0)
+			entries[i].description = listen_help;
+		else if (g_strcmp0(entries[i].long_name, "config") == 0)
+			entries[i].description = config_help;
+	}
 
 	codechat_hub_config_init(&config);
 
@@ -478,7 +487,7 @@ main(int argc, char **argv)
 	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
 	if (!g_option_context_parse(context, &argc, &argv, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
-		g_printerr("Run “codechatd --help” to see the options.\n");
+		g_printerr(_("Run “codechatd --help” to see the options.\n"));
 		return 1;
 	}
 	if (version) {
@@ -486,8 +495,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (argc > 1) {
-		g_printerr("codechatd: unexpected argument “%s”\n", argv[1]);
-		g_printerr("Run “codechatd --help” to see the options.\n");
+		g_printerr(_("codechatd: unexpected argument “%s”\n"), argv[1]);
+		g_printerr(_("Run “codechatd --help” to see the options.\n"));
 		return 1;
 	}
 	if (!layers_load(&layers, config_path, &error)) {
