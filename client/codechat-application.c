@@ -267,27 +267,29 @@ commands_summary(void)
 	return g_string_free(g_steal_pointer(&str), FALSE);
 }
 
-static const gchar *
+static gchar *
 environment_help(void)
 {
-	return N_("Settings come from the options, then the environment, then GSettings\n"
-		  "(see “codechat config --help”), then the defaults.\n"
-		  "\n"
-		  "Environment:\n"
-		  "  CODECHAT_SERVER         server URL (default " DEFAULT_SERVER_URL ")\n"
-		  "  CODECHAT_NICK           nick (default: the login name)\n"
-		  "  CODECHAT_ROOM           default room (default: general)\n"
-		  "  CODECHAT_TOKEN          account token, sent with hello; else the token\n"
-		  "                          saved by “codechat init”\n"
-		  "  CODECHAT_NOTIFY         desktop notifications: off, mentions or all\n"
-		  "  CODECHAT_COLOR          auto, always or never\n"
-		  "  CODECHAT_HISTORY_LIMIT  messages per page of history\n"
-		  "  CODECHAT_LOG_FORMAT     text or json\n"
-		  "  NO_COLOR                no colours unless asked for\n"
-		  "\n"
-		  "Exit status: 0 success, 1 usage error, 2 cannot connect,\n"
-		  "3 refused by the server, 4 other error.\n"
-		  "Run “codechat COMMAND --help” for the options of a command.");
+	return g_strdup_printf(
+	    _("Settings come from the options, then the environment, then GSettings\n"
+	      "(see “codechat config --help”), then the defaults.\n"
+	      "\n"
+	      "Environment:\n"
+	      "  CODECHAT_SERVER         server URL (default %s)\n"
+	      "  CODECHAT_NICK           nick (default: the login name)\n"
+	      "  CODECHAT_ROOM           default room (default: general)\n"
+	      "  CODECHAT_TOKEN          account token, sent with hello; else the token\n"
+	      "                          saved by “codechat init”\n"
+	      "  CODECHAT_NOTIFY         desktop notifications: off, mentions or all\n"
+	      "  CODECHAT_COLOR          auto, always or never\n"
+	      "  CODECHAT_HISTORY_LIMIT  messages per page of history\n"
+	      "  CODECHAT_LOG_FORMAT     text or json\n"
+	      "  NO_COLOR                no colours unless asked for\n"
+	      "\n"
+	      "Exit status: 0 success, 1 usage error, 2 cannot connect,\n"
+	      "3 refused by the server, 4 other error.\n"
+	      "Run “codechat COMMAND --help” for the options of a command."),
+	    DEFAULT_SERVER_URL);
 }
 
 /* usage errors: a clear message and where to find help */
@@ -747,6 +749,7 @@ codechat_application_local_command_line(GApplication *application,
 	g_autoptr(GOptionContext) context = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *summary = commands_summary();
+	g_autofree gchar *environment = environment_help();
 	GlobalOptions opts = {NULL};
 	GOptionEntry global_entries[N_GLOBAL_ENTRIES + 1];
 	gboolean want_help = FALSE;
@@ -778,7 +781,7 @@ codechat_application_local_command_line(GApplication *application,
 	/* the options of the command are the command's */
 	g_option_context_set_strict_posix(context, TRUE);
 	g_option_context_set_summary(context, summary);
-	g_option_context_set_description(context, _(environment_help()));
+	g_option_context_set_description(context, environment);
 	global_entries_init(global_entries, &opts);
 	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
 	g_option_context_add_main_entries(context, global_entries, GETTEXT_PACKAGE);
