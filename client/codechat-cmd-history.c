@@ -6,6 +6,7 @@
 #include <glib/gi18n.h>
 
 #include "codechat-cmd.h"
+#include "codechat-log.h"
 
 /* codechat history [--room R | --with NICK] [--limit N] [--before ID | --after ID]:
  * one page of a room's past messages, or of the direct conversation with
@@ -61,9 +62,10 @@ history_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		if (JSON_NODE_HOLDS_OBJECT(node))
 			codechat_output_message(output, json_node_get_object(node));
 	}
-	g_debug("%u messages, %s",
-		json_array_get_length(messages),
-		codechat_cmd_get_bool(reply, "more") ? "more beyond the page" : "no more");
+	codechat_debug(CODECHAT_LOG_FIELDS(.room = state->room),
+		       "%u messages, %s",
+		       json_array_get_length(messages),
+		       codechat_cmd_get_bool(reply, "more") ? "more beyond the page" : "no more");
 	codechat_application_close_and_finish(state->app, conn, NULL);
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "codechat-cmd.h"
+#include "codechat-log.h"
 
 /* codechat send [--room R | --to NICK] [--code LANG] [--file PATH] [TEXT…]
  *
@@ -164,7 +165,9 @@ say_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		send_finish(state, codechat_cmd_bad_reply_error(reply, "message"));
 		return;
 	}
-	g_info("message %" G_GINT64_FORMAT " stored", id);
+	codechat_info(CODECHAT_LOG_FIELDS(.room = state->room, .msgid = id),
+		      "message %" G_GINT64_FORMAT " stored",
+		      id);
 	/* scripts get what was stored, with its id */
 	if (codechat_output_is_json(output))
 		codechat_output_message(output, reply);

@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include "codechat-cmd.h"
+#include "codechat-log.h"
 #include "codechat-notify.h"
 #include "codechat-session.h"
 
@@ -92,7 +93,10 @@ message_cb(CodechatSession *session, JsonObject *message, gpointer user_data)
 		g_autoptr(CodechatMessage) msg = codechat_message_from_json(message, &error);
 
 		if (msg == NULL)
-			g_debug("not notifying: %s", error->message);
+			codechat_debug(
+			    CODECHAT_LOG_FIELDS(.room = codechat_cmd_get_string(message, "room")),
+			    "not notifying: %s",
+			    error->message);
 		else
 			codechat_notifier_handle(state->notifier, msg);
 	}

@@ -7,6 +7,7 @@
 #include <libsoup/soup.h>
 
 #include "codechat-connection.h"
+#include "codechat-log.h"
 #include "codechat-protocol.h"
 #include "codechat-version.h"
 
@@ -251,7 +252,10 @@ ws_closed_cb(SoupWebsocketConnection *ws, gpointer user_data)
 	gushort code = soup_websocket_connection_get_close_code(ws);
 	const gchar *reason = soup_websocket_connection_get_close_data(ws);
 
-	g_debug("connection to %s closed with code %u", self->uri, code);
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = self->uri),
+		       "connection to %s closed with code %u",
+		       self->uri,
+		       code);
 	if (self->state == STATE_CLOSED && self->connect_task == NULL &&
 	    g_hash_table_size(self->pending) == 0 && self->close_tasks->len == 0)
 		return;
@@ -263,7 +267,10 @@ ws_error_cb(SoupWebsocketConnection *ws, GError *error, gpointer user_data)
 {
 	CodechatConnection *self = CODECHAT_CONNECTION(user_data);
 
-	g_debug("WebSocket error on %s: %s", self->uri, error->message);
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = self->uri),
+		       "WebSocket error on %s: %s",
+		       self->uri,
+		       error->message);
 	g_clear_error(&self->ws_error);
 	self->ws_error = g_error_copy(error);
 }
@@ -291,14 +298,10 @@ handle_hello_reply(CodechatConnection *self, JsonObject *obj, const gchar *type)
 		self->nick = g_strdup(nick);
 	}
 	self->state = STATE_READY;
-	g_log_structured(G_LOG_DOMAIN,
-			 G_LOG_LEVEL_INFO,
-			 "CODECHAT_NICK",
-			 self->nick,
-			 "MESSAGE",
-			 "connected to %s as %s",
-			 self->uri,
-			 self->nick);
+	codechat_info(CODECHAT_LOG_FIELDS(.peer = self->uri, .nick = self->nick),
+		      "connected to %s as %s",
+		      self->uri,
+		      self->nick);
 	task = g_steal_pointer(&self->connect_task);
 	g_task_return_boolean(task, TRUE);
 }
@@ -388,7 +391,10 @@ send_hello(CodechatConnection *self)
 	if (self->token != NULL)
 		json_object_set_string_member(hello, "token", self->token);
 	/* the token stays out of the log */
-	g_debug("-> hello as %s%s", self->nick, self->token != NULL ? " with a token" : "");
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = self->uri, .nick = self->nick),
+		       "-> hello as %s%s",
+		       self->nick,
+		       self->token != NULL ? " with a token" : "");
 	send_object(self, hello);
 }
 
@@ -431,11 +437,12 @@ websocket_connect_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		return;
 	}
 
-	g_debug("WebSocket open to %s (subprotocol %s)",
-		self->uri,
-		soup_websocket_connection_get_protocol(ws) != NULL
-		    ? soup_websocket_connection_get_protocol(ws)
-		    : "none");
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = self->uri),
+		       "WebSocket open to %s (subprotocol %s)",
+		       self->uri,
+		       soup_websocket_connection_get_protocol(ws) != NULL
+			   ? soup_websocket_connection_get_protocol(ws)
+			   : "none");
 	self->ws = g_steal_pointer(&ws);
 	soup_websocket_connection_set_max_incoming_payload_size(self->ws, MAX_INCOMING_PAYLOAD);
 	g_signal_connect_object(self->ws, "message", G_CALLBACK(ws_message_cb), self, 0);
@@ -508,7 +515,7 @@ codechat_connection_connect_async(CodechatConnection *self,
 		return;
 	}
 
-	g_info("connecting to %s", self->uri);
+	codechat_info(CODECHAT_LOG_FIELDS(.peer = self->uri), "connecting to %s", self->uri);
 	self->state = STATE_CONNECTING;
 	self->connect_task = g_steal_pointer(&task);
 	self->connect_cancellable = g_cancellable_new();
@@ -638,7 +645,9 @@ close_timeout_cb(gpointer user_data)
 	CodechatConnection *self = CODECHAT_CONNECTION(user_data);
 
 	self->close_timeout_id = 0;
-	g_debug("%s did not finish the closing handshake in time", self->uri);
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = self->uri),
+		       "%s did not finish the closing handshake in time",
+		       self->uri);
 	mark_closed(self, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
 	return G_SOURCE_REMOVE;
 }
@@ -690,7 +699,9 @@ codechat_connection_close_async(CodechatConnection *self,
 	if (self->close_timeout_id == 0)
 		self->close_timeout_id =
 		    g_timeout_add_seconds(CLOSE_TIMEOUT_S, close_timeout_cb, self);
-	g_debug("closing the connection to %s", self->uri);
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = self->uri),
+		       "closing the connection to %s",
+		       self->uri);
 	close_ws(self);
 }
 

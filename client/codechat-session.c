@@ -7,6 +7,7 @@
 #include <libsoup/soup.h>
 
 #include "codechat-cmd.h"
+#include "codechat-log.h"
 #include "codechat-session.h"
 
 /**
@@ -258,9 +259,10 @@ deliver(CodechatSession *self, SessionRoom *room, JsonObject *message)
 		return;
 	}
 	if (room->positioned && (guint64)id <= room->last_id) {
-		g_debug("skipping message %" G_GINT64_FORMAT " of #%s: already delivered",
-			id,
-			room->name);
+		codechat_debug(CODECHAT_LOG_FIELDS(.room = room->name, .msgid = id),
+			       "skipping message %" G_GINT64_FORMAT " of #%s: already delivered",
+			       id,
+			       room->name);
 		return;
 	}
 	room->last_id = (guint64)id;
@@ -358,7 +360,10 @@ fill_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		fill_gap(self, room);
 		return;
 	}
-	g_debug("#%s: caught up at id %" G_GUINT64_FORMAT, room->name, room->last_id);
+	codechat_debug(CODECHAT_LOG_FIELDS(.room = room->name),
+		       "#%s: caught up at id %" G_GUINT64_FORMAT,
+		       room->name,
+		       room->last_id);
 	flush_held(self, room);
 }
 
@@ -368,7 +373,10 @@ fill_gap(CodechatSession *self, SessionRoom *room)
 {
 	g_autoptr(JsonObject) request = codechat_cmd_request_new("history");
 
-	g_debug("#%s: filling the gap after id %" G_GUINT64_FORMAT, room->name, room->last_id);
+	codechat_debug(CODECHAT_LOG_FIELDS(.room = room->name),
+		       "#%s: filling the gap after id %" G_GUINT64_FORMAT,
+		       room->name,
+		       room->last_id);
 	json_object_set_string_member(request, "room", room->name);
 	json_object_set_int_member(request, "after", (gint64)room->last_id);
 	json_object_set_int_member(request, "limit", CODECHAT_MAX_PAGE);
@@ -444,7 +452,9 @@ join_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	if (room->resuming && epoch != NULL && op->epoch != NULL &&
 	    g_strcmp0(epoch, op->epoch) != 0) {
 		/* the replay answered a `since` of the old store: again */
-		g_debug("#%s: joined with ids of another store, joining again", room->name);
+		codechat_debug(CODECHAT_LOG_FIELDS(.room = room->name),
+			       "#%s: joined with ids of another store, joining again",
+			       room->name);
 		join_room(self, room);
 		room->rejoining = TRUE;
 		return;
@@ -462,14 +472,10 @@ join_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		room->missed = 0;
 		room->replay_until = last_id > 0 ? (guint64)last_id : 0;
 	}
-	g_log_structured(G_LOG_DOMAIN,
-			 G_LOG_LEVEL_INFO,
-			 "CODECHAT_ROOM",
-			 room->name,
-			 "MESSAGE",
-			 "joined #%s, last id %" G_GINT64_FORMAT,
-			 room->name,
-			 last_id);
+	codechat_info(CODECHAT_LOG_FIELDS(.room = room->name),
+		      "joined #%s, last id %" G_GINT64_FORMAT,
+		      room->name,
+		      last_id);
 
 	if (room->resuming) {
 		if (room->last_id >= room->replay_until)
@@ -496,7 +502,10 @@ join_room(CodechatSession *self, SessionRoom *room)
 	room->rejoining = FALSE;
 	room->counting = FALSE;
 	if (room->positioned) {
-		g_debug("#%s: resuming after id %" G_GUINT64_FORMAT, room->name, room->last_id);
+		codechat_debug(CODECHAT_LOG_FIELDS(.room = room->name),
+			       "#%s: resuming after id %" G_GUINT64_FORMAT,
+			       room->name,
+			       room->last_id);
 		json_object_set_int_member(request, "since", (gint64)room->last_id);
 	}
 	codechat_connection_request_async(self->conn,

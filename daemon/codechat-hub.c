@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "codechat-hub.h"
+#include "codechat-log.h"
 #include "codechat-version.h"
 
 typedef struct _Session Session;
@@ -220,11 +221,12 @@ session_fill_place(Session *s, OutFrame *place, const gchar *frame)
 static void
 session_close(Session *s, gushort code, const gchar *reason)
 {
-	g_debug("session %u (%s): closing with %u: %s",
-		s->serial,
-		s->peer,
-		code,
-		reason != NULL ? reason : "");
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
+		       "session %u (%s): closing with %u: %s",
+		       s->serial,
+		       s->peer,
+		       code,
+		       reason != NULL ? reason : "");
 	if (session_is_open(s))
 		soup_websocket_connection_close(s->conn, code, reason);
 	if (s->hub != NULL)
@@ -274,7 +276,12 @@ session_close_raw(Session *s, gushort code, const gchar *reason)
 	frame[2] = (guint8)(code >> 8);
 	frame[3] = (guint8)(code & 0xff);
 	memcpy(frame + 4, reason, reason_len);
-	g_debug("session %u (%s): closing with %u: %s", s->serial, s->peer, code, reason);
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
+		       "session %u (%s): closing with %u: %s",
+		       s->serial,
+		       s->peer,
+		       code,
+		       reason);
 	g_socket_send(socket, (const gchar *)frame, 4 + reason_len, NULL, NULL);
 	g_socket_shutdown(socket, FALSE, TRUE, NULL);
 	if (s->close_timeout_id == 0)
@@ -287,11 +294,12 @@ static void
 session_send_error(Session *s, const GError *error, const gchar *ref)
 {
 	g_autofree gchar *frame = codechat_error_frame(error, ref);
-	g_debug("session %u (%s): error %s: %s",
-		s->serial,
-		s->peer,
-		codechat_error_to_code(error->code),
-		error->message);
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
+		       "session %u (%s): error %s: %s",
+		       s->serial,
+		       s->peer,
+		       codechat_error_to_code(error->code),
+		       error->message);
 	session_reply(s, frame);
 }
 
@@ -425,17 +433,11 @@ hub_leave_room(CodechatHub *self, Room *room, Session *s, const gchar *event)
 	g_ptr_array_remove(s->rooms, room);
 	room_send_presence(room, s, event);
 	g_signal_emit(self, signals[SIGNAL_MEMBER_LEFT], 0, room->name, s->nick);
-	g_log_structured(G_LOG_DOMAIN,
-			 G_LOG_LEVEL_INFO,
-			 "CODECHAT_ROOM",
-			 room->name,
-			 "CODECHAT_NICK",
-			 s->nick,
-			 "MESSAGE",
-			 "%s left %s (%s)",
-			 s->nick,
-			 room->name,
-			 event);
+	codechat_info(CODECHAT_LOG_FIELDS(.room = room->name, .nick = s->nick),
+		      "%s left %s (%s)",
+		      s->nick,
+		      room->name,
+		      event);
 	if (room->members->len == 0)
 		g_hash_table_remove(self->rooms, room->name);
 }
@@ -455,7 +457,10 @@ handle_hello(CodechatHub *self, Session *s, CodechatRequest *req)
 		return;
 	}
 	if (!codechat_store_remember_nick(self->store, req->nick, &error)) {
-		g_warning("cannot remember nick %s: %s", req->nick, error->message);
+		codechat_warning(CODECHAT_LOG_FIELDS(.nick = req->nick, .peer = s->peer),
+				 "cannot remember nick %s: %s",
+				 req->nick,
+				 error->message);
 		session_send_error_literal(s,
 					   CODECHAT_ERROR_INTERNAL,
 					   "the server cannot store the nick",
@@ -466,16 +471,10 @@ handle_hello(CodechatHub *self, Session *s, CodechatRequest *req)
 	s->nick_fold = g_steal_pointer(&fold);
 	g_hash_table_insert(self->nicks, s->nick_fold, s);
 	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
-	g_log_structured(G_LOG_DOMAIN,
-			 G_LOG_LEVEL_INFO,
-			 "CODECHAT_PEER",
-			 s->peer,
-			 "CODECHAT_NICK",
-			 s->nick,
-			 "MESSAGE",
-			 "%s is %s",
-			 s->peer,
-			 s->nick);
+	codechat_info(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
+		      "%s is %s",
+		      s->peer,
+		      s->nick);
 
 	builder = reply_begin("welcome", req->ref);
 	builder_add_string(builder, "nick", s->nick);
@@ -536,7 +535,10 @@ handle_join(CodechatHub *self, Session *s, CodechatRequest *req)
 					      &truncated,
 					      &error);
 		if (replay == NULL) {
-			g_warning("cannot read the history of %s: %s", req->room, error->message);
+			codechat_warning(CODECHAT_LOG_FIELDS(.room = req->room, .nick = s->nick),
+					 "cannot read the history of %s: %s",
+					 req->room,
+					 error->message);
 			session_send_error_literal(s,
 						   CODECHAT_ERROR_INTERNAL,
 						   "the server cannot read the history",
@@ -551,16 +553,10 @@ handle_join(CodechatHub *self, Session *s, CodechatRequest *req)
 		g_ptr_array_add(room->members, s);
 		g_ptr_array_add(s->rooms, room);
 		g_signal_emit(self, signals[SIGNAL_MEMBER_JOINED], 0, room->name, s->nick);
-		g_log_structured(G_LOG_DOMAIN,
-				 G_LOG_LEVEL_INFO,
-				 "CODECHAT_ROOM",
-				 room->name,
-				 "CODECHAT_NICK",
-				 s->nick,
-				 "MESSAGE",
-				 "%s joined %s",
-				 s->nick,
-				 room->name);
+		codechat_info(CODECHAT_LOG_FIELDS(.room = room->name, .nick = s->nick),
+			      "%s joined %s",
+			      s->nick,
+			      room->name);
 	}
 
 	builder = reply_begin("joined", req->ref);
@@ -654,7 +650,10 @@ say_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
 					CODECHAT_ERROR_INTERNAL,
 					"the server could not store the message");
 		g_autofree gchar *err_frame = codechat_error_frame(reply, data->ref);
-		g_debug("message from %s not stored: %s", msg->from, error->message);
+		codechat_debug(CODECHAT_LOG_FIELDS(.room = msg->room, .nick = msg->from),
+			       "message from %s not stored: %s",
+			       msg->from,
+			       error->message);
 		session_fill_place(data->sender, data->place, err_frame);
 		say_data_free(data);
 		return;
@@ -760,7 +759,10 @@ handle_history(CodechatHub *self, Session *s, CodechatRequest *req)
 					    &more,
 					    &error);
 	if (page == NULL) {
-		g_warning("cannot read the history of %s: %s", conv, error->message);
+		codechat_warning(CODECHAT_LOG_FIELDS(.room = req->room, .nick = s->nick),
+				 "cannot read the history of %s: %s",
+				 conv,
+				 error->message);
 		session_send_error_literal(s,
 					   CODECHAT_ERROR_INTERNAL,
 					   "the server cannot read the history",
@@ -978,12 +980,13 @@ hub_remove_session(CodechatHub *self, Session *s)
 	hub_session_leave(self, s);
 	g_signal_handlers_disconnect_by_data(s->conn, s);
 	s->hub = NULL;
-	g_info("session %u (%s%s%s) gone: close code %u",
-	       s->serial,
-	       s->peer,
-	       s->nick != NULL ? ", " : "",
-	       s->nick != NULL ? s->nick : "",
-	       soup_websocket_connection_get_close_code(s->conn));
+	codechat_info(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
+		      "session %u (%s%s%s) gone: close code %u",
+		      s->serial,
+		      s->peer,
+		      s->nick != NULL ? ", " : "",
+		      s->nick != NULL ? s->nick : "",
+		      soup_websocket_connection_get_close_code(s->conn));
 	g_hash_table_remove(self->sessions, s);
 	g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
 	if (self->shutting_down && g_hash_table_size(self->sessions) == 0)
@@ -1011,7 +1014,11 @@ session_error_cb(SoupWebsocketConnection *conn, GError *error, gpointer user_dat
 {
 	Session *s = user_data;
 
-	g_debug("session %u (%s): %s", s->serial, s->peer, error->message);
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
+		       "session %u (%s): %s",
+		       s->serial,
+		       s->peer,
+		       error->message);
 	/* for a frame over its limit libsoup drops the connection without a
 	 * close frame; send 1009 while the stream is still open, as the
 	 * protocol promises (libsoup writes it at once) */
@@ -1088,13 +1095,17 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 	g_signal_connect(conn, "error", G_CALLBACK(session_error_cb), s);
 	g_signal_connect(conn, "pong", G_CALLBACK(session_pong_cb), s);
 
-	g_debug("session %u: connection from %s", s->serial, s->peer);
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = s->peer),
+		       "session %u: connection from %s",
+		       s->serial,
+		       s->peer);
 	if (self->shutting_down ||
 	    (self->config.max_connections > 0 && self->n_live >= self->config.max_connections)) {
 		g_hash_table_add(self->sessions, s);
-		g_message("refusing a session from %s: %u connections already open",
-			  s->peer,
-			  self->n_live);
+		codechat_message(CODECHAT_LOG_FIELDS(.peer = s->peer),
+				 "refusing a session from %s: %u connections already open",
+				 s->peer,
+				 self->n_live);
 		session_send_error_literal(s,
 					   CODECHAT_ERROR_OVERLOADED,
 					   "the server has too many connections; try again later",

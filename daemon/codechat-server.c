@@ -6,6 +6,7 @@
 #include <glib/gi18n.h>
 #include <string.h>
 
+#include "codechat-log.h"
 #include "codechat-server.h"
 #include "codechat-version.h"
 
@@ -52,7 +53,10 @@ ws_http_cb(SoupServer *soup,
 	    (self->allowed_origins == NULL ||
 	     !g_strv_contains((const gchar *const *)self->allowed_origins, origin))) {
 		g_autofree gchar *peer = peer_string(msg);
-		g_message("refusing a WebSocket from %s: origin %s is not allowed", peer, origin);
+		codechat_message(CODECHAT_LOG_FIELDS(.peer = peer),
+				 "refusing a WebSocket from %s: origin %s is not allowed",
+				 peer,
+				 origin);
 		soup_server_message_set_status(msg, SOUP_STATUS_FORBIDDEN, NULL);
 		soup_server_message_set_response(msg,
 						 "text/plain",
