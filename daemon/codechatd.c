@@ -483,7 +483,7 @@ main(int argc, char **argv)
 	      "(CODECHATD_LISTEN, CODECHATD_RATE_LIMIT, ...), then the [daemon] group of\n"
 	      "the config file, then the defaults. codechatd runs in the foreground;\n"
 	      "SIGINT and SIGTERM close every session with 1001 and exit.\n"
-	      "See codechatd(1)."));
+	      "See codechatd(8)."));
 	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
 	if (!g_option_context_parse(context, &argc, &argv, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
