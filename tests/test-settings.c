@@ -754,6 +754,135 @@ test_token_sources(Fixture *f, gconstpointer data)
 	g_assert_nonnull(strstr(err, "can be read by other users"));
 }
 
+/* a real Secret Service: gnome-keyring-daemon on a private session bus,
+ * its login keyring created and unlocked with a password on stdin */
+static void
+test_token_keyring(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GTestDBus) bus = NULL;
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	g_autoptr(GSubprocess) keyring = NULL;
+	g_autoptr(GDBusConnection) connection = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *keyring_path = g_find_program_in_path("gnome-keyring-daemon");
+	g_autofree gchar *data_home = g_build_filename(f->config_home, "data", NULL);
+	g_autofree gchar *runtime_dir = g_build_filename(f->config_home, "run", NULL);
+	g_autofree gchar *bus_env = NULL;
+	g_autofree gchar *server = g_strdup_printf("--server=%s", f->daemon->uri);
+	g_autofree gchar *path = tokens_path(f);
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autoptr(GOutputStream) stdin_pipe = NULL;
+	gboolean owned = FALSE;
+	const gchar *const no_bus[] = {"DBUS_SESSION_BUS_ADDRESS=", NULL};
+
+	if (keyring_path == NULL) {
+		g_test_skip("no gnome-keyring-daemon (gnome-keyring) for a Secret Service");
+		return;
+	}
+	bus = g_test_dbus_new(G_TEST_DBUS_NONE);
+	g_test_dbus_up(bus);
+	bus_env = g_strdup_printf("DBUS_SESSION_BUS_ADDRESS=%s", g_test_dbus_get_bus_address(bus));
+	g_assert_cmpint(g_mkdir_with_parents(data_home, 0700), ==, 0);
+	g_assert_cmpint(g_mkdir_with_parents(runtime_dir, 0700), ==, 0);
+
+	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE |
+					     G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+					     G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+	g_subprocess_launcher_setenv(launcher,
+				     "DBUS_SESSION_BUS_ADDRESS",
+				     g_test_dbus_get_bus_address(bus),
+				     TRUE);
+	g_subprocess_launcher_setenv(launcher, "XDG_DATA_HOME", data_home, TRUE);
+	g_subprocess_launcher_setenv(launcher, "XDG_RUNTIME_DIR", runtime_dir, TRUE);
+	keyring = g_subprocess_launcher_spawn(launcher,
+					      &error,
+					      keyring_path,
+					      "--foreground",
+					      "--components=secrets",
+					      "--unlock",
+					      NULL);
+	g_assert_no_error(error);
+	stdin_pipe = g_object_ref(g_subprocess_get_stdin_pipe(keyring));
+	g_output_stream_write_all(stdin_pipe, "test-password", 13, NULL, NULL, &error);
+	g_assert_no_error(error);
+	g_output_stream_close(stdin_pipe, NULL, &error);
+	g_assert_no_error(error);
+
+	connection = g_dbus_connection_new_for_address_sync(
+	    g_test_dbus_get_bus_address(bus),
+	    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+		G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+	    NULL,
+	    NULL,
+	    &error);
+	g_assert_no_error(error);
+	for (guint i = 0; i < WAIT_TIMEOUT_MS / POLL_INTERVAL_MS && !owned; i++) {
+		g_autoptr(GVariant) reply =
+		    g_dbus_connection_call_sync(connection,
+						"org.freedesktop.DBus",
+						"/org/freedesktop/DBus",
+						"org.freedesktop.DBus",
+						"NameHasOwner",
+						g_variant_new("(s)", "org.freedesktop.secrets"),
+						G_VARIANT_TYPE("(b)"),
+						G_DBUS_CALL_FLAGS_NONE,
+						-1,
+						NULL,
+						&error);
+		g_assert_no_error(error);
+		g_variant_get(reply, "(b)", &owned);
+		if (!owned)
+			codechat_test_sleep_ms(POLL_INTERVAL_MS);
+	}
+	g_assert_true(owned);
+
+	{
+		const gchar *const extra[] = {bus_env, NULL};
+		g_assert_cmpint(RUN(f,
+				    extra,
+				    NULL,
+				    &out,
+				    &err,
+				    "init",
+				    server,
+				    "--nick",
+				    "nina",
+				    "--token",
+				    "keyring-secret-7"),
+				==,
+				0);
+		g_assert_nonnull(strstr(out, "Token saved in the Secret Service"));
+		/* not in the file */
+		g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+		g_clear_pointer(&out, g_free);
+		g_clear_pointer(&err, g_free);
+
+		g_assert_cmpint(RUN(f, extra, NULL, &out, &err, "-v", "status"), ==, 0);
+		g_assert_nonnull(strstr(err, "token: from the Secret Service"));
+		g_assert_null(strstr(err, "keyring-secret-7"));
+		g_clear_pointer(&out, g_free);
+		g_clear_pointer(&err, g_free);
+	}
+	{
+		/* CODECHAT_TOKEN still wins */
+		const gchar *const extra[] = {bus_env, "CODECHAT_TOKEN=from-env", NULL};
+		g_assert_cmpint(RUN(f, extra, NULL, &out, &err, "-v", "status"), ==, 0);
+		g_assert_nonnull(strstr(err, "token: from CODECHAT_TOKEN"));
+		g_clear_pointer(&out, g_free);
+		g_clear_pointer(&err, g_free);
+	}
+	/* without the bus, the keyring's token is out of reach: none (GTestDBus
+	 * set the bus address in this process's environment) */
+	g_assert_cmpint(RUN(f, no_bus, NULL, &out, &err, "-v", "status"), ==, 0);
+	g_assert_nonnull(strstr(err, "token: none"));
+
+	g_subprocess_send_signal(keyring, SIGTERM);
+	codechat_test_wait_exit(keyring, RUN_TIMEOUT_MS);
+	g_clear_object(&connection);
+	g_test_dbus_down(bus);
+}
+
 /* init -------------------------------------------------------------------- */
 
 static void
@@ -1066,6 +1195,7 @@ main(int argc, char **argv)
 	ADD("precedence/resolved", test_precedence, FALSE);
 	ADD("precedence/effects", test_precedence_effects, TRUE);
 	ADD("token/sources", test_token_sources, TRUE);
+	ADD("token/keyring", test_token_keyring, TRUE);
 	ADD("init/flags", test_init_flags, TRUE);
 	ADD("init/refused", test_init_refused, TRUE);
 	ADD("init/interactive", test_init_interactive, TRUE);
