@@ -3,10 +3,12 @@
 
 #include "config.h"
 
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include "codechat-test-client.h"
 #include "codechat-test-daemon.h"
@@ -234,4 +236,49 @@ codechat_test_client_run(const gchar *const *env,
 	*out = c.out;
 	*err = c.err;
 	return status;
+}
+/*
+ * g_test_dbus_up() in GLib 2.74 tells dbus-daemon --print-address=N with N
+ * the write end of a pipe it passes on by number; when the two ends of that
+ * pipe are not neighbours (the test freed some descriptors below it, e.g.
+ * the sockets of the last case's WebSocket clients) the child does not get
+ * the pipe at N, and g_test_dbus_up() waits forever for the address.  Fill
+ * the holes first so that its pipe gets two neighbouring descriptors.
+ *
+ * dbus-daemon, and every service it starts, inherit its standard output,
+ * which is the test's TAP stream: they get /dev/null instead.
+ */
+void
+codechat_test_dbus_up(GTestDBus *bus)
+{
+	g_autoptr(GArray) fillers = g_array_new(FALSE, FALSE, sizeof(gint));
+	gint saved_stdout;
+	gint devnull;
+
+	fflush(stdout);
+	saved_stdout = dup(STDOUT_FILENO);
+	g_assert_cmpint(saved_stdout, >=, 0);
+	devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	g_assert_cmpint(devnull, >=, 0);
+	g_assert_cmpint(dup2(devnull, STDOUT_FILENO), ==, STDOUT_FILENO);
+	close(devnull);
+
+	for (guint i = 0; i < 64; i++) {
+		gint fds[2];
+
+		g_assert_cmpint(pipe(fds), ==, 0);
+		if (fds[1] == fds[0] + 1) {
+			close(fds[0]);
+			close(fds[1]);
+			break;
+		}
+		g_array_append_val(fillers, fds[0]);
+		close(fds[1]);
+	}
+	g_test_dbus_up(bus);
+	for (guint i = 0; i < fillers->len; i++)
+		close(g_array_index(fillers, gint, i));
+
+	g_assert_cmpint(dup2(saved_stdout, STDOUT_FILENO), ==, STDOUT_FILENO);
+	close(saved_stdout);
 }

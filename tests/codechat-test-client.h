@@ -34,4 +34,9 @@ codechat_test_client_run(const gchar *const *env,
 #define codechat_test_run(out, err, ...)                                                           \
 	codechat_test_client_run(NULL, NULL, out, err, __VA_ARGS__, NULL)
 
+/* g_test_dbus_up(), safe from GLib 2.74's descriptor race, with the bus's
+ * stdout (and its activated services') away from the TAP stream */
+void
+codechat_test_dbus_up(GTestDBus *bus);
+
 G_END_DECLS

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "codechat-test-client.h"
 #include "codechat-test-daemon.h"
 #include "codechat-test-ws.h"
 
@@ -447,36 +448,6 @@ wait_exit(GSubprocess *proc, guint timeout_ms)
 
 /* fixture */
 
-/*
- * g_test_dbus_up() in GLib 2.74 tells dbus-daemon --print-address=N with N
- * the write end of a pipe it passes on by number; when the two ends of that
- * pipe are not neighbours (the test freed some descriptors below it, e.g.
- * the sockets of the last case's WebSocket clients) the child does not get
- * the pipe at N, and g_test_dbus_up() waits forever for the address.  Fill
- * the holes first so that its pipe gets two neighbouring descriptors.
- */
-static void
-bus_up(GTestDBus *bus)
-{
-	g_autoptr(GArray) fillers = g_array_new(FALSE, FALSE, sizeof(gint));
-
-	for (guint i = 0; i < 64; i++) {
-		gint fds[2];
-
-		g_assert_cmpint(pipe(fds), ==, 0);
-		if (fds[1] == fds[0] + 1) {
-			close(fds[0]);
-			close(fds[1]);
-			break;
-		}
-		g_array_append_val(fillers, fds[0]);
-		close(fds[1]);
-	}
-	g_test_dbus_up(bus);
-	for (guint i = 0; i < fillers->len; i++)
-		close(g_array_index(fillers, gint, i));
-}
-
 static void
 fixture_setup(Fixture *fx, gconstpointer user_data)
 {
@@ -498,7 +469,7 @@ fixture_setup(Fixture *fx, gconstpointer user_data)
 		g_setenv("XDG_CONFIG_HOME", fx->act_dir, TRUE);
 		g_test_dbus_add_service_dir(fx->bus, services_dir);
 	}
-	bus_up(fx->bus);
+	codechat_test_dbus_up(fx->bus);
 	if (c->activation) {
 		g_unsetenv("CODECHATD_DATA_DIR");
 		g_unsetenv("CODECHATD_LISTEN");

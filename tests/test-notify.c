@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "codechat-notify.h"
+#include "codechat-test-client.h"
 
 /*
  * Unit tests of the desktop notifier against a recording fake of
@@ -396,7 +397,7 @@ fixture_set_up(Fixture *fx, gconstpointer user_data)
 
 	g_atomic_int_set(&n_unavailable, 0);
 	fx->bus = g_test_dbus_new(G_TEST_DBUS_NONE);
-	g_test_dbus_up(fx->bus);
+	codechat_test_dbus_up(fx->bus);
 	if (data->fake)
 		fx->fake = fake_server_start(fx->bus, data->markup, data->fail);
 }

@@ -781,7 +781,7 @@ test_token_keyring(Fixture *f, gconstpointer data)
 		return;
 	}
 	bus = g_test_dbus_new(G_TEST_DBUS_NONE);
-	g_test_dbus_up(bus);
+	codechat_test_dbus_up(bus);
 	bus_env = g_strdup_printf("DBUS_SESSION_BUS_ADDRESS=%s", g_test_dbus_get_bus_address(bus));
 	g_assert_cmpint(g_mkdir_with_parents(data_home, 0700), ==, 0);
 	g_assert_cmpint(g_mkdir_with_parents(runtime_dir, 0700), ==, 0);
