@@ -20,27 +20,6 @@ usage_error(const gchar *message)
 	return g_error_new_literal(CODECHAT_ERROR, CODECHAT_ERROR_INVALID_ARGUMENT, message);
 }
 
-static gboolean
-check_key(GSettings *settings, const gchar *key, GError **error)
-{
-	g_autoptr(GSettingsSchema) schema = NULL;
-	g_auto(GStrv) keys = NULL;
-	g_autofree gchar *list = NULL;
-
-	g_object_get(settings, "settings-schema", &schema, NULL);
-	if (g_settings_schema_has_key(schema, key))
-		return TRUE;
-	keys = codechat_settings_list_keys(settings);
-	list = g_strjoinv(", ", keys);
-	g_set_error(error,
-		    CODECHAT_ERROR,
-		    CODECHAT_ERROR_INVALID_ARGUMENT,
-		    _("no setting “%s”; the settings are %s"),
-		    key,
-		    list);
-	return FALSE;
-}
-
 static void
 print_value(CodechatApplication *app, GSettings *settings, const gchar *key, gboolean with_key)
 {
@@ -119,7 +98,7 @@ codechat_cmd_config(CodechatApplication *app)
 		codechat_application_finish(app, NULL);
 		return;
 	}
-	if (!check_key(settings, args[1], &error)) {
+	if (!codechat_settings_check_key(settings, args[1], &error)) {
 		codechat_application_finish(app, g_steal_pointer(&error));
 		return;
 	}

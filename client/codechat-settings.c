@@ -288,6 +288,28 @@ check_name(gboolean (*validate)(const gchar *, GError **),
 	return FALSE;
 }
 
+/* whether the schema has @key; if not, an error that lists those it has */
+gboolean
+codechat_settings_check_key(GSettings *settings, const gchar *key, GError **error)
+{
+	g_autoptr(GSettingsSchema) schema = NULL;
+	g_auto(GStrv) keys = NULL;
+	g_autofree gchar *list = NULL;
+
+	g_object_get(settings, "settings-schema", &schema, NULL);
+	if (g_settings_schema_has_key(schema, key))
+		return TRUE;
+	keys = codechat_settings_list_keys(settings);
+	list = g_strjoinv(", ", keys);
+	g_set_error(error,
+		    CODECHAT_ERROR,
+		    CODECHAT_ERROR_INVALID_ARGUMENT,
+		    _("no setting “%s”; the settings are %s"),
+		    key,
+		    list);
+	return FALSE;
+}
+
 /**
  * codechat_settings_parse_value:
  * @text: what the user typed
@@ -312,18 +334,9 @@ codechat_settings_parse_value(GSettings *settings,
 	const GVariantType *type;
 	const gchar *range_type;
 
-	g_object_get(settings, "settings-schema", &schema, NULL);
-	if (!g_settings_schema_has_key(schema, key)) {
-		g_auto(GStrv) keys = codechat_settings_list_keys(settings);
-		g_autofree gchar *list = g_strjoinv(", ", keys);
-		g_set_error(error,
-			    CODECHAT_ERROR,
-			    CODECHAT_ERROR_INVALID_ARGUMENT,
-			    _("no setting “%s”; the settings are %s"),
-			    key,
-			    list);
+	if (!codechat_settings_check_key(settings, key, error))
 		return NULL;
-	}
+	g_object_get(settings, "settings-schema", &schema, NULL);
 	schema_key = g_settings_schema_get_key(schema, key);
 	type = g_settings_schema_key_get_value_type(schema_key);
 	range = g_settings_schema_key_get_range(schema_key);

@@ -18,6 +18,8 @@ codechat_settings_get(void);
 GStrv
 codechat_settings_list_keys(GSettings *settings);
 gboolean
+codechat_settings_check_key(GSettings *settings, const gchar *key, GError **error);
+gboolean
 codechat_settings_check_writable(GSettings *settings, GError **error);
 gchar *
 codechat_settings_get_string(const gchar *key);

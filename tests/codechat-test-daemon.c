@@ -125,8 +125,9 @@ codechat_test_daemon_stop(CodechatTestDaemon *daemon)
 	return g_subprocess_get_exit_status(daemon->proc);
 }
 
-static void
-rm_rf(const gchar *path)
+/* removes @path and everything below it */
+void
+codechat_test_rm_rf(const gchar *path)
 {
 	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
 	const gchar *name;
@@ -136,7 +137,7 @@ rm_rf(const gchar *path)
 			g_autofree gchar *child = g_build_filename(path, name, NULL);
 			if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
 			    !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-				rm_rf(child);
+				codechat_test_rm_rf(child);
 			else
 				g_unlink(child);
 		}
@@ -156,7 +157,7 @@ codechat_test_daemon_free(CodechatTestDaemon *daemon)
 	}
 	g_clear_object(&daemon->proc);
 	if (daemon->data_dir != NULL)
-		rm_rf(daemon->data_dir);
+		codechat_test_rm_rf(daemon->data_dir);
 	g_free(daemon->data_dir);
 	g_free(daemon->uri);
 	g_free(daemon->http_base);

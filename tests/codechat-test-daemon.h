@@ -24,6 +24,8 @@ gint
 codechat_test_daemon_stop(CodechatTestDaemon *daemon);
 void
 codechat_test_daemon_free(CodechatTestDaemon *daemon);
+void
+codechat_test_rm_rf(const gchar *path);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CodechatTestDaemon, codechat_test_daemon_free)
 

@@ -509,25 +509,6 @@ fixture_setup(Fixture *fx, gconstpointer user_data)
 }
 
 static void
-rm_rf(const gchar *path)
-{
-	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-	const gchar *name;
-
-	if (dir != NULL) {
-		while ((name = g_dir_read_name(dir)) != NULL) {
-			g_autofree gchar *child = g_build_filename(path, name, NULL);
-			if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
-			    !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-				rm_rf(child);
-			else
-				g_unlink(child);
-		}
-	}
-	g_rmdir(path);
-}
-
-static void
 fixture_teardown(Fixture *fx, gconstpointer user_data)
 {
 	/* clients first, so that the daemon does not wait on peers that
@@ -544,7 +525,7 @@ fixture_teardown(Fixture *fx, gconstpointer user_data)
 	g_test_dbus_down(fx->bus);
 	g_clear_object(&fx->bus);
 	if (fx->act_dir != NULL) {
-		rm_rf(fx->act_dir);
+		codechat_test_rm_rf(fx->act_dir);
 		if (fx->old_config_home != NULL)
 			g_setenv("XDG_CONFIG_HOME", fx->old_config_home, TRUE);
 		else
@@ -1300,7 +1281,7 @@ run_second_daemon(gint *status)
 	g_assert_no_error(c.error);
 	codechat_test_note("second codechatd: status %d, stdout \"%s\"", *status, c.out);
 	g_free(c.out);
-	rm_rf(dir);
+	codechat_test_rm_rf(dir);
 	return c.err;
 }
 

@@ -29,17 +29,6 @@ typedef struct {
 	const gchar *env[8];	    /* the environment of every run */
 } Fixture;
 
-static volatile pid_t daemon_pid = 0;
-
-static void
-abort_handler(int signum)
-{
-	if (daemon_pid > 0)
-		kill(daemon_pid, SIGKILL);
-	signal(signum, SIG_DFL);
-	raise(signum);
-}
-
 static void
 fixture_setup(Fixture *f, gconstpointer data)
 {
@@ -52,42 +41,19 @@ fixture_setup(Fixture *f, gconstpointer data)
 	f->env[0] = f->env_home;
 	f->env[1] = "GSETTINGS_BACKEND=keyfile";
 	f->env[2] = NULL;
-	if (with_daemon) {
-		const gchar *pid;
+	/* the daemon dies with the test (PR_SET_PDEATHSIG) if it aborts */
+	if (with_daemon)
 		f->daemon = codechat_test_daemon_start(NULL);
-		pid = g_subprocess_get_identifier(f->daemon->proc);
-		g_assert_nonnull(pid);
-		daemon_pid = (pid_t)g_ascii_strtoll(pid, NULL, 10);
-		signal(SIGABRT, abort_handler);
-	}
-}
-
-static void
-remove_tree(const gchar *path)
-{
-	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-	const gchar *name;
-
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree gchar *child = g_build_filename(path, name, NULL);
-		if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
-		    !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-			remove_tree(child);
-		else
-			g_unlink(child);
-	}
-	g_rmdir(path);
 }
 
 static void
 fixture_teardown(Fixture *f, gconstpointer data)
 {
 	if (f->daemon != NULL) {
-		daemon_pid = 0;
 		g_assert_cmpint(codechat_test_daemon_stop(f->daemon), ==, 0);
 		g_clear_pointer(&f->daemon, codechat_test_daemon_free);
 	}
-	remove_tree(f->config_home);
+	codechat_test_rm_rf(f->config_home);
 	g_free(f->config_home);
 	g_free(f->env_home);
 }
