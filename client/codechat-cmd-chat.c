@@ -83,6 +83,7 @@ struct _Chat {
 	CodechatNotifier *notifier; /* (owned) (nullable) notify mode off */
 	GPtrArray *rooms;	    /* (owned) (element-type ChatRoom) rooms we are in */
 	GPtrArray *parted;	    /* (owned) (element-type utf8) followed by the session, left */
+	GHashTable *left_at;	    /* (owned) room → (gint64 *) the id shown when it was left */
 	gchar *current;		    /* (owned) (nullable) where plain text goes */
 	GQueue outbox;		    /* (element-type ChatOp) (owned) says typed offline */
 	GString *code;		    /* (owned) (nullable) a /code block being typed */
@@ -130,6 +131,7 @@ chat_clear(Chat *chat)
 	g_clear_object(&chat->notifier);
 	g_clear_pointer(&chat->rooms, g_ptr_array_unref);
 	g_clear_pointer(&chat->parted, g_ptr_array_unref);
+	g_clear_pointer(&chat->left_at, g_hash_table_unref);
 	g_clear_pointer(&chat->current, g_free);
 	g_assert(g_queue_is_empty(&chat->outbox));
 	if (chat->code != NULL)
@@ -267,11 +269,16 @@ chat_update_prompt(Chat *chat)
 		return;
 	g_free(chat->prompt);
 	chat->prompt = g_steal_pointer(&prompt);
-	if (chat->readline_active) {
-		rl_set_prompt(chat->prompt);
+	if (!chat->readline_active) {
+		return;
+	} else if (chat->in_handler) {
 		/* after the handler, readline draws the new prompt itself */
-		if (!chat->in_handler)
-			rl_forced_update_display();
+		rl_set_prompt(chat->prompt);
+	} else {
+		rl_clear_visible_line();
+		rl_set_prompt(chat->prompt);
+		rl_on_new_line();
+		rl_redisplay();
 	}
 }
 
@@ -299,9 +306,13 @@ static ChatRoom *
 chat_add_room(Chat *chat, const gchar *name)
 {
 	ChatRoom *room = g_new0(ChatRoom, 1);
+	gint64 *shown_id = g_hash_table_lookup(chat->left_at, name);
 
 	room->name = g_strdup(name);
 	room->backlog = BACKLOG_NEEDED;
+	/* back in a room: what was shown then is not shown again */
+	if (shown_id != NULL)
+		room->shown_id = *shown_id;
 	g_queue_init(&room->held);
 	g_ptr_array_add(chat->rooms, room);
 	return room;
@@ -523,6 +534,10 @@ chat_handle_reply(Chat *chat, ChatOp *op, JsonObject *reply, const GError *error
 						       nick);
 			else
 				g_string_append(names, nick);
+		}
+		if (n == 0) {
+			chat_status(chat, _("nobody is in #%s"), op->room);
+			break;
 		}
 		chat_status(chat,
 			    g_dngettext(GETTEXT_PACKAGE,
@@ -771,6 +786,9 @@ chat_cmd_part(Chat *chat, const gchar *arg)
 		return;
 	}
 	g_ptr_array_add(chat->parted, g_strdup(name));
+	g_hash_table_replace(chat->left_at,
+			     g_strdup(name),
+			     g_memdup2(&room->shown_id, sizeof(room->shown_id)));
 	if (chat->online)
 		chat_simple_request(chat, OP_PART, "part", name);
 	else
@@ -967,12 +985,10 @@ chat_readline_cb(char *line)
 
 	g_assert(chat != NULL);
 	if (line == NULL) {
-		/* Ctrl-D on an empty line: readline leaves the cursor on it */
+		/* Ctrl-D on an empty line; readline went to the next line */
 		chat->readline_active = FALSE;
 		rl_callback_handler_remove();
 		g_clear_handle_id(&chat->stdin_id, g_source_remove);
-		fputc('\n', stdout);
-		fflush(stdout);
 		chat_handle_eof(chat);
 		return;
 	}
@@ -1333,6 +1349,7 @@ codechat_cmd_chat(CodechatApplication *app)
 	codechat_output_set_nick_colors(output, TRUE);
 	chat->rooms = g_ptr_array_new_with_free_func((GDestroyNotify)chat_room_free);
 	chat->parted = g_ptr_array_new_with_free_func(g_free);
+	chat->left_at = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	g_queue_init(&chat->outbox);
 	chat->cancellable = g_cancellable_new();
 	chat->current = g_strdup(room);
