@@ -60,6 +60,7 @@ typedef enum {
 	OP_JOIN,
 	OP_PART,
 	OP_QUIET_PART,
+	OP_QUIET_WHO, /* for completion */
 	OP_WHO,
 	OP_ROOMS,
 	OP_HISTORY,
@@ -84,6 +85,8 @@ struct _Chat {
 	GPtrArray *rooms;	    /* (owned) (element-type ChatRoom) rooms we are in */
 	GPtrArray *parted;	    /* (owned) (element-type utf8) followed by the session, left */
 	GHashTable *left_at;	    /* (owned) room → (gint64 *) the id shown when it was left */
+	GHashTable *nicks;	    /* (owned) (element-type utf8) seen, for completion */
+	GPtrArray *matches;	    /* (owned) (nullable) of the completion under way */
 	gchar *current;		    /* (owned) (nullable) where plain text goes */
 	GQueue outbox;		    /* (element-type ChatOp) (owned) says typed offline */
 	GString *code;		    /* (owned) (nullable) a /code block being typed */
@@ -132,6 +135,8 @@ chat_clear(Chat *chat)
 	g_clear_pointer(&chat->rooms, g_ptr_array_unref);
 	g_clear_pointer(&chat->parted, g_ptr_array_unref);
 	g_clear_pointer(&chat->left_at, g_hash_table_unref);
+	g_clear_pointer(&chat->nicks, g_hash_table_unref);
+	g_clear_pointer(&chat->matches, g_ptr_array_unref);
 	g_clear_pointer(&chat->current, g_free);
 	g_assert(g_queue_is_empty(&chat->outbox));
 	if (chat->code != NULL)
@@ -236,10 +241,19 @@ chat_status(Chat *chat, const gchar *format, ...)
 }
 
 static void
+chat_add_nick(Chat *chat, const gchar *nick)
+{
+	if (nick != NULL && codechat_validate_nick(nick, NULL) &&
+	    !g_hash_table_contains(chat->nicks, nick))
+		g_hash_table_add(chat->nicks, g_strdup(nick));
+}
+
+static void
 chat_print_message(Chat *chat, JsonObject *message)
 {
 	g_autofree gchar *line = codechat_output_format_message(chat->output, message);
 
+	chat_add_nick(chat, codechat_cmd_get_string(message, "from"));
 	chat_print(chat, line);
 }
 
@@ -413,6 +427,11 @@ chat_request_backlogs(Chat *chat)
 		json_object_set_string_member(request, "room", room->name);
 		json_object_set_int_member(request, "limit", MIN(limit, CODECHAT_MAX_PAGE));
 		chat_send(chat, chat_op_new(chat, OP_BACKLOG, room->name, request));
+		/* who is there, for completion */
+		g_clear_pointer(&request, json_object_unref);
+		request = codechat_cmd_request_new("who");
+		json_object_set_string_member(request, "room", room->name);
+		chat_send(chat, chat_op_new(chat, OP_QUIET_WHO, room->name, request));
 	}
 }
 
@@ -478,6 +497,19 @@ chat_handle_reply(Chat *chat, ChatOp *op, JsonObject *reply, const GError *error
 		return;
 	case OP_QUIET_PART:
 		return;
+	case OP_QUIET_WHO: {
+		JsonArray *members = reply != NULL ? codechat_cmd_get_array(reply, "members")
+						   : NULL;
+
+		for (guint i = 0; members != NULL && i < json_array_get_length(members); i++) {
+			JsonNode *node = json_array_get_element(members, i);
+
+			if (JSON_NODE_HOLDS_VALUE(node) &&
+			    json_node_get_value_type(node) == G_TYPE_STRING)
+				chat_add_nick(chat, json_node_get_string(node));
+		}
+		return;
+	}
 	default:
 		break;
 	}
@@ -524,6 +556,7 @@ chat_handle_reply(Chat *chat, ChatOp *op, JsonObject *reply, const GError *error
 			if (!JSON_NODE_HOLDS_VALUE(node) ||
 			    json_node_get_value_type(node) != G_TYPE_STRING)
 				continue;
+			chat_add_nick(chat, json_node_get_string(node));
 			nick = codechat_output_sanitize(json_node_get_string(node));
 			if (n++ > 0)
 				g_string_append(names, ", ");
@@ -590,6 +623,7 @@ chat_handle_reply(Chat *chat, ChatOp *op, JsonObject *reply, const GError *error
 	}
 	case OP_BACKLOG:
 	case OP_QUIET_PART:
+	case OP_QUIET_WHO:
 		g_assert_not_reached();
 	}
 }
@@ -627,7 +661,7 @@ chat_send(Chat *chat, ChatOp *op)
 					      "once connected again"));
 			return;
 		}
-		if (op->kind != OP_QUIET_PART && op->kind != OP_BACKLOG)
+		if (op->kind != OP_QUIET_PART && op->kind != OP_QUIET_WHO && op->kind != OP_BACKLOG)
 			chat_status(chat, _("not connected: try again once connected"));
 		chat_op_free(op);
 		return;
@@ -1024,6 +1058,91 @@ chat_stdin_cb(gint fd, GIOCondition condition, gpointer user_data)
 	return G_SOURCE_CONTINUE;
 }
 
+static const gchar *const command_names[] = {
+    "/code",
+    "/help",
+    "/history",
+    "/join",
+    "/me",
+    "/msg",
+    "/part",
+    "/quit",
+    "/rooms",
+    "/who",
+};
+
+static gint
+compare_strings(gconstpointer a, gconstpointer b)
+{
+	return g_strcmp0(*(const gchar *const *)a, *(const gchar *const *)b);
+}
+
+/* the candidates for @text: commands at the start of the line, rooms
+ * after /join and /part, else nicks */
+static GPtrArray *
+chat_completions(Chat *chat, const gchar *text, gint start)
+{
+	GPtrArray *all = g_ptr_array_new_with_free_func(g_free);
+	GPtrArray *matches = g_ptr_array_new_with_free_func(g_free);
+	gboolean want_room = start > 0 && (g_str_has_prefix(rl_line_buffer, "/join ") ||
+					   g_str_has_prefix(rl_line_buffer, "/part "));
+
+	if (start == 0 && text[0] == '/') {
+		for (gsize i = 0; i < G_N_ELEMENTS(command_names); i++)
+			g_ptr_array_add(all, g_strdup(command_names[i]));
+	} else if (want_room) {
+		for (guint i = 0; i < chat->rooms->len; i++) {
+			ChatRoom *room = g_ptr_array_index(chat->rooms, i);
+			g_ptr_array_add(all, g_strdup(room->name));
+		}
+		for (guint i = 0; i < chat->parted->len; i++)
+			g_ptr_array_add(all, g_strdup(g_ptr_array_index(chat->parted, i)));
+	} else {
+		GHashTableIter iter;
+		gpointer nick;
+
+		g_hash_table_iter_init(&iter, chat->nicks);
+		while (g_hash_table_iter_next(&iter, &nick, NULL))
+			g_ptr_array_add(all, g_strdup(nick));
+	}
+	g_ptr_array_sort(all, compare_strings);
+	for (guint i = 0; i < all->len; i++) {
+		const gchar *candidate = g_ptr_array_index(all, i);
+
+		if (g_str_has_prefix(candidate, text))
+			g_ptr_array_add(matches, g_strdup(candidate));
+	}
+	g_ptr_array_unref(all);
+	return matches;
+}
+
+/* the @state-th match, from 0 */
+static char *
+chat_match_cb(const char *text, int state)
+{
+	Chat *chat = the_chat;
+
+	if (chat == NULL || chat->matches == NULL || state < 0 ||
+	    (guint)state >= chat->matches->len)
+		return NULL;
+	/* readline frees it with free() */
+	return strdup(g_ptr_array_index(chat->matches, state));
+}
+
+static char **
+chat_attempted_completion_cb(const char *text, int start, int end)
+{
+	Chat *chat = the_chat;
+
+	/* never file names */
+	rl_attempted_completion_over = 1;
+	if (chat == NULL)
+		return NULL;
+	g_clear_pointer(&chat->matches, g_ptr_array_unref);
+	chat->matches = chat_completions(chat, text, start);
+	return rl_completion_matches(text, chat_match_cb);
+}
+
 static void
 chat_start_readline(Chat *chat)
 {
@@ -1033,8 +1152,8 @@ chat_start_readline(Chat *chat)
 	/* GLib handles the signals; readline only restores the terminal */
 	rl_catch_signals = 0;
 	rl_catch_sigwinch = 0;
-	/* no filename completion of chat text */
-	rl_bind_key('\t', rl_insert);
+	/* Tab completes commands, rooms and nicks, never file names */
+	rl_attempted_completion_function = chat_attempted_completion_cb;
 	chat->prompt = chat_make_prompt(chat);
 	rl_callback_handler_install(chat->prompt, chat_readline_cb);
 	chat->readline_active = TRUE;
@@ -1201,6 +1320,7 @@ chat_session_frame_cb(CodechatSession *session, JsonObject *frame, gpointer user
 
 		if (room == NULL || chat_find_room(chat, room) == NULL)
 			return;
+		chat_add_nick(chat, codechat_cmd_get_string(frame, "nick"));
 		if (g_strcmp0(event, "join") == 0)
 			chat_status(chat, _("%s joined #%s"), nick, room);
 		else if (g_strcmp0(event, "part") == 0)
@@ -1350,6 +1470,7 @@ codechat_cmd_chat(CodechatApplication *app)
 	chat->rooms = g_ptr_array_new_with_free_func((GDestroyNotify)chat_room_free);
 	chat->parted = g_ptr_array_new_with_free_func(g_free);
 	chat->left_at = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	chat->nicks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	g_queue_init(&chat->outbox);
 	chat->cancellable = g_cancellable_new();
 	chat->current = g_strdup(room);

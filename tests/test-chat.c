@@ -397,6 +397,8 @@ term_start(const gchar *uri, const gchar *nick, TermFlags flags, const gchar *co
 
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_NONE);
 	g_subprocess_launcher_set_child_setup(launcher, term_child_setup, NULL, NULL);
+	/* among the test programs, whose names filename completion would offer */
+	g_subprocess_launcher_set_cwd(launcher, g_test_get_dir(G_TEST_BUILT));
 	g_subprocess_launcher_take_stdin_fd(launcher, dup(t->slave));
 	g_subprocess_launcher_take_stdout_fd(launcher, dup(t->slave));
 	g_subprocess_launcher_take_stderr_fd(launcher, dup(t->slave));
@@ -1033,6 +1035,30 @@ test_input_history(Fixture *f, gconstpointer data)
 	g_assert_cmpint(term_wait_exit(t), ==, 0);
 }
 
+/* Tab completes commands, rooms and nicks */
+static void
+test_completion(Fixture *f, gconstpointer data)
+{
+	g_autoptr(Term) t = alice_start(f, NULL);
+	g_autoptr(JsonObject) msg = NULL;
+
+	term_type(t, "/jo\t");
+	term_wait_cursor_line(t, PROMPT_GEN "/join");
+	term_type(t, "gen\t");
+	term_wait_cursor_line(t, PROMPT_GEN "/join general");
+	/* never a file name: the client runs beside libcodechat-test-util.a */
+	term_type(t, "\025libco\tX");
+	term_wait_cursor_line(t, PROMPT_GEN "libcoX");
+	term_type(t, "\025");
+	term_wait_cursor_line(t, PROMPT_GEN);
+	term_type(t, "thanks b\t");
+	term_wait_cursor_line(t, PROMPT_GEN "thanks bob");
+	term_type(t, "\r");
+	msg = bob_expect(f->bob, "thanks bob ");
+	term_type(t, "/quit\r");
+	g_assert_cmpint(term_wait_exit(t), ==, 0);
+}
+
 /* /help; an unknown command is not sent; // sends a slash */
 static void
 test_commands(Fixture *f, gconstpointer data)
@@ -1322,6 +1348,7 @@ main(int argc, char **argv)
 	ADD("code", test_code);
 	ADD("input-history", test_input_history);
 	ADD("commands", test_commands);
+	ADD("completion", test_completion);
 	ADD("sigterm", test_sigterm);
 	ADD("colors", test_colors);
 	ADD("script", test_script);
