@@ -1321,12 +1321,15 @@ chat_session_frame_cb(CodechatSession *session, JsonObject *frame, gpointer user
 		if (room == NULL || chat_find_room(chat, room) == NULL)
 			return;
 		chat_add_nick(chat, codechat_cmd_get_string(frame, "nick"));
+		/* --quiet: the talk, not the comings and goings */
+		if (codechat_application_get_quiet(chat->app))
+			return;
 		if (g_strcmp0(event, "join") == 0)
 			chat_status(chat, _("%s joined #%s"), nick, room);
 		else if (g_strcmp0(event, "part") == 0)
 			chat_status(chat, _("%s left #%s"), nick, room);
 		else if (g_strcmp0(event, "quit") == 0)
-			chat_status(chat, _("%s quit"), nick);
+			chat_status(chat, _("%s quit, leaving #%s"), nick, room);
 	} else if (g_strcmp0(type, "error") == 0) {
 		const gchar *code = codechat_cmd_get_string(frame, "code");
 		const gchar *message = codechat_cmd_get_string(frame, "message");

@@ -848,6 +848,9 @@ test_msg(Fixture *f, gconstpointer data)
 	    "{\"type\":\"say\",\"to\":\"alice\",\"text\":\"noted\",\"ref\":\"b\"}");
 	bob_wait_ack(f->bob);
 	term_wait_text(t, "<bob> -> alice: noted");
+	/* each once: the acknowledgement is alice's copy */
+	g_assert_cmpuint(term_count(t, "<alice> -> bob: just between us"), ==, 1);
+	g_assert_cmpuint(term_count(t, "<bob> -> alice: noted"), ==, 1);
 
 	/* a bad nick is refused here, nothing is sent */
 	term_type(t, "/msg 9lives hi\r");
@@ -1094,6 +1097,29 @@ test_sigterm(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(term_count(t, PROMPT_GEN "half a line\n"), ==, 1);
 	/* a clean close: bob sees alice go */
 	bob_expect_presence(f->bob, "general", "join");
+	bob_expect_presence(f->bob, "general", "quit");
+}
+
+/* Ctrl-C, as typed: the terminal sends SIGINT, which quits cleanly */
+static void
+test_ctrl_c(Fixture *f, gconstpointer data)
+{
+	const gchar *const quiet[] = {"--quiet", NULL};
+	g_autoptr(Term) t = alice_start(f, quiet);
+
+	/* --quiet: bob coming and going is not shown, what he says is */
+	codechat_test_ws_free(f->bob);
+	f->bob = bob_new(f->daemon->uri);
+	bob_say(f->bob, "general", "hello quiet alice");
+	term_wait_text(t, "<bob> hello quiet alice");
+	g_assert_cmpuint(term_count(t, "bob quit"), ==, 0);
+	g_assert_cmpuint(term_count(t, "bob joined"), ==, 0);
+
+	term_type(t, "never sent");
+	term_wait_cursor_line(t, PROMPT_GEN "never sent");
+	term_type(t, "\003");
+	g_assert_cmpint(term_wait_exit(t), ==, 0);
+	term_assert_sane(t);
 	bob_expect_presence(f->bob, "general", "quit");
 }
 
@@ -1350,6 +1376,7 @@ main(int argc, char **argv)
 	ADD("commands", test_commands);
 	ADD("completion", test_completion);
 	ADD("sigterm", test_sigterm);
+	ADD("ctrl-c", test_ctrl_c);
 	ADD("colors", test_colors);
 	ADD("script", test_script);
 #undef ADD
