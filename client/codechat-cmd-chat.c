@@ -227,12 +227,15 @@ static void
 chat_status(Chat *chat, const gchar *format, ...)
 {
 	va_list args;
+	g_autofree gchar *formatted = NULL;
 	g_autofree gchar *text = NULL;
 	g_autofree gchar *line = NULL;
 
 	va_start(args, format);
-	text = g_strdup_vprintf(format, args);
+	formatted = g_strdup_vprintf(format, args);
 	va_end(args);
+	/* it may quote the server (errors, close reasons) */
+	text = codechat_output_sanitize(formatted);
 	if (codechat_output_use_color(chat->output))
 		line = g_strdup_printf("\033[2m-- %s\033[0m", text);
 	else
