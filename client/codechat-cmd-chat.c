@@ -3,16 +3,12 @@
 
 #include "config.h"
 
-#include <gio/gunixinputstream.h>
 #include <glib-unix.h>
 #include <glib/gi18n.h>
-#include <readline/history.h>
-#include <readline/readline.h>
 #include <signal.h>
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "codechat-chat-input.h"
 #include "codechat-cmd.h"
 #include "codechat-notify.h"
 #include "codechat-session.h"
@@ -20,13 +16,12 @@
 /* codechat chat [--room R]
  *
  * The interactive client.  When both stdin and stdout are terminals,
- * GNU readline edits the line (through its callback interface, fed from
- * a GLib watch of stdin, so the main loop keeps running while the user
- * types); what arrives is printed above the prompt, and the line being
- * typed is drawn again below it.  Otherwise chat reads plain lines from
- * stdin, the same commands, without a prompt: handy for scripts, and it
- * reads a line only while connected, so that `/who` or `/history` in a
- * script always get an answer.  End of input (Ctrl-D, or the end of the
+ * GNU readline edits the line (CodechatChatInput, in
+ * codechat-chat-input.c); what arrives is printed above the prompt, and
+ * the line being typed is drawn again below it.  Otherwise chat reads
+ * plain lines from stdin, the same commands, without a prompt: handy for
+ * scripts, and it reads a line only while connected, so that `/who` or
+ * `/history` in a script always get an answer.  End of input (Ctrl-D, or the end of the
  * piped text) and `/quit` wait for what was sent to be acknowledged,
  * then close with 1000 and exit 0; SIGINT and SIGTERM close at once.
  *
@@ -81,40 +76,25 @@ struct _Chat {
 	CodechatApplication *app;   /* (unowned) held until finished */
 	CodechatOutput *output;	    /* (unowned) the application's */
 	CodechatSession *session;   /* (owned) */
+	CodechatChatInput *input;   /* (owned) */
 	CodechatNotifier *notifier; /* (owned) (nullable) notify mode off */
 	GPtrArray *rooms;	    /* (owned) (element-type ChatRoom) rooms we are in */
 	GPtrArray *parted;	    /* (owned) (element-type utf8) followed by the session, left */
 	GHashTable *left_at;	    /* (owned) room → (gint64 *) the id shown when it was left */
 	GHashTable *nicks;	    /* (owned) (element-type utf8) seen, for completion */
-	GPtrArray *matches;	    /* (owned) (nullable) of the completion under way */
 	gchar *current;		    /* (owned) (nullable) where plain text goes */
 	GQueue outbox;		    /* (element-type ChatOp) (owned) says typed offline */
 	GString *code;		    /* (owned) (nullable) a /code block being typed */
 	gchar *code_lang;	    /* (owned) (nullable) its language */
-	gchar *prompt;		    /* (owned) (nullable) the prompt shown */
 	GError *error;		    /* (owned) (nullable) why it stopped */
-	/* line mode, when stdin or stdout is not a terminal */
-	GDataInputStream *lines;   /* (owned) (nullable) */
-	GCancellable *cancellable; /* (owned) */
-	guint in_flight;	   /* requests sent and not answered */
-	guint stdin_id;		   /* GSource id of the readline watch, 0 if none */
-	guint sigint_id;	   /* GSource id, 0 if none */
-	guint sigterm_id;	   /* GSource id, 0 if none */
-	guint sigwinch_id;	   /* GSource id, 0 if none */
-	gboolean interactive;	   /* readline */
-	gboolean readline_active;  /* its handler is installed */
-	gboolean in_handler;	   /* in readline's line handler: the line was
-				    * accepted, the next prompt not drawn yet */
-	gboolean reading;	   /* line mode: a read is pending */
-	gboolean input_done;	   /* no more input will be handled */
-	gboolean online;	   /* the session is ready */
+	guint in_flight;	    /* requests sent and not answered */
+	guint sigint_id;	    /* GSource id, 0 if none */
+	guint sigterm_id;	    /* GSource id, 0 if none */
+	gboolean online;	    /* the session is ready */
 	gboolean ever_online;
 	gboolean quitting; /* waiting for answers, then stop */
 	gboolean stopping; /* closing the session */
 };
-
-/* readline's line handler takes no user data */
-static Chat *the_chat = NULL;
 
 static void
 chat_room_free(ChatRoom *room)
@@ -127,7 +107,7 @@ chat_room_free(ChatRoom *room)
 static void
 chat_clear(Chat *chat)
 {
-	g_assert(chat->stdin_id == 0 && chat->sigint_id == 0 && chat->sigterm_id == 0);
+	g_assert(chat->sigint_id == 0 && chat->sigterm_id == 0);
 	if (chat->session != NULL)
 		g_signal_handlers_disconnect_by_data(chat->session, chat);
 	g_clear_object(&chat->session);
@@ -136,16 +116,13 @@ chat_clear(Chat *chat)
 	g_clear_pointer(&chat->parted, g_ptr_array_unref);
 	g_clear_pointer(&chat->left_at, g_hash_table_unref);
 	g_clear_pointer(&chat->nicks, g_hash_table_unref);
-	g_clear_pointer(&chat->matches, g_ptr_array_unref);
+	g_clear_pointer(&chat->input, codechat_chat_input_free);
 	g_clear_pointer(&chat->current, g_free);
 	g_assert(g_queue_is_empty(&chat->outbox));
 	if (chat->code != NULL)
 		g_string_free(chat->code, TRUE);
 	g_clear_pointer(&chat->code_lang, g_free);
-	g_clear_pointer(&chat->prompt, g_free);
 	g_clear_error(&chat->error);
-	g_clear_object(&chat->lines);
-	g_clear_object(&chat->cancellable);
 }
 
 static Chat *
@@ -188,35 +165,15 @@ chat_stop(Chat *chat, GError *error);
 static void
 chat_maybe_stop(Chat *chat);
 static void
-chat_read_next_line(Chat *chat);
-static void
 chat_send(Chat *chat, ChatOp *op);
 
 /* printing */
 
-/**
- * chat_print:
- * @text: one or more lines, without the final newline
- *
- * Prints above the prompt: the prompt and the half-typed line are taken
- * off the screen, @text printed, and both drawn again below it, with the
- * cursor where it was in the line.
- */
+/* one or more lines, without the final newline, above the prompt */
 static void
 chat_print(Chat *chat, const gchar *text)
 {
-	if (chat->readline_active && !chat->in_handler) {
-		rl_clear_visible_line();
-		fputs(text, stdout);
-		fputc('\n', stdout);
-		fflush(stdout);
-		rl_on_new_line();
-		rl_redisplay();
-	} else {
-		fputs(text, stdout);
-		fputc('\n', stdout);
-		fflush(stdout);
-	}
+	codechat_chat_input_print(chat->input, text);
 }
 
 /* a line of the client's own: `-- text`, dim when in colour */
@@ -282,21 +239,7 @@ chat_update_prompt(Chat *chat)
 {
 	g_autofree gchar *prompt = chat_make_prompt(chat);
 
-	if (g_strcmp0(prompt, chat->prompt) == 0)
-		return;
-	g_free(chat->prompt);
-	chat->prompt = g_steal_pointer(&prompt);
-	if (!chat->readline_active) {
-		return;
-	} else if (chat->in_handler) {
-		/* after the handler, readline draws the new prompt itself */
-		rl_set_prompt(chat->prompt);
-	} else {
-		rl_clear_visible_line();
-		rl_set_prompt(chat->prompt);
-		rl_on_new_line();
-		rl_redisplay();
-	}
+	codechat_chat_input_set_prompt(chat->input, prompt);
 }
 
 /* rooms */
@@ -921,7 +864,6 @@ static void
 chat_quit(Chat *chat)
 {
 	chat->quitting = TRUE;
-	chat->input_done = TRUE;
 	chat_maybe_stop(chat);
 }
 
@@ -1013,52 +955,25 @@ chat_handle_eof(Chat *chat)
 	chat_quit(chat);
 }
 
-/* readline */
-
-static void
-chat_readline_cb(char *line)
-{
-	Chat *chat = the_chat;
-
-	g_assert(chat != NULL);
-	if (line == NULL) {
-		/* Ctrl-D on an empty line; readline went to the next line */
-		chat->readline_active = FALSE;
-		rl_callback_handler_remove();
-		g_clear_handle_id(&chat->stdin_id, g_source_remove);
-		chat_handle_eof(chat);
-		return;
-	}
-	if (line[0] != '\0' && chat->code == NULL) {
-		HIST_ENTRY *last = history_get(history_base + history_length - 1);
-
-		/* no repeats, as with HISTCONTROL=ignoredups */
-		if (last == NULL || g_strcmp0(last->line, line) != 0)
-			add_history(line);
-	}
-	chat->in_handler = TRUE;
-	chat_handle_line(chat, line);
-	/* the prompt may have changed (/code, /join…) */
-	chat_update_prompt(chat);
-	chat->in_handler = FALSE;
-	free(line);
-}
+/* input */
 
 static gboolean
-chat_stdin_cb(gint fd, GIOCondition condition, gpointer user_data)
+chat_line_cb(const gchar *line, gpointer user_data)
 {
 	Chat *chat = user_data;
+	gboolean in_code = chat->code != NULL;
 
-	if ((condition & G_IO_IN) == 0) {
-		/* the terminal went away */
-		chat->stdin_id = 0;
-		chat_readline_cb(NULL);
-		return G_SOURCE_REMOVE;
+	if (line == NULL) {
+		chat_handle_eof(chat);
+		return FALSE;
 	}
-	rl_callback_read_char();
-	if (chat->stdin_id == 0)
-		return G_SOURCE_REMOVE;
-	return G_SOURCE_CONTINUE;
+	if (chat->quitting || chat->stopping)
+		return FALSE;
+	chat_handle_line(chat, line);
+	/* /code, /join… change it */
+	chat_update_prompt(chat);
+	/* the lines of a snippet are not for up-arrow */
+	return !in_code;
 }
 
 static const gchar *const command_names[] = {
@@ -1080,15 +995,16 @@ compare_strings(gconstpointer a, gconstpointer b)
 	return g_strcmp0(*(const gchar *const *)a, *(const gchar *const *)b);
 }
 
-/* the candidates for @text: commands at the start of the line, rooms
- * after /join and /part, else nicks */
+/* Tab: commands at the start of the line, rooms after /join and /part,
+ * else nicks */
 static GPtrArray *
-chat_completions(Chat *chat, const gchar *text, gint start)
+chat_complete_cb(const gchar *line, const gchar *text, gint start, gpointer user_data)
 {
+	Chat *chat = user_data;
 	GPtrArray *all = g_ptr_array_new_with_free_func(g_free);
 	GPtrArray *matches = g_ptr_array_new_with_free_func(g_free);
-	gboolean want_room = start > 0 && (g_str_has_prefix(rl_line_buffer, "/join ") ||
-					   g_str_has_prefix(rl_line_buffer, "/part "));
+	gboolean want_room =
+	    start > 0 && (g_str_has_prefix(line, "/join ") || g_str_has_prefix(line, "/part "));
 
 	if (start == 0 && text[0] == '/') {
 		for (gsize i = 0; i < G_N_ELEMENTS(command_names); i++)
@@ -1119,121 +1035,6 @@ chat_completions(Chat *chat, const gchar *text, gint start)
 	return matches;
 }
 
-/* the @state-th match, from 0 */
-static char *
-chat_match_cb(const char *text, int state)
-{
-	Chat *chat = the_chat;
-
-	if (chat == NULL || chat->matches == NULL || state < 0 ||
-	    (guint)state >= chat->matches->len)
-		return NULL;
-	/* readline frees it with free() */
-	return strdup(g_ptr_array_index(chat->matches, state));
-}
-
-static char **
-chat_attempted_completion_cb(const char *text, int start, int end)
-{
-	Chat *chat = the_chat;
-
-	/* never file names */
-	rl_attempted_completion_over = 1;
-	if (chat == NULL)
-		return NULL;
-	g_clear_pointer(&chat->matches, g_ptr_array_unref);
-	chat->matches = chat_completions(chat, text, start);
-	return rl_completion_matches(text, chat_match_cb);
-}
-
-static void
-chat_start_readline(Chat *chat)
-{
-	rl_readline_name = "codechat";
-	rl_instream = stdin;
-	rl_outstream = stdout;
-	/* GLib handles the signals; readline only restores the terminal */
-	rl_catch_signals = 0;
-	rl_catch_sigwinch = 0;
-	/* Tab completes commands, rooms and nicks, never file names */
-	rl_attempted_completion_function = chat_attempted_completion_cb;
-	chat->prompt = chat_make_prompt(chat);
-	rl_callback_handler_install(chat->prompt, chat_readline_cb);
-	chat->readline_active = TRUE;
-	chat->stdin_id =
-	    g_unix_fd_add(STDIN_FILENO, G_IO_IN | G_IO_HUP | G_IO_ERR, chat_stdin_cb, chat);
-}
-
-static void
-chat_stop_input(Chat *chat)
-{
-	chat->input_done = TRUE;
-	g_clear_handle_id(&chat->stdin_id, g_source_remove);
-	if (chat->readline_active) {
-		/* an empty prompt goes; a half-typed line stays visible and the
-		 * shell starts below it */
-		if (!chat->in_handler && rl_end == 0)
-			rl_clear_visible_line();
-		else if (!chat->in_handler)
-			fputc('\n', stdout);
-		fflush(stdout);
-		chat->readline_active = FALSE;
-		rl_callback_handler_remove();
-	}
-	if (chat->cancellable != NULL)
-		g_cancellable_cancel(chat->cancellable);
-}
-
-/* line mode */
-
-static void
-chat_line_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	Chat *chat = user_data;
-	g_autoptr(GError) error = NULL;
-	g_autofree gchar *line = NULL;
-	gsize len;
-
-	line = g_data_input_stream_read_line_finish_utf8(G_DATA_INPUT_STREAM(source),
-							 result,
-							 &len,
-							 &error);
-	chat->reading = FALSE;
-	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED) || chat->input_done) {
-		chat_unref(chat);
-		return;
-	}
-	if (error != NULL) {
-		chat_status(chat, _("cannot read the input: %s"), error->message);
-		chat_handle_eof(chat);
-	} else if (line == NULL) {
-		chat_handle_eof(chat);
-	} else {
-		/* a line typed on Windows, or sent by one */
-		if (len > 0 && line[len - 1] == '\r')
-			line[len - 1] = '\0';
-		chat_handle_line(chat, line);
-		chat_read_next_line(chat);
-	}
-	chat_unref(chat);
-}
-
-/* scripts: one line at a time, and only while connected, so that each
- * line is handled as if typed then */
-static void
-chat_read_next_line(Chat *chat)
-{
-	if (chat->interactive || chat->lines == NULL || chat->reading || chat->input_done ||
-	    !chat->online || chat->stopping)
-		return;
-	chat->reading = TRUE;
-	g_data_input_stream_read_line_async(chat->lines,
-					    G_PRIORITY_DEFAULT,
-					    chat->cancellable,
-					    chat_line_cb,
-					    chat_ref(chat));
-}
-
 /* the end */
 
 static void
@@ -1258,17 +1059,12 @@ chat_stop(Chat *chat, GError *error)
 	}
 	chat->stopping = TRUE;
 	chat->error = error;
-	chat_stop_input(chat);
+	codechat_chat_input_stop(chat->input);
 	g_clear_handle_id(&chat->sigint_id, g_source_remove);
 	g_clear_handle_id(&chat->sigterm_id, g_source_remove);
-	g_clear_handle_id(&chat->sigwinch_id, g_source_remove);
 	while ((op = g_queue_pop_head(&chat->outbox)) != NULL)
 		chat_op_free(op);
 	g_signal_handlers_disconnect_by_data(chat->session, chat);
-	if (chat->interactive) {
-		rl_clear_history();
-		the_chat = NULL;
-	}
 	/* the main reference, released in chat_closed_cb */
 	codechat_session_close_async(chat->session, chat_closed_cb, chat);
 }
@@ -1281,7 +1077,7 @@ chat_maybe_stop(Chat *chat)
 
 	if (!chat->quitting || chat->stopping)
 		return;
-	chat_stop_input(chat);
+	codechat_chat_input_stop(chat->input);
 	if (chat->in_flight > 0)
 		return;
 	unsent = g_queue_get_length(&chat->outbox);
@@ -1352,7 +1148,8 @@ chat_session_notice_cb(CodechatSession *session, const gchar *text, gpointer use
 
 	if (chat->online && codechat_session_get_connection(session) == NULL) {
 		chat->online = FALSE;
-		/* a read in line mode waits for the next connection */
+		/* a script's next line waits for the next connection */
+		codechat_chat_input_set_paused(chat->input, TRUE);
 		chat_update_prompt(chat);
 	}
 	chat_status(chat, "%s", text);
@@ -1391,7 +1188,7 @@ chat_session_ready_cb(CodechatSession *session, gpointer user_data)
 				    g_ptr_array_index(chat->parted, i));
 	chat_request_backlogs(chat);
 	chat_flush_outbox(chat);
-	chat_read_next_line(chat);
+	codechat_chat_input_set_paused(chat->input, FALSE);
 	chat_maybe_stop(chat);
 }
 
@@ -1413,21 +1210,12 @@ chat_signal_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
-static gboolean
-chat_sigwinch_cb(gpointer user_data)
-{
-	Chat *chat = user_data;
-
-	if (chat->readline_active)
-		rl_resize_terminal();
-	return G_SOURCE_CONTINUE;
-}
-
 void
 codechat_cmd_chat(CodechatApplication *app)
 {
 	g_auto(GStrv) args = NULL;
 	g_autofree gchar *room = NULL;
+	g_autofree gchar *prompt = NULL;
 	g_autoptr(GError) error = NULL;
 	CodechatNotifyMode notify_mode;
 	CodechatOutput *output;
@@ -1478,7 +1266,6 @@ codechat_cmd_chat(CodechatApplication *app)
 	chat->left_at = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	chat->nicks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	g_queue_init(&chat->outbox);
-	chat->cancellable = g_cancellable_new();
 	chat->current = g_strdup(room);
 	chat_add_room(chat, room);
 
@@ -1497,17 +1284,8 @@ codechat_cmd_chat(CodechatApplication *app)
 	chat->sigint_id = g_unix_signal_add(SIGINT, chat_signal_cb, chat);
 	chat->sigterm_id = g_unix_signal_add(SIGTERM, chat_signal_cb, chat);
 
-	chat->interactive = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
-	if (chat->interactive) {
-		the_chat = chat;
-		chat->sigwinch_id = g_unix_signal_add(SIGWINCH, chat_sigwinch_cb, chat);
-		chat_start_readline(chat);
-	} else {
-		g_autoptr(GInputStream) in = g_unix_input_stream_new(STDIN_FILENO, FALSE);
-
-		chat->lines = g_data_input_stream_new(in);
-		/* \n, and \r\n too: the \r is dropped in chat_line_cb */
-		g_data_input_stream_set_newline_type(chat->lines, G_DATA_STREAM_NEWLINE_TYPE_LF);
-	}
+	chat->input = codechat_chat_input_new(chat_line_cb, chat_complete_cb, chat);
+	prompt = chat_make_prompt(chat);
+	codechat_chat_input_start(chat->input, prompt);
 	codechat_session_start(chat->session);
 }
