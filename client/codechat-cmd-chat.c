@@ -86,6 +86,7 @@ struct _Chat {
 	GQueue outbox;		    /* (element-type ChatOp) (owned) says typed offline */
 	GString *code;		    /* (owned) (nullable) a /code block being typed */
 	gchar *code_lang;	    /* (owned) (nullable) its language */
+	gchar *epoch;		    /* (owned) (nullable) the store the shown ids belong to */
 	GError *error;		    /* (owned) (nullable) why it stopped */
 	guint in_flight;	    /* requests sent and not answered */
 	guint sigint_id;	    /* GSource id, 0 if none */
@@ -122,6 +123,7 @@ chat_clear(Chat *chat)
 	if (chat->code != NULL)
 		g_string_free(chat->code, TRUE);
 	g_clear_pointer(&chat->code_lang, g_free);
+	g_clear_pointer(&chat->epoch, g_free);
 	g_clear_error(&chat->error);
 }
 
@@ -312,6 +314,28 @@ chat_show_room_message(Chat *chat, ChatRoom *room, JsonObject *message, gboolean
 		chat_notify(chat, message);
 }
 
+/* ids belong to one history store: when the server's was created anew,
+ * its ids start from 1 again, and what was shown tells nothing */
+static void
+chat_check_epoch(Chat *chat)
+{
+	const gchar *epoch = codechat_session_get_epoch(chat->session);
+
+	if (epoch == NULL || g_strcmp0(epoch, chat->epoch) == 0)
+		return;
+	if (chat->epoch != NULL) {
+		g_debug("new history store %s: forgetting the ids shown", epoch);
+		for (guint i = 0; i < chat->rooms->len; i++) {
+			ChatRoom *room = g_ptr_array_index(chat->rooms, i);
+
+			room->shown_id = 0;
+		}
+		g_hash_table_remove_all(chat->left_at);
+	}
+	g_free(chat->epoch);
+	chat->epoch = g_strdup(epoch);
+}
+
 /* a message that came by itself or acknowledges ours */
 static void
 chat_handle_message(Chat *chat, JsonObject *message)
@@ -319,6 +343,7 @@ chat_handle_message(Chat *chat, JsonObject *message)
 	const gchar *name = codechat_cmd_get_string(message, "room");
 	ChatRoom *room;
 
+	chat_check_epoch(chat);
 	if (name == NULL) {
 		/* a direct message: never replayed, never doubled */
 		chat_print_message(chat, message);
@@ -402,6 +427,7 @@ chat_handle_backlog(Chat *chat, ChatOp *op, JsonObject *reply, const GError *err
 
 	if (room == NULL || room->backlog != BACKLOG_REQUESTED)
 		return;
+	chat_check_epoch(chat);
 	if (reply == NULL && g_error_matches(error, CODECHAT_ERROR, CODECHAT_ERROR_CLOSED)) {
 		/* asked again once connected again */
 		room->backlog = BACKLOG_NEEDED;

@@ -1246,10 +1246,13 @@ test_cannot_connect(void)
 }
 
 /* the daemon restarts: the prompt says offline, a line typed meanwhile
- * is sent once back, and what bob said while alice was away shows once */
+ * is sent once back, and what bob said while alice was away shows once;
+ * also when the daemon comes back with a new, empty history store, whose
+ * ids start from 1 again */
 static void
-test_restart(void)
+test_restart(gconstpointer data)
 {
+	gboolean new_store = GPOINTER_TO_INT(data);
 	g_autoptr(CodechatTestDaemon) first = NULL;
 	g_autoptr(CodechatTestDaemon) second = NULL;
 	g_autoptr(CodechatTestWs) bob = NULL;
@@ -1277,7 +1280,11 @@ test_restart(void)
 	g_subprocess_send_signal(t->proc, SIGSTOP);
 	{
 		g_autofree gchar *port = g_strdup_printf("127.0.0.1:%u", first->port);
-		const gchar *const args[] = {"--listen", port, "--data-dir", first->data_dir, NULL};
+		const gchar *const args[] = {"--listen",
+					     port,
+					     new_store ? NULL : "--data-dir",
+					     first->data_dir,
+					     NULL};
 
 		second = codechat_test_daemon_start(args);
 	}
@@ -1288,6 +1295,10 @@ test_restart(void)
 	g_subprocess_send_signal(t->proc, SIGCONT);
 
 	term_wait_text(t, "-- reconnected to #general");
+	if (new_store)
+		term_wait_text(t, "history was reset");
+	else
+		g_assert_cmpuint(term_count(t, "history was reset"), ==, 0);
 	term_wait_cursor_line(t, PROMPT_GEN);
 	term_wait_text(t, "<bob> said while alice was away");
 	msg = bob_expect(bob, "typed while away");
@@ -1381,6 +1392,9 @@ main(int argc, char **argv)
 	ADD("script", test_script);
 #undef ADD
 	g_test_add_func("/codechat/chat/cannot-connect", test_cannot_connect);
-	g_test_add_func("/codechat/chat/restart", test_restart);
+	g_test_add_data_func("/codechat/chat/restart", GINT_TO_POINTER(FALSE), test_restart);
+	g_test_add_data_func("/codechat/chat/restart-new-store",
+			     GINT_TO_POINTER(TRUE),
+			     test_restart);
 	return g_test_run();
 }
