@@ -23,7 +23,8 @@
  * scripts, and it reads a line only while connected, so that `/who` or
  * `/history` in a script always get an answer.  End of input (Ctrl-D, or the end of the
  * piped text) and `/quit` wait for what was sent to be acknowledged,
- * then close with 1000 and exit 0; SIGINT and SIGTERM close at once.
+ * then close with 1000 and exit 0; SIGINT, SIGTERM and SIGHUP (the
+ * terminal closed) close at once.
  *
  * On start, the last page of each room's history is shown (the backlog),
  * then live messages.  The CodechatSession reconnects after a drop or a
@@ -91,6 +92,7 @@ struct _Chat {
 	guint in_flight;	    /* requests sent and not answered */
 	guint sigint_id;	    /* GSource id, 0 if none */
 	guint sigterm_id;	    /* GSource id, 0 if none */
+	guint sighup_id;	    /* GSource id, 0 if none: the terminal was closed */
 	gboolean online;	    /* the session is ready */
 	gboolean ever_online;
 	gboolean quitting; /* waiting for answers, then stop */
@@ -108,7 +110,7 @@ chat_room_free(ChatRoom *room)
 static void
 chat_clear(Chat *chat)
 {
-	g_assert(chat->sigint_id == 0 && chat->sigterm_id == 0);
+	g_assert(chat->sigint_id == 0 && chat->sigterm_id == 0 && chat->sighup_id == 0);
 	if (chat->session != NULL)
 		g_signal_handlers_disconnect_by_data(chat->session, chat);
 	g_clear_object(&chat->session);
@@ -1088,6 +1090,7 @@ chat_stop(Chat *chat, GError *error)
 	codechat_chat_input_stop(chat->input);
 	g_clear_handle_id(&chat->sigint_id, g_source_remove);
 	g_clear_handle_id(&chat->sigterm_id, g_source_remove);
+	g_clear_handle_id(&chat->sighup_id, g_source_remove);
 	while ((op = g_queue_pop_head(&chat->outbox)) != NULL)
 		chat_op_free(op);
 	g_signal_handlers_disconnect_by_data(chat->session, chat);
@@ -1309,6 +1312,7 @@ codechat_cmd_chat(CodechatApplication *app)
 	g_signal_connect(chat->session, "failed", G_CALLBACK(chat_session_failed_cb), chat);
 	chat->sigint_id = g_unix_signal_add(SIGINT, chat_signal_cb, chat);
 	chat->sigterm_id = g_unix_signal_add(SIGTERM, chat_signal_cb, chat);
+	chat->sighup_id = g_unix_signal_add(SIGHUP, chat_signal_cb, chat);
 
 	chat->input = codechat_chat_input_new(chat_line_cb, chat_complete_cb, chat);
 	prompt = chat_make_prompt(chat);

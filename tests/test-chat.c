@@ -334,6 +334,8 @@ term_read_all(Term *t)
 	guint8 buf[4096];
 	gssize n;
 
+	if (t->master < 0)
+		return;
 	while ((n = read(t->master, buf, sizeof(buf))) > 0) {
 		g_byte_array_append(t->raw, buf, (guint)n);
 		screen_feed(t->screen, buf, (gsize)n);
@@ -451,7 +453,8 @@ term_free(Term *t)
 			g_main_context_iteration(NULL, TRUE);
 	}
 	g_clear_handle_id(&t->watch_id, g_source_remove);
-	close(t->master);
+	if (t->master >= 0)
+		close(t->master);
 	close(t->slave);
 	g_object_unref(t->proc);
 	g_byte_array_unref(t->raw);
@@ -1123,6 +1126,24 @@ test_ctrl_c(Fixture *f, gconstpointer data)
 	bob_expect_presence(f->bob, "general", "quit");
 }
 
+/* the terminal is closed under it (the window, an ssh session gone):
+ * the client gets SIGHUP and closes its session instead of dying */
+static void
+test_hangup(Fixture *f, gconstpointer data)
+{
+	g_autoptr(Term) t = alice_start(f, NULL);
+
+	term_type(t, "typing when the window closes");
+	term_wait_cursor_line(t, PROMPT_GEN "typing when the window closes");
+	g_clear_handle_id(&t->watch_id, g_source_remove);
+	close(t->master);
+	t->master = -1;
+	term_wait(t, check_exited, NULL, "the client to exit");
+	g_assert_cmpint(t->status, ==, 0);
+	bob_expect_presence(f->bob, "general", "join");
+	bob_expect_presence(f->bob, "general", "quit");
+}
+
 /* colours: on with --color=always, a colour per nick; off with NO_COLOR
  * and with --color=never */
 static const gchar *
@@ -1388,6 +1409,7 @@ main(int argc, char **argv)
 	ADD("completion", test_completion);
 	ADD("sigterm", test_sigterm);
 	ADD("ctrl-c", test_ctrl_c);
+	ADD("hangup", test_hangup);
 	ADD("colors", test_colors);
 	ADD("script", test_script);
 #undef ADD
