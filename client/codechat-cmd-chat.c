@@ -180,7 +180,20 @@ chat_print(Chat *chat, const gchar *text)
 	codechat_chat_input_print(chat->input, text);
 }
 
-/* a line of the client's own: `-- text`, dim when in colour */
+/* a line of the client's own, @text safe to print: `-- text`, dim when
+ * in colour */
+static void
+chat_status_safe(Chat *chat, const gchar *text)
+{
+	g_autofree gchar *line = NULL;
+
+	if (codechat_output_use_color(chat->output))
+		line = g_strdup_printf("\033[2m-- %s\033[0m", text);
+	else
+		line = g_strdup_printf("-- %s", text);
+	chat_print(chat, line);
+}
+
 static void
 chat_status(Chat *chat, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 
@@ -190,18 +203,13 @@ chat_status(Chat *chat, const gchar *format, ...)
 	va_list args;
 	g_autofree gchar *formatted = NULL;
 	g_autofree gchar *text = NULL;
-	g_autofree gchar *line = NULL;
 
 	va_start(args, format);
 	formatted = g_strdup_vprintf(format, args);
 	va_end(args);
 	/* it may quote the server (errors, close reasons) */
 	text = codechat_output_sanitize(formatted);
-	if (codechat_output_use_color(chat->output))
-		line = g_strdup_printf("\033[2m-- %s\033[0m", text);
-	else
-		line = g_strdup_printf("-- %s", text);
-	chat_print(chat, line);
+	chat_status_safe(chat, text);
 }
 
 static void
@@ -521,6 +529,8 @@ chat_handle_reply(Chat *chat, ChatOp *op, JsonObject *reply, const GError *error
 	case OP_WHO: {
 		JsonArray *members = codechat_cmd_get_array(reply, "members");
 		g_autoptr(GString) names = g_string_new(NULL);
+		g_autofree gchar *room = codechat_output_sanitize(op->room);
+		g_autofree gchar *text = NULL;
 		guint n = 0;
 
 		for (guint i = 0; members != NULL && i < json_array_get_length(members); i++) {
@@ -534,9 +544,10 @@ chat_handle_reply(Chat *chat, ChatOp *op, JsonObject *reply, const GError *error
 			nick = codechat_output_sanitize(json_node_get_string(node));
 			if (n++ > 0)
 				g_string_append(names, ", ");
+			/* each in its colour, then dim again */
 			if (codechat_output_use_color(chat->output))
 				g_string_append_printf(names,
-						       "%s%s\033[0m",
+						       "%s%s\033[0m\033[2m",
 						       codechat_output_nick_color(nick),
 						       nick);
 			else
@@ -546,14 +557,15 @@ chat_handle_reply(Chat *chat, ChatOp *op, JsonObject *reply, const GError *error
 			chat_status(chat, _("nobody is in #%s"), op->room);
 			break;
 		}
-		chat_status(chat,
-			    g_dngettext(GETTEXT_PACKAGE,
-					"#%s has %u member: %s",
-					"#%s has %u members: %s",
-					n),
-			    op->room,
-			    n,
-			    names->str);
+		/* the names are sanitized, their colours are ours */
+		text = g_strdup_printf(g_dngettext(GETTEXT_PACKAGE,
+						   "#%s has %u member: %s",
+						   "#%s has %u members: %s",
+						   n),
+				       room,
+				       n,
+				       names->str);
+		chat_status_safe(chat, text);
 		break;
 	}
 	case OP_ROOMS: {

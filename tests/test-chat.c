@@ -1185,13 +1185,26 @@ test_colors(Fixture *f, gconstpointer data)
 		term_type(t, "me too\r");
 		msg = bob_expect(f->bob, "me too");
 		term_wait_text(t, "<alice> me too");
+		term_type(t, "/who\r");
+		term_wait_text(t, "-- #general has 2 members: ");
 		raw = g_strndup((const gchar *)t->raw->data, t->raw->len);
+		/* colours in a line of the client's own are not taken for
+		 * control characters and replaced */
+		g_assert_null(strstr(raw, "\xef\xbf\xbd"));
 		sgr_before(raw, "<bob>", &bob_sgr);
 		sgr_before(raw, "<alice>", &alice_sgr);
 		g_test_message("bob %s, alice %s", bob_sgr + 1, alice_sgr + 1);
 		g_assert_true(g_str_has_suffix(bob_sgr, "m"));
 		g_assert_true(g_str_has_suffix(alice_sgr, "m"));
 		g_assert_cmpstr(bob_sgr, !=, alice_sgr);
+		/* and in /who, each nick in its colour */
+		{
+			g_autofree gchar *who = g_strdup_printf("%sbob\033[0m", bob_sgr);
+			g_autofree gchar *who_alice = g_strdup_printf("%salice\033[0m", alice_sgr);
+
+			g_assert_nonnull(strstr(raw, who));
+			g_assert_nonnull(strstr(raw, who_alice));
+		}
 		/* the same nick, the same colour: in the backlog and live */
 		{
 			g_autofree gchar *live = NULL;
