@@ -1001,16 +1001,20 @@ test_code(Fixture *f, gconstpointer data)
 
 	term_type(t, "/code c\r");
 	term_wait_cursor_line(t, "...");
+	/* inside the block, a line starting with / is code, not a command */
+	term_type(t, "/* the answer */\r");
 	term_type(t, "int\r");
 	term_type(t, "main(void)\r");
 	term_type(t, "{ return 0; }\r");
 	term_wait_text(t, "... { return 0; }");
 	term_type(t, ".\r");
 	/* one message, the whole block: nothing was sent line by line */
-	msg = bob_expect(f->bob, "int\nmain(void)\n{ return 0; }");
+	msg = bob_expect(f->bob, "/* the answer */\nint\nmain(void)\n{ return 0; }");
 	g_assert_cmpstr(codechat_test_json_string(msg, "kind"), ==, "code");
 	g_assert_cmpstr(codechat_test_json_string(msg, "lang"), ==, "c");
-	term_wait_text(t, "<alice> code (c):\n    int\n    main(void)\n    { return 0; }\n");
+	term_wait_text(t,
+		       "<alice> code (c):\n    /* the answer */\n    int\n    main(void)\n    { "
+		       "return 0; }\n");
 	term_wait_cursor_line(t, PROMPT_GEN);
 	term_type(t, "/quit\r");
 	g_assert_cmpint(term_wait_exit(t), ==, 0);
