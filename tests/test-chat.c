@@ -1350,6 +1350,8 @@ test_restart(gconstpointer data)
 	g_assert_cmpuint(term_count(t, "<alice> typed while away"), ==, 1);
 	term_type(t, "/quit\r");
 	g_assert_cmpint(term_wait_exit(t), ==, 0);
+	/* the whole story, in the test log */
+	term_dump(t);
 
 	g_clear_pointer(&bob, codechat_test_ws_free);
 	daemon_pid = 0;
