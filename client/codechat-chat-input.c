@@ -3,6 +3,7 @@
 
 #include "config.h"
 
+#include <errno.h>
 #include <gio/gunixinputstream.h>
 #include <glib-unix.h>
 #include <glib/gi18n.h>
@@ -45,6 +46,7 @@ struct _CodechatChatInput {
 	GCancellable *cancellable; /* (owned) */
 	guint stdin_id;		   /* GSource id of the readline watch, 0 if none */
 	guint sigwinch_id;	   /* GSource id, 0 if none */
+	guint sigtstp_id;	   /* GSource id of the Ctrl-Z pipe, 0 if none */
 	gboolean interactive;
 	gboolean readline_active; /* its handler is installed */
 	gboolean in_handler;	  /* in the line handler: the line was accepted,
@@ -66,7 +68,7 @@ input_ref(CodechatChatInput *self)
 static void
 input_clear(CodechatChatInput *self)
 {
-	g_assert(self->stdin_id == 0 && self->sigwinch_id == 0);
+	g_assert(self->stdin_id == 0 && self->sigwinch_id == 0 && self->sigtstp_id == 0);
 	g_free(self->prompt);
 	g_clear_pointer(&self->matches, g_ptr_array_unref);
 	g_clear_object(&self->lines);
@@ -135,6 +137,83 @@ sigwinch_cb(gpointer user_data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* Ctrl-Z.  GLib cannot watch SIGTSTP, and a process stopped while
+ * readline holds the terminal leaves the shell a raw one: the handler
+ * only wakes the main loop, which gives the terminal back, stops for
+ * real, and takes the terminal again when continued (fg). */
+static gint sigtstp_pipe[2] = {-1, -1};
+
+static void
+sigtstp_handler(int signum)
+{
+	gint saved_errno = errno;
+	gssize written = write(sigtstp_pipe[1], "z", 1);
+
+	(void)written;
+	errno = saved_errno;
+}
+
+static gboolean
+sigtstp_cb(gint fd, GIOCondition condition, gpointer user_data)
+{
+	CodechatChatInput *self = user_data;
+	struct sigaction dfl = {0};
+	struct sigaction ours = {0};
+	gchar buf[16];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	if (!self->readline_active)
+		return G_SOURCE_CONTINUE;
+	rl_cleanup_after_signal();
+	fflush(stdout);
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(SIGTSTP, &dfl, &ours);
+	/* stops here; an orphaned process group is not stopped, and goes on */
+	raise(SIGTSTP);
+	sigaction(SIGTSTP, &ours, NULL);
+	rl_reset_after_signal();
+	rl_on_new_line();
+	rl_redisplay();
+	return G_SOURCE_CONTINUE;
+}
+
+static void
+watch_sigtstp(CodechatChatInput *self)
+{
+	g_autoptr(GError) error = NULL;
+	struct sigaction sa = {0};
+
+	if (!g_unix_open_pipe(sigtstp_pipe, FD_CLOEXEC, &error) ||
+	    !g_unix_set_fd_nonblocking(sigtstp_pipe[0], TRUE, &error) ||
+	    !g_unix_set_fd_nonblocking(sigtstp_pipe[1], TRUE, &error)) {
+		g_debug("Ctrl-Z will not give the terminal back: %s", error->message);
+		return;
+	}
+	self->sigtstp_id = g_unix_fd_add(sigtstp_pipe[0], G_IO_IN, sigtstp_cb, self);
+	sa.sa_handler = sigtstp_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTSTP, &sa, NULL);
+}
+
+static void
+unwatch_sigtstp(CodechatChatInput *self)
+{
+	struct sigaction dfl = {0};
+
+	if (self->sigtstp_id == 0)
+		return;
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(SIGTSTP, &dfl, NULL);
+	g_clear_handle_id(&self->sigtstp_id, g_source_remove);
+	close(sigtstp_pipe[0]);
+	close(sigtstp_pipe[1]);
+	sigtstp_pipe[0] = sigtstp_pipe[1] = -1;
+}
+
 /* the @state-th match, from 0 */
 static char *
 match_cb(const char *text, int state)
@@ -177,6 +256,7 @@ start_readline(CodechatChatInput *self)
 	self->readline_active = TRUE;
 	self->stdin_id = g_unix_fd_add(STDIN_FILENO, G_IO_IN | G_IO_HUP | G_IO_ERR, stdin_cb, self);
 	self->sigwinch_id = g_unix_signal_add(SIGWINCH, sigwinch_cb, self);
+	watch_sigtstp(self);
 }
 
 /* line mode */
@@ -353,6 +433,7 @@ codechat_chat_input_stop(CodechatChatInput *self)
 	self->stopped = TRUE;
 	g_clear_handle_id(&self->stdin_id, g_source_remove);
 	g_clear_handle_id(&self->sigwinch_id, g_source_remove);
+	unwatch_sigtstp(self);
 	if (self->readline_active) {
 		if (!self->in_handler && rl_end == 0)
 			rl_clear_visible_line();

@@ -379,6 +379,7 @@ term_child_setup(gpointer user_data)
 typedef enum {
 	TERM_DEFAULT = 0,
 	TERM_KEEP_NO_COLOR_UNSET = 1 << 0, /* NO_COLOR not in the environment */
+	TERM_SHELL = 1 << 1,		   /* an interactive bash, not the client */
 } TermFlags;
 
 /* starts `codechat --server URI --nick NICK chat ARGS…` in a new pty */
@@ -423,15 +424,25 @@ term_start(const gchar *uri, const gchar *nick, TermFlags flags, const gchar *co
 					     g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS"),
 					     TRUE);
 
-	g_ptr_array_add(argv, g_strdup(codechat_test_client_path()));
-	g_ptr_array_add(argv, g_strdup("--server"));
-	g_ptr_array_add(argv, g_strdup(uri));
-	g_ptr_array_add(argv, g_strdup("--nick"));
-	g_ptr_array_add(argv, g_strdup(nick));
-	/* the global options are taken after the command too */
-	g_ptr_array_add(argv, g_strdup("chat"));
-	for (guint i = 0; args != NULL && args[i] != NULL; i++)
-		g_ptr_array_add(argv, g_strdup(args[i]));
+	if (flags & TERM_SHELL) {
+		/* a shell with job control, for Ctrl-Z and fg */
+		g_subprocess_launcher_setenv(launcher, "PS1", "$ ", TRUE);
+		g_subprocess_launcher_setenv(launcher, "HISTFILE", "/dev/null", TRUE);
+		g_ptr_array_add(argv, g_strdup("/bin/bash"));
+		g_ptr_array_add(argv, g_strdup("--norc"));
+		g_ptr_array_add(argv, g_strdup("--noprofile"));
+		g_ptr_array_add(argv, g_strdup("-i"));
+	} else {
+		g_ptr_array_add(argv, g_strdup(codechat_test_client_path()));
+		g_ptr_array_add(argv, g_strdup("--server"));
+		g_ptr_array_add(argv, g_strdup(uri));
+		g_ptr_array_add(argv, g_strdup("--nick"));
+		g_ptr_array_add(argv, g_strdup(nick));
+		/* the global options are taken after the command too */
+		g_ptr_array_add(argv, g_strdup("chat"));
+		for (guint i = 0; args != NULL && args[i] != NULL; i++)
+			g_ptr_array_add(argv, g_strdup(args[i]));
+	}
 	g_ptr_array_add(argv, NULL);
 
 	t->proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
@@ -1130,6 +1141,52 @@ test_ctrl_c(Fixture *f, gconstpointer data)
 	bob_expect_presence(f->bob, "general", "quit");
 }
 
+/* Ctrl-Z in a shell with job control: the shell gets a sane terminal
+ * while chat is stopped; after fg, the prompt and the half-typed line
+ * are back and typing goes on */
+static void
+test_ctrl_z(Fixture *f, gconstpointer data)
+{
+	g_autoptr(Term) t = NULL;
+	g_autoptr(JsonObject) msg = NULL;
+	g_autofree gchar *command = NULL;
+
+	if (!g_file_test("/bin/bash", G_FILE_TEST_IS_EXECUTABLE)) {
+		g_test_skip("no /bin/bash for job control");
+		return;
+	}
+	t = term_start(f->daemon->uri, "alice", TERM_SHELL, NULL);
+	term_wait_cursor_line(t, "$");
+	command = g_strdup_printf("%s --server %s --nick alice chat\r",
+				  codechat_test_client_path(),
+				  f->daemon->uri);
+	term_type(t, command);
+	term_wait_ready(t, "general");
+	term_type(t, "abc");
+	term_wait_cursor_line(t, PROMPT_GEN "abc");
+	term_type(t, "\032");
+	term_wait_text(t, "Stopped");
+	term_wait_cursor_line(t, "$");
+	/* the shell works as usual meanwhile */
+	term_type(t, "echo from the shell\r");
+	term_wait_text(t, "\nfrom the shell\n");
+	term_wait_cursor_line(t, "$");
+	/* back in the foreground, chat draws its prompt and the line again
+	 * at once */
+	term_type(t, "fg\r");
+	term_wait_cursor_line(t, PROMPT_GEN "abc");
+	bob_say(f->bob, "general", "welcome back");
+	term_wait_text(t, "<bob> welcome back");
+	term_wait_cursor_line(t, PROMPT_GEN "abc");
+	term_type(t, "def\r");
+	msg = bob_expect(f->bob, "abcdef");
+	term_type(t, "/quit\r");
+	term_wait_cursor_line(t, "$");
+	term_type(t, "exit\r");
+	/* bash exits with the status of the last command: chat's */
+	g_assert_cmpint(term_wait_exit(t), ==, 0);
+}
+
 /* the terminal is closed under it (the window, an ssh session gone):
  * the client gets SIGHUP and closes its session instead of dying */
 static void
@@ -1429,6 +1486,7 @@ main(int argc, char **argv)
 	ADD("sigterm", test_sigterm);
 	ADD("ctrl-c", test_ctrl_c);
 	ADD("hangup", test_hangup);
+	ADD("ctrl-z", test_ctrl_z);
 	ADD("colors", test_colors);
 	ADD("script", test_script);
 #undef ADD
