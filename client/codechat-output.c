@@ -19,8 +19,9 @@
 /* continuation lines of a message, and every line of a snippet */
 #define INDENT "    "
 
-/* nick colours for the interactive chat: none of them is the dim, room,
- * code or action colour, so a nick never looks like the rest of a line */
+/* nick colours for the interactive chat: none is the plain cyan of rooms,
+ * yellow of code or magenta of actions, so a nick stands out of its line;
+ * the last three need a 256-colour terminal (others show them plain) */
 static const gchar *const nick_palette[] = {
     "\033[31m",
     "\033[32m",
