@@ -109,14 +109,18 @@ static const CodechatCommand commands[] = {
     {"chat",
      NULL,
      N_("Chat interactively in a room"),
-     N_("A prompt with line editing and input history; messages arrive above it.\n"
-	"Type text to say it in the current room, or a command: /join ROOM,\n"
-	"/part [ROOM], /me ACTION, /msg NICK TEXT, /who, /rooms, /history [N],\n"
-	"/code [LANG] (a snippet: lines until one with a single “.”), /help,\n"
-	"/quit (or Ctrl-D). Reconnects and resumes by itself.\n"
+     N_("Shows the last messages of the room, then messages as they arrive,\n"
+	"above the line you type (GNU readline: history, Tab completion).\n"
+	"Lines are said in the current room; commands start with “/”:\n"
+	"/join ROOM, /part [ROOM], /me ACTION, /msg NICK TEXT, /who, /rooms,\n"
+	"/history [N], /code [LANG] (lines until a single “.”), /help, /quit.\n"
+	"Ctrl-D or /quit leaves. After a drop it reconnects and resumes by\n"
+	"itself; the prompt says (offline) meanwhile. Without a terminal, the\n"
+	"lines come from the standard input, for scripts.\n"
 	"\n"
-	"Example:\n"
-	"  codechat chat --room general"),
+	"Examples:\n"
+	"  codechat chat --room dev\n"
+	"  printf 'deploy done\\n/who\\n' | codechat chat --room ops"),
      codechat_cmd_chat},
     {"rooms",
      NULL,

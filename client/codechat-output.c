@@ -19,9 +19,28 @@
 /* continuation lines of a message, and every line of a snippet */
 #define INDENT "    "
 
+/* nick colours for the interactive chat: none is the plain cyan of rooms,
+ * yellow of code or magenta of actions, so a nick stands out of its line;
+ * the last three need a 256-colour terminal (others show them plain) */
+static const gchar *const nick_palette[] = {
+    "\033[31m",
+    "\033[32m",
+    "\033[34m",
+    "\033[1;31m",
+    "\033[1;32m",
+    "\033[1;33m",
+    "\033[1;34m",
+    "\033[1;35m",
+    "\033[1;36m",
+    "\033[38;5;208m",
+    "\033[38;5;141m",
+    "\033[38;5;43m",
+};
+
 struct _CodechatOutput {
 	gboolean json;
 	gboolean color;
+	gboolean nick_colors;
 };
 
 gboolean
@@ -88,6 +107,32 @@ codechat_output_use_color(CodechatOutput *self)
 }
 
 /**
+ * codechat_output_set_nick_colors:
+ *
+ * With colours on, gives each nick a colour of its own (the same one in
+ * every run) instead of bold: what `chat` wants, where many people talk.
+ */
+void
+codechat_output_set_nick_colors(CodechatOutput *self, gboolean nick_colors)
+{
+	self->nick_colors = nick_colors;
+}
+
+/* the escape sequence that starts @nick's colour; nicks are unique
+ * without regard to case, so are their colours */
+const gchar *
+codechat_output_nick_color(const gchar *nick)
+{
+	g_autofree gchar *lower = g_ascii_strdown(nick != NULL ? nick : "", -1);
+	guint hash = 5381;
+
+	/* djb2, spelled out: the colours must not change between versions */
+	for (const gchar *p = lower; *p != '\0'; p++)
+		hash = hash * 33 + (guchar)*p;
+	return nick_palette[hash % G_N_ELEMENTS(nick_palette)];
+}
+
+/**
  * codechat_output_sanitize:
  *
  * Replaces control characters other than newline and tab, so that what
@@ -149,6 +194,18 @@ append_colored(CodechatOutput *self, GString *out, const gchar *color, const gch
 		g_string_append(out, text);
 }
 
+/* `<nick>`: bold, or the nick's own colour */
+static void
+append_nick(CodechatOutput *self, GString *out, const gchar *nick)
+{
+	g_autofree gchar *label = g_strdup_printf("<%s>", nick);
+
+	append_colored(self,
+		       out,
+		       self->nick_colors ? codechat_output_nick_color(nick) : COLOR_BOLD,
+		       label);
+}
+
 /* the lines of @text after the first, each indented */
 static void
 append_lines(GString *out, const gchar *text, gboolean first_on_own_line)
@@ -200,16 +257,18 @@ codechat_output_format_message(CodechatOutput *self, JsonObject *message)
 		g_string_append_c(out, ' ');
 	} else {
 		g_autofree gchar *t = codechat_output_sanitize(to);
-		g_autofree gchar *label = g_strdup_printf("<%s>", from);
 
-		append_colored(self, out, COLOR_BOLD, label);
+		append_nick(self, out, from);
 		g_string_append_printf(out, " -> %s: ", t);
 	}
 
 	if (g_strcmp0(kind, "action") == 0) {
 		g_autofree gchar *me = g_strdup_printf("* %s", from);
 
-		append_colored(self, out, COLOR_ME, me);
+		append_colored(self,
+			       out,
+			       self->nick_colors ? codechat_output_nick_color(from) : COLOR_ME,
+			       me);
 		g_string_append_c(out, ' ');
 		append_lines(out, text, FALSE);
 	} else if (g_strcmp0(kind, "code") == 0) {
@@ -218,9 +277,7 @@ codechat_output_format_message(CodechatOutput *self, JsonObject *message)
 		g_autoptr(GString) what = g_string_new(_("code"));
 
 		if (room != NULL) {
-			g_autofree gchar *label = g_strdup_printf("<%s>", from);
-
-			append_colored(self, out, COLOR_BOLD, label);
+			append_nick(self, out, from);
 			g_string_append_c(out, ' ');
 		}
 		if (lang != NULL || filename != NULL) {
@@ -241,9 +298,7 @@ codechat_output_format_message(CodechatOutput *self, JsonObject *message)
 		append_lines(out, text, TRUE);
 	} else {
 		if (room != NULL) {
-			g_autofree gchar *label = g_strdup_printf("<%s>", from);
-
-			append_colored(self, out, COLOR_BOLD, label);
+			append_nick(self, out, from);
 			g_string_append_c(out, ' ');
 		}
 		append_lines(out, text, FALSE);
@@ -299,35 +354,47 @@ get_int(JsonObject *obj, const gchar *name)
 	return json_node_get_int(node);
 }
 
+/**
+ * codechat_output_format_room:
+ *
+ * The plain form of an entry of `rooms` (name, members, last_id, topic),
+ * without the final newline.
+ */
+gchar *
+codechat_output_format_room(CodechatOutput *self, JsonObject *room)
+{
+	g_autoptr(GString) out = g_string_new(NULL);
+	g_autofree gchar *name = codechat_output_sanitize(get_string(room, "name"));
+	g_autofree gchar *topic = codechat_output_sanitize(get_string(room, "topic"));
+	g_autofree gchar *label = g_strdup_printf("#%-24s", name);
+	gint64 members = get_int(room, "members");
+
+	append_colored(self, out, COLOR_ROOM, label);
+	g_string_append_printf(
+	    out,
+	    " %4" G_GINT64_FORMAT " %-7s  %s %" G_GINT64_FORMAT "%s%s",
+	    members,
+	    g_dngettext(GETTEXT_PACKAGE, "member", "members", (gulong)MAX(members, 0)),
+	    /* Translators: followed by the id of the room's latest message */
+	    _("last id"),
+	    get_int(room, "last_id"),
+	    topic[0] != '\0' ? "  " : "",
+	    topic);
+	return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
 /* an entry of `rooms`: name, members, last_id, topic */
 void
 codechat_output_room(CodechatOutput *self, JsonObject *room)
 {
-	g_autofree gchar *name = NULL;
-	g_autofree gchar *topic = NULL;
-	g_autofree gchar *label = NULL;
-	gint64 members;
+	g_autofree gchar *line = NULL;
 
 	if (self->json) {
 		codechat_output_json(self, room);
 		return;
 	}
-	name = codechat_output_sanitize(get_string(room, "name"));
-	topic = codechat_output_sanitize(get_string(room, "topic"));
-	members = get_int(room, "members");
-	label = g_strdup_printf("#%-24s", name);
-	if (self->color)
-		g_print(COLOR_ROOM "%s" COLOR_RESET, label);
-	else
-		g_print("%s", label);
-	g_print(" %4" G_GINT64_FORMAT " %-7s  %s %" G_GINT64_FORMAT "%s%s\n",
-		members,
-		g_dngettext(GETTEXT_PACKAGE, "member", "members", (gulong)MAX(members, 0)),
-		/* Translators: followed by the id of the room's latest message */
-		_("last id"),
-		get_int(room, "last_id"),
-		topic[0] != '\0' ? "  " : "",
-		topic);
+	line = codechat_output_format_room(self, room);
+	g_print("%s\n", line);
 }
 
 void

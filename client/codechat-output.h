@@ -26,6 +26,10 @@ gboolean
 codechat_output_is_json(CodechatOutput *self);
 gboolean
 codechat_output_use_color(CodechatOutput *self);
+void
+codechat_output_set_nick_colors(CodechatOutput *self, gboolean nick_colors);
+const gchar *
+codechat_output_nick_color(const gchar *nick);
 
 gchar *
 codechat_output_sanitize(const gchar *text);
@@ -33,6 +37,8 @@ gchar *
 codechat_output_format_message(CodechatOutput *self, JsonObject *message);
 void
 codechat_output_message(CodechatOutput *self, JsonObject *message);
+gchar *
+codechat_output_format_room(CodechatOutput *self, JsonObject *room);
 void
 codechat_output_room(CodechatOutput *self, JsonObject *room);
 void
