@@ -514,6 +514,7 @@ chat_handle_reply(Chat *chat, ChatOp *op, JsonObject *reply, const GError *error
 
 	switch (op->kind) {
 	case OP_SAY:
+		codechat_session_note_sent(chat->session, reply);
 		chat_handle_message(chat, reply);
 		break;
 	case OP_JOIN: {

@@ -685,6 +685,35 @@ session_connect(CodechatSession *self)
 }
 
 /**
+ * codechat_session_note_sent:
+ * @message: the server's reply to a `say` sent on the session's connection
+ *
+ * The server answers the sender with the message instead of sending it as
+ * a broadcast, so the session never sees its own messages go by: without
+ * this, a resume would count them among the missed ones.  A reply comes in
+ * order with the room's broadcasts, so every earlier message of the room
+ * was delivered already, unless the room is still being resumed.
+ */
+void
+codechat_session_note_sent(CodechatSession *self, JsonObject *message)
+{
+	const gchar *name;
+	SessionRoom *room;
+	gint64 id = 0;
+
+	g_return_if_fail(CODECHAT_IS_SESSION(self));
+	g_return_if_fail(message != NULL);
+
+	name = codechat_cmd_get_string(message, "room");
+	room = name != NULL ? find_room(self, name) : NULL;
+	if (room == NULL || !room->positioned || room->resuming || room->counting)
+		return;
+	if (!codechat_cmd_get_int(message, "id", &id) || id < 1 || (guint64)id <= room->last_id)
+		return;
+	room->last_id = (guint64)id;
+}
+
+/**
  * codechat_session_add_room:
  * @room: a room to follow
  *

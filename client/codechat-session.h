@@ -17,6 +17,8 @@ codechat_session_new(const gchar *uri, const gchar *nick, const gchar *token);
 void
 codechat_session_add_room(CodechatSession *self, const gchar *room);
 void
+codechat_session_note_sent(CodechatSession *self, JsonObject *message);
+void
 codechat_session_start(CodechatSession *self);
 CodechatConnection *
 codechat_session_get_connection(CodechatSession *self);

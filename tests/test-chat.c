@@ -1361,6 +1361,9 @@ test_restart(gconstpointer data)
 	t = term_start(first->uri, "alice", TERM_DEFAULT, NULL);
 	term_wait_ready(t, "general");
 	term_wait_text(t, "<bob> before the restart");
+	/* alice's own message is no missed one when she resumes */
+	term_type(t, "mine before\r");
+	term_wait_text(t, "<alice> mine before");
 	g_clear_pointer(&bob, codechat_test_ws_free);
 
 	daemon_pid = 0;
@@ -1396,6 +1399,8 @@ test_restart(gconstpointer data)
 		g_assert_cmpuint(term_count(t, "history was reset"), ==, 0);
 	term_wait_cursor_line(t, PROMPT_GEN);
 	term_wait_text(t, "<bob> said while alice was away");
+	if (!new_store)
+		term_wait_text(t, "-- resumed #general, 1 missed message");
 	msg = bob_expect(bob, "typed while away");
 	term_wait_text(t, "<alice> typed while away");
 
