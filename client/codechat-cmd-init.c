@@ -88,16 +88,18 @@ prompt_secret(const gchar *question)
 	gboolean restore = FALSE;
 	gchar *answer;
 
-	g_print("%s: ", question);
-	fflush(stdout);
+	/* echo off before the question: what is typed once it shows must not
+	 * be echoed, nor thrown away (no TCSAFLUSH: that drops typed-ahead input) */
 	if (tcgetattr(STDIN_FILENO, &saved) == 0) {
 		quiet = saved;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		restore = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+		restore = tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0;
 	}
+	g_print("%s: ", question);
+	fflush(stdout);
 	answer = read_line();
 	if (restore)
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 	g_print("\n");
 	return answer;
 }
