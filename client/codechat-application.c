@@ -489,8 +489,11 @@ resolve_color(CodechatApplication *self, CodechatColorMode *color, GError **erro
 		return TRUE;
 	}
 	if (env != NULL) {
+		/* Translators: auto, always and never are values: keep them */
+		const gchar *choices = _("auto, always or never");
+
 		if (!codechat_color_mode_from_string(env, color))
-			return invalid_env("CODECHAT_COLOR", env, "auto, always or never", error);
+			return invalid_env("CODECHAT_COLOR", env, choices, error);
 		return TRUE;
 	}
 	key = codechat_settings_get_string(CODECHAT_SETTINGS_COLOR);
@@ -508,8 +511,11 @@ resolve_notify(CodechatApplication *self, GError **error)
 
 	self->notify_mode = CODECHAT_NOTIFY_OFF;
 	if (env != NULL) {
+		/* Translators: off, mentions and all are values: keep them */
+		const gchar *choices = _("off, mentions or all");
+
 		if (!codechat_notify_mode_from_string(env, &self->notify_mode))
-			return invalid_env("CODECHAT_NOTIFY", env, "off, mentions or all", error);
+			return invalid_env("CODECHAT_NOTIFY", env, choices, error);
 		return TRUE;
 	}
 	key = codechat_settings_get_string(CODECHAT_SETTINGS_NOTIFY);

@@ -728,13 +728,23 @@ static void
 chat_help(Chat *chat)
 {
 	g_autoptr(GString) text = g_string_new(NULL);
+	glong width = 16;
 
-	g_string_append(text, _("commands:"));
+	/* the usages are translated: a column that leaves the widest two
+	 * spaces at least, counted in characters, not bytes */
 	for (gsize i = 0; i < G_N_ELEMENTS(chat_commands); i++)
+		width = MAX(width, g_utf8_strlen(_(chat_commands[i].usage), -1) + 2);
+	g_string_append(text, _("commands:"));
+	for (gsize i = 0; i < G_N_ELEMENTS(chat_commands); i++) {
+		const gchar *usage = _(chat_commands[i].usage);
+
 		g_string_append_printf(text,
-				       "\n   %-16s %s",
-				       _(chat_commands[i].usage),
+				       "\n   %s%*s %s",
+				       usage,
+				       (int)(width - g_utf8_strlen(usage, -1)),
+				       "",
 				       _(chat_commands[i].what));
+	}
 	g_string_append_printf(text,
 			       "\n   %s",
 			       _("Other lines are said in the current room; start a line "

@@ -129,6 +129,20 @@ test_daemon_help(void)
 	assert_lacks(out, "Address to listen on");
 }
 
+/* a command's description, from the settings it explains */
+static void
+test_config_help(void)
+{
+	const gchar *argv[] = {codechat_test_client_path(), "config", "--help", NULL};
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+
+	check_catalogue();
+	g_assert_cmpint(run("de", argv, &out, &err), ==, 0);
+	assert_has(out, "Werte werden vor dem Speichern geprüft.");
+	assert_lacks(out, "Values are checked before they are saved.");
+}
+
 /* an error message, on stderr, with German quotes */
 static void
 test_client_error(void)
@@ -166,6 +180,7 @@ main(int argc, char **argv)
 	g_test_add_func("/codechat/i18n/client-help", test_client_help);
 	g_test_add_func("/codechat/i18n/send-help", test_send_help);
 	g_test_add_func("/codechat/i18n/daemon-help", test_daemon_help);
+	g_test_add_func("/codechat/i18n/config-help", test_config_help);
 	g_test_add_func("/codechat/i18n/client-error", test_client_error);
 	g_test_add_func("/codechat/i18n/english", test_english);
 	return g_test_run();
