@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
@@ -80,26 +81,48 @@ prompt(const gchar *question, const gchar *fallback)
 	return g_steal_pointer(&answer);
 }
 
-/* a secret: not echoed */
+/* the terminal as it was before the secret's question, for a signal that
+ * ends the program while echo is off */
+static struct termios secret_saved;
+static const int secret_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+static void
+secret_signal_handler(int signum)
+{
+	/* both async-signal-safe */
+	tcsetattr(STDIN_FILENO, TCSANOW, &secret_saved);
+	signal(signum, SIG_DFL);
+	raise(signum);
+}
+
+/* (nullable): a secret, not echoed; %NULL at the end of the input */
 static gchar *
 prompt_secret(const gchar *question)
 {
-	struct termios saved, quiet;
+	struct termios quiet;
+	struct sigaction action = {.sa_handler = secret_signal_handler};
+	struct sigaction previous[G_N_ELEMENTS(secret_signals)];
 	gboolean restore = FALSE;
 	gchar *answer;
 
 	/* echo off before the question: what is typed once it shows must not
 	 * be echoed, nor thrown away (no TCSAFLUSH: that drops typed-ahead input) */
-	if (tcgetattr(STDIN_FILENO, &saved) == 0) {
-		quiet = saved;
+	if (tcgetattr(STDIN_FILENO, &secret_saved) == 0) {
+		quiet = secret_saved;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		sigemptyset(&action.sa_mask);
+		for (gsize i = 0; i < G_N_ELEMENTS(secret_signals); i++)
+			sigaction(secret_signals[i], &action, &previous[i]);
 		restore = tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0;
 	}
 	g_print("%s: ", question);
 	fflush(stdout);
 	answer = read_line();
-	if (restore)
-		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	if (restore) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &secret_saved);
+		for (gsize i = 0; i < G_N_ELEMENTS(secret_signals); i++)
+			sigaction(secret_signals[i], &previous[i], NULL);
+	}
 	g_print("\n");
 	return answer;
 }
@@ -208,6 +231,7 @@ connected_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 	GSettings *settings = codechat_settings_get();
 	CodechatTokenSource token_where = state->found;
+	g_autoptr(GVariant) old_server = NULL;
 
 	if (!codechat_connection_connect_finish(CODECHAT_CONNECTION(source), result, &error)) {
 		g_prefix_error(&error, _("nothing saved: "));
@@ -218,6 +242,22 @@ connected_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	}
 	g_debug("%s accepted %s", state->server, state->nick);
 
+	/* the token first: the one step that can fail for reasons of its own */
+	if (state->save_token && state->token != NULL) {
+		if (!codechat_token_store(state->server,
+					  state->nick,
+					  state->token,
+					  &token_where,
+					  &error)) {
+			g_prefix_error(&error, _("nothing saved: the token could not be kept: "));
+			codechat_application_close_and_finish(state->app,
+							      state->conn,
+							      g_steal_pointer(&error));
+			return;
+		}
+	}
+	/* then both settings, or neither */
+	old_server = g_settings_get_user_value(settings, CODECHAT_SETTINGS_SERVER_URL);
 	if (!codechat_settings_set(settings,
 				   CODECHAT_SETTINGS_SERVER_URL,
 				   g_variant_new_string(state->server),
@@ -226,23 +266,15 @@ connected_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 				   CODECHAT_SETTINGS_NICKNAME,
 				   g_variant_new_string(state->nick),
 				   &error)) {
+		if (old_server != NULL)
+			g_settings_set_value(settings, CODECHAT_SETTINGS_SERVER_URL, old_server);
+		else
+			g_settings_reset(settings, CODECHAT_SETTINGS_SERVER_URL);
+		g_settings_sync();
 		codechat_application_close_and_finish(state->app,
 						      state->conn,
 						      g_steal_pointer(&error));
 		return;
-	}
-	if (state->save_token && state->token != NULL) {
-		if (!codechat_token_store(state->server,
-					  state->nick,
-					  state->token,
-					  &token_where,
-					  &error)) {
-			g_prefix_error(&error, _("the token was not saved: "));
-			codechat_application_close_and_finish(state->app,
-							      state->conn,
-							      g_steal_pointer(&error));
-			return;
-		}
 	}
 	report(state, token_where, state->save_token && state->token != NULL);
 	codechat_application_close_and_finish(state->app, state->conn, NULL);
@@ -322,7 +354,15 @@ codechat_cmd_init(CodechatApplication *app)
 		g_autofree gchar *typed =
 		    prompt_secret(_("Token (from “codechatd user add”; empty for none or to keep "
 				    "the saved one)"));
-		if (typed != NULL && typed[0] != '\0') {
+		if (typed == NULL) {
+			codechat_application_finish(
+			    app,
+			    g_error_new_literal(CODECHAT_ERROR,
+						CODECHAT_ERROR_INVALID_ARGUMENT,
+						_("no answer: nothing saved")));
+			return;
+		}
+		if (typed[0] != '\0') {
 			state->token = g_steal_pointer(&typed);
 			state->save_token = TRUE;
 		}

@@ -232,6 +232,17 @@ codechat_settings_check_server_url(const gchar *value, gchar **normalized, GErro
 			    value);
 		return FALSE;
 	}
+	/* a password in the URL would end up in logs and in GSettings: the
+	 * account token is how codechat signs in */
+	if (g_uri_get_userinfo(uri) != NULL) {
+		g_set_error(error,
+			    CODECHAT_ERROR,
+			    CODECHAT_ERROR_INVALID_ARGUMENT,
+			    _("“%s” holds a user name or password; give the account token with "
+			      "“codechat init --token” or CODECHAT_TOKEN instead"),
+			    value);
+		return FALSE;
+	}
 	if (normalized == NULL)
 		return TRUE;
 	path = g_uri_get_path(uri);
@@ -513,6 +524,72 @@ keyring_available(void)
 	return owned;
 }
 
+/* a Secret Service call, bounded: a keyring that wants to be unlocked where
+ * nobody can answer its prompt (over ssh) must not hang every command */
+#define KEYRING_TIMEOUT_S 15
+
+typedef struct {
+	GCancellable *cancellable; /* (owned) */
+	gboolean done;
+	gboolean ok;
+	gchar *token; /* (owned) (nullable) */
+	GError *error;
+} KeyringCall;
+
+static void
+keyring_call_clear(KeyringCall *call)
+{
+	g_clear_object(&call->cancellable);
+	g_clear_error(&call->error);
+	if (call->token != NULL)
+		memset(call->token, 0, strlen(call->token));
+	g_clear_pointer(&call->token, g_free);
+}
+
+static void
+keyring_lookup_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	KeyringCall *call = user_data;
+	gchar *token = secret_password_lookup_finish(result, &call->error);
+
+	if (token != NULL) {
+		call->token = g_strdup(token);
+		secret_password_free(token);
+	}
+	call->done = TRUE;
+}
+
+static void
+keyring_store_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	KeyringCall *call = user_data;
+
+	call->ok = secret_password_store_finish(result, &call->error);
+	call->done = TRUE;
+}
+
+static gboolean
+keyring_timeout_cb(gpointer user_data)
+{
+	g_debug("the Secret Service did not answer within %u s", KEYRING_TIMEOUT_S);
+	g_cancellable_cancel(G_CANCELLABLE(user_data));
+	return G_SOURCE_REMOVE;
+}
+
+/* runs @context until the call is done, cancelling it when it takes too long */
+static void
+keyring_call_wait(KeyringCall *call, GMainContext *context)
+{
+	GSource *timeout = g_timeout_source_new_seconds(KEYRING_TIMEOUT_S);
+
+	g_source_set_callback(timeout, keyring_timeout_cb, call->cancellable, NULL);
+	g_source_attach(timeout, context);
+	while (!call->done)
+		g_main_context_iteration(context, TRUE);
+	g_source_destroy(timeout);
+	g_source_unref(timeout);
+}
+
 /* $XDG_CONFIG_HOME/codechat/tokens */
 gchar *
 codechat_token_file_path(void)
@@ -520,9 +597,18 @@ codechat_token_file_path(void)
 	return g_build_filename(g_get_user_config_dir(), "codechat", "tokens", NULL);
 }
 
+/* a key file group for @server: a URL may hold “[” and “]” (IPv6), which
+ * no group name may */
+static gchar *
+token_group(const gchar *server)
+{
+	return g_uri_escape_string(server, ":/?#@!$&'()*+,;=%", FALSE);
+}
+
 static gchar *
 token_file_lookup(const gchar *server, const gchar *nick)
 {
+	g_autofree gchar *group = token_group(server);
 	g_autofree gchar *path = codechat_token_file_path();
 	g_autoptr(GKeyFile) keyfile = g_key_file_new();
 	g_autoptr(GError) error = NULL;
@@ -535,12 +621,13 @@ token_file_lookup(const gchar *server, const gchar *nick)
 	}
 	if (g_stat(path, &st) == 0 && (st.st_mode & 0077) != 0)
 		g_warning("%s can be read by other users; run “chmod 600 %s”", path, path);
-	return g_key_file_get_string(keyfile, server, nick, NULL);
+	return g_key_file_get_string(keyfile, group, nick, NULL);
 }
 
 static gboolean
 token_file_store(const gchar *server, const gchar *nick, const gchar *token, GError **error)
 {
+	g_autofree gchar *group = token_group(server);
 	g_autofree gchar *path = codechat_token_file_path();
 	g_autofree gchar *dir = g_path_get_dirname(path);
 	g_autoptr(GKeyFile) keyfile = g_key_file_new();
@@ -573,7 +660,7 @@ token_file_store(const gchar *server, const gchar *nick, const gchar *token, GEr
 				       "this file private (mode 0600).",
 				       NULL);
 	}
-	g_key_file_set_string(keyfile, server, nick, token);
+	g_key_file_set_string(keyfile, group, nick, token);
 	data = g_key_file_to_data(keyfile, &len, NULL);
 	/* written whole under a temporary name, created 0600, then renamed */
 	return g_file_set_contents_full(path,
@@ -607,24 +694,31 @@ codechat_token_lookup(const gchar *server, const gchar *nick, CodechatTokenSourc
 		return g_strdup(env);
 	}
 	if (keyring_available()) {
-		g_autoptr(GError) error = NULL;
-		token = secret_password_lookup_sync(token_schema(),
-						    NULL,
-						    &error,
-						    "server",
-						    server,
-						    "nick",
-						    nick,
-						    NULL);
-		if (token != NULL) {
-			gchar *copy = g_strdup(token);
-			secret_password_free(token);
+		KeyringCall call = {FALSE};
+		g_autoptr(GMainContext) context = g_main_context_new();
+
+		g_main_context_push_thread_default(context);
+		secret_password_lookup(token_schema(),
+				       call.cancellable = g_cancellable_new(),
+				       keyring_lookup_cb,
+				       &call,
+				       "server",
+				       server,
+				       "nick",
+				       nick,
+				       NULL);
+		keyring_call_wait(&call, context);
+		g_main_context_pop_thread_default(context);
+		if (call.token != NULL) {
+			token = g_steal_pointer(&call.token);
+			keyring_call_clear(&call);
 			if (source != NULL)
 				*source = CODECHAT_TOKEN_SOURCE_KEYRING;
-			return copy;
+			return token;
 		}
-		if (error != NULL)
-			g_debug("Secret Service lookup failed: %s", error->message);
+		if (call.error != NULL)
+			g_debug("Secret Service lookup failed: %s", call.error->message);
+		keyring_call_clear(&call);
 	}
 	token = token_file_lookup(server, nick);
 	if (token != NULL && source != NULL)
@@ -647,27 +741,35 @@ codechat_token_store(const gchar *server,
 		     GError **error)
 {
 	if (keyring_available()) {
-		g_autoptr(GError) error_local = NULL;
+		KeyringCall call = {FALSE};
+		g_autoptr(GMainContext) context = g_main_context_new();
 		g_autofree gchar *label =
 		    g_strdup_printf(_("codechat token for %s on %s"), nick, server);
 
-		if (secret_password_store_sync(token_schema(),
-					       SECRET_COLLECTION_DEFAULT,
-					       label,
-					       token,
-					       NULL,
-					       &error_local,
-					       "server",
-					       server,
-					       "nick",
-					       nick,
-					       NULL)) {
+		g_main_context_push_thread_default(context);
+		secret_password_store(token_schema(),
+				      SECRET_COLLECTION_DEFAULT,
+				      label,
+				      token,
+				      call.cancellable = g_cancellable_new(),
+				      keyring_store_cb,
+				      &call,
+				      "server",
+				      server,
+				      "nick",
+				      nick,
+				      NULL);
+		keyring_call_wait(&call, context);
+		g_main_context_pop_thread_default(context);
+		if (call.ok) {
+			keyring_call_clear(&call);
 			if (where != NULL)
 				*where = CODECHAT_TOKEN_SOURCE_KEYRING;
 			return TRUE;
 		}
 		g_debug("Secret Service store failed, using the tokens file: %s",
-			error_local->message);
+			call.error != NULL ? call.error->message : "unknown error");
+		keyring_call_clear(&call);
 	}
 	if (!token_file_store(server, nick, token, error))
 		return FALSE;

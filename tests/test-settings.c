@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "codechat-test-client.h"
@@ -282,6 +283,7 @@ test_config_invalid(Fixture *f, gconstpointer data)
 	    {"server-url", "http://example.org", "is not a ws:// or wss:// URL"},
 	    {"server-url", "not a url", "is not a valid server URL"},
 	    {"server-url", "ws://", "names no host"},
+	    {"server-url", "ws://me:secret@example.org", "holds a user name or password"},
 	    {"nickname", "9lives", "not a valid value for nickname"},
 	    {"nickname", "has space", "not a valid value for nickname"},
 	    {"default-room", "", "not a valid value for default-room"},
@@ -381,7 +383,10 @@ test_no_schema(Fixture *f, gconstpointer data)
 	g_autofree gchar *dir = g_build_filename(f->config_home, "no-schemas", NULL);
 	g_autofree gchar *schema_env = g_strdup_printf("GSETTINGS_SCHEMA_DIR=%s", dir);
 	g_autofree gchar *server = g_strdup_printf("--server=%s", f->daemon->uri);
-	const gchar *const extra[] = {schema_env, "XDG_DATA_DIRS=/nonexistent", NULL};
+	const gchar *const extra[] = {schema_env,
+				      "XDG_DATA_DIRS=/nonexistent",
+				      "XDG_DATA_HOME=/nonexistent",
+				      NULL};
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
 	const gchar *first;
@@ -714,6 +719,16 @@ test_token_sources(Fixture *f, gconstpointer data)
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
 
+	/* a server URL with an IPv6 address makes a valid group too: nothing
+	 * there, and no critical (fatal in tests) on the way */
+	g_assert_cmpint(
+	    RUN(f, NULL, NULL, &out, &err, "-v", "--server=ws://[::1]:1/v1/ws", "status"),
+	    ==,
+	    2);
+	g_assert_nonnull(strstr(err, "token: none"));
+	g_clear_pointer(&out, g_free);
+	g_clear_pointer(&err, g_free);
+
 	/* a file others can read gets a warning */
 	g_assert_cmpint(g_chmod(path, 0644), ==, 0);
 	g_assert_cmpint(RUN(f, NULL, NULL, &out, &err, "status"), ==, 0);
@@ -752,9 +767,11 @@ test_token_keyring(Fixture *f, gconstpointer data)
 	g_assert_cmpint(g_mkdir_with_parents(data_home, 0700), ==, 0);
 	g_assert_cmpint(g_mkdir_with_parents(runtime_dir, 0700), ==, 0);
 
-	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE |
-					     G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
-					     G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+	/* codechat's launcher: the keyring dies with the test if it fails */
+	launcher = codechat_test_client_launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE |
+							 G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+							 G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+						     NULL);
 	g_subprocess_launcher_setenv(launcher,
 				     "DBUS_SESSION_BUS_ADDRESS",
 				     g_test_dbus_get_bus_address(bus),
@@ -956,6 +973,7 @@ test_init_refused(Fixture *f, gconstpointer data)
 				0);
 		if (g_regex_match_simple("^kim$", out, G_REGEX_MULTILINE, 0))
 			break;
+		g_assert_cmpuint(i + 1, <, WAIT_TIMEOUT_MS / POLL_INTERVAL_MS); /* never joined */
 		codechat_test_sleep_ms(POLL_INTERVAL_MS);
 	}
 	before = keyfile_contents(f);
@@ -985,9 +1003,10 @@ typedef struct {
 static void
 pty_free(Pty *pty)
 {
-	if (pty->proc != NULL && !g_subprocess_get_if_exited(pty->proc)) {
+	/* the identifier is NULL once the process was waited for */
+	if (pty->proc != NULL && g_subprocess_get_identifier(pty->proc) != NULL) {
 		g_subprocess_force_exit(pty->proc);
-		codechat_test_wait_exit(pty->proc, RUN_TIMEOUT_MS);
+		g_subprocess_wait(pty->proc, NULL, NULL);
 	}
 	g_clear_object(&pty->proc);
 	if (pty->master >= 0)
@@ -1127,6 +1146,37 @@ test_init_interactive(Fixture *f, gconstpointer data)
 	pty_type(pty, "\r");
 	pty_expect(pty, "Token: the one kept in");
 	g_assert_cmpint(pty_wait(pty), ==, 0);
+	g_clear_pointer(&pty, pty_free);
+
+	/* Ctrl-D at the token's question: nothing saved either */
+	pty = pty_spawn(
+	    (const gchar *const *)env,
+	    (const gchar *const[]){"init", "--nick", "zed", "--server", f->daemon->uri, NULL});
+	pty_expect(pty, "): ");
+	pty_type(pty, "\004");
+	pty_expect(pty, "nothing saved");
+	g_assert_cmpint(pty_wait(pty), ==, 1);
+	g_clear_pointer(&pty, pty_free);
+	value = config_get(f, "nickname");
+	g_assert_cmpstr(value, ==, "lena");
+	g_clear_pointer(&value, g_free);
+
+	/* killed at the token's question: the terminal echoes again */
+	pty = pty_spawn(
+	    (const gchar *const *)env,
+	    (const gchar *const[]){"init", "--nick", "zed", "--server", f->daemon->uri, NULL});
+	pty_expect(pty, "): ");
+	{
+		struct termios now;
+		g_assert_cmpint(tcgetattr(pty->master, &now), ==, 0);
+		g_assert_false(now.c_lflag & ECHO);
+		g_subprocess_send_signal(pty->proc, SIGINT);
+		g_subprocess_wait(pty->proc, NULL, NULL);
+		g_assert_true(g_subprocess_get_if_signaled(pty->proc));
+		g_assert_cmpint(g_subprocess_get_term_sig(pty->proc), ==, SIGINT);
+		g_assert_cmpint(tcgetattr(pty->master, &now), ==, 0);
+		g_assert_true(now.c_lflag & ECHO);
+	}
 	g_clear_pointer(&pty, pty_free);
 
 	/* Ctrl-D at a question: nothing saved, a usage error */
