@@ -1114,6 +1114,16 @@ chat_stop(Chat *chat, GError *error)
 	g_clear_handle_id(&chat->sigint_id, g_source_remove);
 	g_clear_handle_id(&chat->sigterm_id, g_source_remove);
 	g_clear_handle_id(&chat->sighup_id, g_source_remove);
+	if (!g_queue_is_empty(&chat->outbox) && !chat->quitting) {
+		/* a signal: what was typed offline is lost, and said so */
+		guint unsent = g_queue_get_length(&chat->outbox);
+		chat_status(chat,
+			    g_dngettext(GETTEXT_PACKAGE,
+					"not connected: %u message was not sent",
+					"not connected: %u messages were not sent",
+					unsent),
+			    unsent);
+	}
 	while ((op = g_queue_pop_head(&chat->outbox)) != NULL)
 		chat_op_free(op);
 	g_signal_handlers_disconnect_by_data(chat->session, chat);

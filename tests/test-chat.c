@@ -1422,6 +1422,29 @@ test_restart(gconstpointer data)
 	g_clear_pointer(&second, codechat_test_daemon_free);
 }
 
+/* a signal while offline: what was typed meanwhile cannot be sent, and
+ * chat says so before it goes */
+static void
+test_signal_offline(void)
+{
+	g_autoptr(CodechatTestDaemon) daemon = NULL;
+	g_autoptr(Term) t = NULL;
+
+	daemon = codechat_test_daemon_start(NULL);
+	track_daemon(daemon);
+	t = term_start(daemon->uri, "alice", TERM_DEFAULT, NULL);
+	term_wait_ready(t, "general");
+	daemon_pid = 0;
+	g_assert_cmpint(codechat_test_daemon_stop(daemon), ==, 0);
+	term_wait_cursor_line(t, "[#general (offline)]");
+	term_type(t, "typed into the void\r");
+	term_wait_text(t, "-- not connected: the message will be sent once connected again");
+	g_subprocess_send_signal(t->proc, SIGTERM);
+	g_assert_cmpint(term_wait_exit(t), ==, 0);
+	term_assert_sane(t);
+	g_assert_cmpuint(term_count(t, "-- not connected: 1 message was not sent"), ==, 1);
+}
+
 /* without a terminal: lines from stdin, no prompt, no readline */
 static void
 test_script(Fixture *f, gconstpointer data)
@@ -1496,6 +1519,7 @@ main(int argc, char **argv)
 	ADD("script", test_script);
 #undef ADD
 	g_test_add_func("/codechat/chat/cannot-connect", test_cannot_connect);
+	g_test_add_func("/codechat/chat/signal-offline", test_signal_offline);
 	g_test_add_data_func("/codechat/chat/restart", GINT_TO_POINTER(FALSE), test_restart);
 	g_test_add_data_func("/codechat/chat/restart-new-store",
 			     GINT_TO_POINTER(TRUE),
