@@ -8,280 +8,27 @@
 
 #include "codechat-notify.h"
 #include "codechat-test-client.h"
+#include "codechat-test-notifications.h"
 
 /*
  * Unit tests of the desktop notifier against a recording fake of
- * org.freedesktop.Notifications (a service outside the project) on a
- * private session bus (GTestDBus).  libnotify's calls are synchronous, so
- * the fake runs in a thread of its own, on a connection and a main
- * context of its own; each Notify is recorded before it is answered.
+ * org.freedesktop.Notifications (a service outside the project, see
+ * codechat-test-notifications.h) on a private session bus (GTestDBus).
  */
 
-#define FAKE_NAME   "org.freedesktop.Notifications"
-#define FAKE_PATH   "/org/freedesktop/Notifications"
 #define WAIT_MS	    5000 /* longest wait for a call that should come */
 #define WINDOW_MS   200	 /* coalescing window in the tests */
 #define UNAVAILABLE "desktop notifications unavailable"
 
-static const gchar fake_xml[] =
-    "<node>"
-    "  <interface name='org.freedesktop.Notifications'>"
-    "    <method name='Notify'>"
-    "      <arg type='s' direction='in'/><arg type='u' direction='in'/>"
-    "      <arg type='s' direction='in'/><arg type='s' direction='in'/>"
-    "      <arg type='s' direction='in'/><arg type='as' direction='in'/>"
-    "      <arg type='a{sv}' direction='in'/><arg type='i' direction='in'/>"
-    "      <arg type='u' direction='out'/>"
-    "    </method>"
-    "    <method name='GetCapabilities'><arg type='as' direction='out'/></method>"
-    "    <method name='GetServerInformation'>"
-    "      <arg type='s' direction='out'/><arg type='s' direction='out'/>"
-    "      <arg type='s' direction='out'/><arg type='s' direction='out'/>"
-    "    </method>"
-    "    <method name='CloseNotification'><arg type='u' direction='in'/></method>"
-    "    <signal name='NotificationClosed'>"
-    "      <arg type='u'/><arg type='u'/>"
-    "    </signal>"
-    "  </interface>"
-    "</node>";
+typedef CodechatTestNotifyCall NotifyCall;
+typedef CodechatTestNotifications FakeServer;
 
-typedef struct {
-	gchar *app_name;
-	guint replaces_id;
-	gchar *summary;
-	gchar *body;
-	GVariant *hints; /* (owned) a{sv} */
-	guint id;	 /* the answer */
-} NotifyCall;
-
-static void
-notify_call_free(NotifyCall *call)
-{
-	g_free(call->app_name);
-	g_free(call->summary);
-	g_free(call->body);
-	g_variant_unref(call->hints);
-	g_free(call);
-}
-
-typedef struct {
-	gchar *address;	     /* (owned) */
-	gboolean markup;     /* claims body-markup */
-	gboolean fail;	     /* Notify answers an error */
-	GThread *thread;     /* (owned) */
-	GMainContext *ctx;   /* (owned) the thread's */
-	GMainLoop *loop;     /* (owned) */
-	GMutex lock;	     /* guards what follows */
-	GCond cond;	     /* signalled when started */
-	gboolean started;    /* owns the name, or failed to */
-	GPtrArray *calls;    /* (owned) (element-type NotifyCall) */
-	guint n_other_calls; /* GetCapabilities, GetServerInformation, CloseNotification */
-	guint next_id;
-} FakeServer;
-
-static void
-fake_method_call_locked(FakeServer *fake,
-			const gchar *method_name,
-			GVariant *parameters,
-			GDBusMethodInvocation *invocation);
-
-static void
-fake_method_call(GDBusConnection *connection,
-		 const gchar *sender,
-		 const gchar *object_path,
-		 const gchar *interface_name,
-		 const gchar *method_name,
-		 GVariant *parameters,
-		 GDBusMethodInvocation *invocation,
-		 gpointer user_data)
-{
-	FakeServer *fake = user_data;
-
-	g_mutex_lock(&fake->lock);
-	fake_method_call_locked(fake, method_name, parameters, invocation);
-	g_mutex_unlock(&fake->lock);
-}
-
-static void
-fake_method_call_locked(FakeServer *fake,
-			const gchar *method_name,
-			GVariant *parameters,
-			GDBusMethodInvocation *invocation)
-{
-	if (g_strcmp0(method_name, "Notify") == 0) {
-		NotifyCall *call = g_new0(NotifyCall, 1);
-		g_autoptr(GVariant) actions = NULL;
-		g_autofree gchar *icon = NULL;
-		gint timeout;
-
-		if (fake->fail) {
-			g_dbus_method_invocation_return_dbus_error(
-			    invocation,
-			    "org.freedesktop.DBus.Error.Failed",
-			    "the fake fails on purpose");
-			g_free(call);
-			return;
-		}
-		g_variant_get(parameters,
-			      "(susss@as@a{sv}i)",
-			      &call->app_name,
-			      &call->replaces_id,
-			      &icon,
-			      &call->summary,
-			      &call->body,
-			      &actions,
-			      &call->hints,
-			      &timeout);
-		call->id = call->replaces_id != 0 ? call->replaces_id : ++fake->next_id;
-		g_ptr_array_add(fake->calls, call);
-		g_dbus_method_invocation_return_value(invocation, g_variant_new("(u)", call->id));
-		return;
-	}
-	fake->n_other_calls++;
-	if (g_strcmp0(method_name, "GetCapabilities") == 0) {
-		const gchar *caps[] = {"body", "persistence", NULL, NULL};
-
-		if (fake->markup)
-			caps[2] = "body-markup";
-		g_dbus_method_invocation_return_value(invocation,
-						      g_variant_new("(^as)", (gchar **)caps));
-	} else if (g_strcmp0(method_name, "GetServerInformation") == 0) {
-		g_dbus_method_invocation_return_value(
-		    invocation,
-		    g_variant_new("(ssss)", "fake", "codechat tests", "1.0", "1.2"));
-	} else {
-		g_dbus_method_invocation_return_value(invocation, NULL);
-	}
-}
-
-static const GDBusInterfaceVTable fake_vtable = {fake_method_call, NULL, NULL, {NULL}};
-
-static gpointer
-fake_thread(gpointer user_data)
-{
-	FakeServer *fake = user_data;
-	g_autoptr(GDBusNodeInfo) info = g_dbus_node_info_new_for_xml(fake_xml, NULL);
-	g_autoptr(GDBusConnection) conn = NULL;
-	g_autoptr(GVariant) reply = NULL;
-	g_autoptr(GError) error = NULL;
-	guint reg_id = 0;
-
-	g_main_context_push_thread_default(fake->ctx);
-	conn = g_dbus_connection_new_for_address_sync(
-	    fake->address,
-	    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-		G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-	    NULL,
-	    NULL,
-	    &error);
-	g_assert_no_error(error);
-	if (conn != NULL) {
-		reg_id = g_dbus_connection_register_object(conn,
-							   FAKE_PATH,
-							   info->interfaces[0],
-							   &fake_vtable,
-							   fake,
-							   NULL,
-							   &error);
-		g_assert_no_error(error);
-		reply = g_dbus_connection_call_sync(conn,
-						    "org.freedesktop.DBus",
-						    "/org/freedesktop/DBus",
-						    "org.freedesktop.DBus",
-						    "RequestName",
-						    g_variant_new("(su)", FAKE_NAME, 4u),
-						    G_VARIANT_TYPE("(u)"),
-						    G_DBUS_CALL_FLAGS_NONE,
-						    WAIT_MS,
-						    NULL,
-						    &error);
-		g_assert_no_error(error);
-	}
-
-	g_mutex_lock(&fake->lock);
-	fake->started = TRUE;
-	g_cond_signal(&fake->cond);
-	g_mutex_unlock(&fake->lock);
-
-	if (reply != NULL)
-		g_main_loop_run(fake->loop);
-
-	if (reg_id != 0)
-		g_dbus_connection_unregister_object(conn, reg_id);
-	if (conn != NULL)
-		g_dbus_connection_close_sync(conn, NULL, NULL);
-	g_main_context_pop_thread_default(fake->ctx);
-	return NULL;
-}
-
-static FakeServer *
-fake_server_start(GTestDBus *bus, gboolean markup, gboolean fail)
-{
-	FakeServer *fake = g_new0(FakeServer, 1);
-
-	fake->address = g_strdup(g_test_dbus_get_bus_address(bus));
-	fake->markup = markup;
-	fake->fail = fail;
-	fake->ctx = g_main_context_new();
-	fake->loop = g_main_loop_new(fake->ctx, FALSE);
-	fake->calls = g_ptr_array_new_with_free_func((GDestroyNotify)notify_call_free);
-	g_mutex_init(&fake->lock);
-	g_cond_init(&fake->cond);
-	fake->thread = g_thread_new("fake-notifications", fake_thread, fake);
-	g_mutex_lock(&fake->lock);
-	while (!fake->started)
-		g_cond_wait(&fake->cond, &fake->lock);
-	g_mutex_unlock(&fake->lock);
-	return fake;
-}
-
-static gboolean
-quit_cb(gpointer user_data)
-{
-	g_main_loop_quit(user_data);
-	return G_SOURCE_REMOVE;
-}
-
-static void
-fake_server_stop(FakeServer *fake)
-{
-	g_main_context_invoke(fake->ctx, quit_cb, fake->loop);
-	g_thread_join(fake->thread);
-	g_main_loop_unref(fake->loop);
-	g_main_context_unref(fake->ctx);
-	g_ptr_array_unref(fake->calls);
-	g_mutex_clear(&fake->lock);
-	g_cond_clear(&fake->cond);
-	g_free(fake->address);
-	g_free(fake);
-}
-
-static guint
-fake_n_calls(FakeServer *fake)
-{
-	guint n;
-
-	g_mutex_lock(&fake->lock);
-	n = fake->calls->len;
-	g_mutex_unlock(&fake->lock);
-	return n;
-}
-
-/* a copy-free look at call @i; calls are only added, never removed,
- * while a case runs */
-static NotifyCall *
-fake_call(FakeServer *fake, guint i)
-{
-	NotifyCall *call = NULL;
-
-	g_mutex_lock(&fake->lock);
-	g_assert_cmpuint(i, <, fake->calls->len);
-	if (i < fake->calls->len)
-		call = g_ptr_array_index(fake->calls, i);
-	g_mutex_unlock(&fake->lock);
-	g_assert_nonnull(call);
-	return call;
-}
+#define fake_server_start codechat_test_notifications_start
+#define fake_server_stop  codechat_test_notifications_stop
+#define fake_n_calls	  codechat_test_notifications_n_calls
+#define fake_call	  codechat_test_notifications_call
+#define wait_for_calls	  codechat_test_notifications_wait
+#define hint_string	  codechat_test_notify_hint_string
 
 static gboolean
 timeout_cb(gpointer user_data)
@@ -290,21 +37,6 @@ timeout_cb(gpointer user_data)
 
 	*expired = TRUE;
 	return G_SOURCE_REMOVE;
-}
-
-/* runs the main context (the notifier's timers) until the fake has
- * recorded @n Notify calls or @ms passed; returns how many it has */
-static guint
-wait_for_calls(FakeServer *fake, guint n, guint ms)
-{
-	gboolean expired = FALSE;
-	guint id = g_timeout_add(ms, timeout_cb, &expired);
-
-	while (fake_n_calls(fake) < n && !expired)
-		g_main_context_iteration(NULL, TRUE);
-	if (!expired)
-		g_source_remove(id);
-	return fake_n_calls(fake);
 }
 
 /* runs the main context for @ms */
@@ -316,16 +48,6 @@ spin(guint ms)
 	g_timeout_add(ms, timeout_cb, &expired);
 	while (!expired)
 		g_main_context_iteration(NULL, TRUE);
-}
-
-static const gchar *
-hint_string(GVariant *hints, const gchar *key)
-{
-	const gchar *value = NULL;
-
-	if (!g_variant_lookup(hints, key, "&s", &value))
-		return NULL;
-	return value;
 }
 
 /* counts "desktop notifications unavailable" debug lines, from any thread */
