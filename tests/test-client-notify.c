@@ -476,6 +476,20 @@ test_watch_bare_mentions(Fixture *f)
 	client_stop(watch);
 }
 
+/* a bare --notify takes the notify setting's mode when it is not off */
+static void
+test_watch_bare_setting_all(Fixture *f)
+{
+	const gchar *const env[] = {"GSETTINGS_BACKEND=keyfile", NULL};
+	g_autoptr(Client) watch = NULL;
+
+	config_set(f, "notify", "all");
+	watch = watch_start(f, "alice", "general", "--notify", env);
+	post(f, "bob", "general", "nothing special");
+	expect_call(f, 0, "general", "bob", "nothing special");
+	client_stop(watch);
+}
+
 /* CODECHAT_NOTIFY=all without a flag: plain messages notify */
 static void
 test_watch_env_all(Fixture *f)
@@ -598,6 +612,7 @@ main(int argc, char **argv)
 
 	ADD("watch-all", test_watch_all);
 	ADD("watch-bare-mentions", test_watch_bare_mentions);
+	ADD("watch-bare-setting-all", test_watch_bare_setting_all);
 	ADD("watch-env-all", test_watch_env_all);
 	ADD("watch-flag-beats-env", test_watch_flag_beats_env);
 	ADD("watch-setting-all", test_watch_setting_all);
