@@ -305,9 +305,10 @@ chat_notify(Chat *chat, JsonObject *message)
 		codechat_notifier_handle(chat->notifier, msg);
 }
 
-/* prints a message of @room unless it was printed already */
+/* prints a live message of @room unless it was printed already, and
+ * notifies it when it is someone else's (the backlog never notifies) */
 static void
-chat_show_room_message(Chat *chat, ChatRoom *room, JsonObject *message, gboolean live)
+chat_show_room_message(Chat *chat, ChatRoom *room, JsonObject *message)
 {
 	gint64 id = 0;
 
@@ -319,8 +320,8 @@ chat_show_room_message(Chat *chat, ChatRoom *room, JsonObject *message, gboolean
 	}
 	room->shown_id = id;
 	chat_print_message(chat, message);
-	if (live && g_strcmp0(codechat_cmd_get_string(message, "from"),
-			      codechat_application_get_nick(chat->app)) != 0)
+	if (g_strcmp0(codechat_cmd_get_string(message, "from"),
+		      codechat_application_get_nick(chat->app)) != 0)
 		chat_notify(chat, message);
 }
 
@@ -371,7 +372,7 @@ chat_handle_message(Chat *chat, JsonObject *message)
 		g_queue_push_tail(&room->held, json_object_ref(message));
 		return;
 	}
-	chat_show_room_message(chat, room, message, TRUE);
+	chat_show_room_message(chat, room, message);
 }
 
 static void
@@ -381,7 +382,7 @@ chat_backlog_done(Chat *chat, ChatRoom *room)
 
 	room->backlog = BACKLOG_DONE;
 	while ((message = g_queue_pop_head(&room->held)) != NULL) {
-		chat_show_room_message(chat, room, message, TRUE);
+		chat_show_room_message(chat, room, message);
 		json_object_unref(message);
 	}
 }
