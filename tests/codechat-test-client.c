@@ -282,3 +282,71 @@ codechat_test_dbus_up(GTestDBus *bus)
 	g_assert_cmpint(dup2(saved_stdout, STDOUT_FILENO), ==, STDOUT_FILENO);
 	close(saved_stdout);
 }
+
+/* a background client's stderr --------------------------------------------- */
+
+static void
+err_reader_clear(CodechatTestErrReader *r)
+{
+	g_clear_object(&r->stream);
+	g_clear_object(&r->cancellable);
+	g_string_free(r->text, TRUE);
+}
+
+void
+codechat_test_err_reader_unref(CodechatTestErrReader *r)
+{
+	g_rc_box_release_full(r, (GDestroyNotify)err_reader_clear);
+}
+
+static void
+err_read_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	CodechatTestErrReader *r = user_data;
+	g_autoptr(GBytes) bytes = NULL;
+	gsize size;
+
+	bytes = g_input_stream_read_bytes_finish(G_INPUT_STREAM(source), result, NULL);
+	if (bytes == NULL || g_bytes_get_size(bytes) == 0) {
+		r->eof = TRUE;
+		codechat_test_err_reader_unref(r);
+		return;
+	}
+	size = g_bytes_get_size(bytes);
+	if (r->echo)
+		fwrite(g_bytes_get_data(bytes, NULL), 1, size, stderr);
+	g_string_append_len(r->text, g_bytes_get_data(bytes, NULL), (gssize)size);
+	g_input_stream_read_bytes_async(r->stream,
+					4096,
+					G_PRIORITY_DEFAULT,
+					r->cancellable,
+					err_read_cb,
+					r);
+}
+
+/**
+ * codechat_test_err_reader_new:
+ * @echo: whether to copy what comes to the test's stderr (the test log)
+ *
+ * Reads what a background client writes on @stream as it comes, so that
+ * the pipe never fills, and keeps it in ->text.  Reference-counted, as a
+ * read may still be pending when its client goes: cancel ->cancellable,
+ * then unref.
+ */
+CodechatTestErrReader *
+codechat_test_err_reader_new(GInputStream *stream, gboolean echo)
+{
+	CodechatTestErrReader *r = g_rc_box_new0(CodechatTestErrReader);
+
+	r->stream = g_object_ref(stream);
+	r->cancellable = g_cancellable_new();
+	r->text = g_string_new(NULL);
+	r->echo = echo;
+	g_input_stream_read_bytes_async(r->stream,
+					4096,
+					G_PRIORITY_DEFAULT,
+					r->cancellable,
+					err_read_cb,
+					g_rc_box_acquire(r));
+	return r;
+}

@@ -39,4 +39,17 @@ codechat_test_client_run(const gchar *const *env,
 void
 codechat_test_dbus_up(GTestDBus *bus);
 
+typedef struct {
+	GInputStream *stream;	   /* (owned) */
+	GCancellable *cancellable; /* (owned) */
+	GString *text;		   /* (owned) what was read so far */
+	gboolean eof;
+	gboolean echo;
+} CodechatTestErrReader;
+
+CodechatTestErrReader *
+codechat_test_err_reader_new(GInputStream *stream, gboolean echo);
+void
+codechat_test_err_reader_unref(CodechatTestErrReader *r);
+
 G_END_DECLS

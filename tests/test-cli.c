@@ -175,73 +175,11 @@ last_message(GPtrArray *messages)
 
 /* `watch` running in the background */
 
-/* what a background client writes on stderr, read as it comes so that
- * the pipe never fills; reference-counted, as a read may still be
- * pending when its watcher goes */
 typedef struct {
-	GInputStream *stream;	   /* (owned) */
-	GCancellable *cancellable; /* (owned) */
-	GString *text;		   /* (owned) */
-	gboolean eof;
-} ErrReader;
-
-static void
-err_reader_clear(ErrReader *r)
-{
-	g_clear_object(&r->stream);
-	g_clear_object(&r->cancellable);
-	g_string_free(r->text, TRUE);
-}
-
-static void
-err_reader_unref(ErrReader *r)
-{
-	g_rc_box_release_full(r, (GDestroyNotify)err_reader_clear);
-}
-
-static void
-err_read_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	ErrReader *r = user_data;
-	g_autoptr(GBytes) bytes = NULL;
-
-	bytes = g_input_stream_read_bytes_finish(G_INPUT_STREAM(source), result, NULL);
-	if (bytes == NULL || g_bytes_get_size(bytes) == 0) {
-		r->eof = TRUE;
-		err_reader_unref(r);
-		return;
-	}
-	g_string_append_len(r->text, g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes));
-	g_input_stream_read_bytes_async(r->stream,
-					4096,
-					G_PRIORITY_DEFAULT,
-					r->cancellable,
-					err_read_cb,
-					r);
-}
-
-static ErrReader *
-err_reader_new(GInputStream *stream)
-{
-	ErrReader *r = g_rc_box_new0(ErrReader);
-
-	r->stream = g_object_ref(stream);
-	r->cancellable = g_cancellable_new();
-	r->text = g_string_new(NULL);
-	g_input_stream_read_bytes_async(r->stream,
-					4096,
-					G_PRIORITY_DEFAULT,
-					r->cancellable,
-					err_read_cb,
-					g_rc_box_acquire(r));
-	return r;
-}
-
-typedef struct {
-	GSubprocess *proc;     /* (owned) */
-	GDataInputStream *out; /* (owned) */
-	ErrReader *err;	       /* (owned) (nullable) its stderr, if captured */
-	gchar *nick;	       /* (owned) */
+	GSubprocess *proc;	    /* (owned) */
+	GDataInputStream *out;	    /* (owned) */
+	CodechatTestErrReader *err; /* (owned) (nullable) its stderr, if captured */
+	gchar *nick;		    /* (owned) */
 	gboolean stopped;
 } Watcher;
 
@@ -258,7 +196,7 @@ watcher_free(Watcher *w)
 	}
 	if (w->err != NULL) {
 		g_cancellable_cancel(w->err->cancellable);
-		err_reader_unref(w->err);
+		codechat_test_err_reader_unref(w->err);
 	}
 	g_clear_object(&w->out);
 	g_clear_object(&w->proc);
@@ -341,7 +279,7 @@ watcher_start_full(const gchar *uri, const gchar *nick, const gchar *const *room
 	g_assert_no_error(error);
 	w->out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(w->proc));
 	if (flags & WATCH_CAPTURE_STDERR)
-		w->err = err_reader_new(g_subprocess_get_stderr_pipe(w->proc));
+		w->err = codechat_test_err_reader_new(g_subprocess_get_stderr_pipe(w->proc), FALSE);
 	w->nick = g_strdup(nick);
 	for (guint i = 0; rooms[i] != NULL && !(flags & WATCH_NO_WAIT); i++)
 		wait_member(uri, rooms[i], nick, TRUE);

@@ -166,76 +166,11 @@ wait_member(Fixture *f, const gchar *room, const gchar *nick, gboolean present)
 	}
 }
 
-/* what a background client writes on stderr, read as it comes: copied to
- * the test's stderr (the test log) and kept; reference-counted, as a read
- * may still be pending when its client goes */
-typedef struct {
-	GInputStream *stream;	   /* (owned) */
-	GCancellable *cancellable; /* (owned) */
-	GString *text;		   /* (owned) */
-	gboolean eof;
-} ErrReader;
-
-static void
-err_reader_clear(ErrReader *r)
-{
-	g_clear_object(&r->stream);
-	g_clear_object(&r->cancellable);
-	g_string_free(r->text, TRUE);
-}
-
-static void
-err_reader_unref(ErrReader *r)
-{
-	g_rc_box_release_full(r, (GDestroyNotify)err_reader_clear);
-}
-
-static void
-err_read_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	ErrReader *r = user_data;
-	g_autoptr(GBytes) bytes = NULL;
-	gsize size;
-
-	bytes = g_input_stream_read_bytes_finish(G_INPUT_STREAM(source), result, NULL);
-	if (bytes == NULL || g_bytes_get_size(bytes) == 0) {
-		r->eof = TRUE;
-		err_reader_unref(r);
-		return;
-	}
-	size = g_bytes_get_size(bytes);
-	fwrite(g_bytes_get_data(bytes, NULL), 1, size, stderr);
-	g_string_append_len(r->text, g_bytes_get_data(bytes, NULL), (gssize)size);
-	g_input_stream_read_bytes_async(r->stream,
-					4096,
-					G_PRIORITY_DEFAULT,
-					r->cancellable,
-					err_read_cb,
-					r);
-}
-
-static ErrReader *
-err_reader_new(GInputStream *stream)
-{
-	ErrReader *r = g_rc_box_new0(ErrReader);
-
-	r->stream = g_object_ref(stream);
-	r->cancellable = g_cancellable_new();
-	r->text = g_string_new(NULL);
-	g_input_stream_read_bytes_async(r->stream,
-					4096,
-					G_PRIORITY_DEFAULT,
-					r->cancellable,
-					err_read_cb,
-					g_rc_box_acquire(r));
-	return r;
-}
-
 /* a client running in the background: `watch` or `chat` */
 typedef struct {
-	GSubprocess *proc;     /* (owned) */
-	GDataInputStream *out; /* (owned) */
-	ErrReader *err;	       /* (owned) */
+	GSubprocess *proc;	    /* (owned) */
+	GDataInputStream *out;	    /* (owned) */
+	CodechatTestErrReader *err; /* (owned) */
 	gboolean stopped;
 } Client;
 
@@ -251,7 +186,7 @@ client_free(Client *c)
 		codechat_test_wait_until(&done, RUN_TIMEOUT_MS);
 	}
 	g_cancellable_cancel(c->err->cancellable);
-	err_reader_unref(c->err);
+	codechat_test_err_reader_unref(c->err);
 	g_clear_object(&c->out);
 	g_clear_object(&c->proc);
 	g_free(c);
@@ -295,7 +230,7 @@ client_start(Fixture *f,
 	c->proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
 	g_assert_no_error(error);
 	c->out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(c->proc));
-	c->err = err_reader_new(g_subprocess_get_stderr_pipe(c->proc));
+	c->err = codechat_test_err_reader_new(g_subprocess_get_stderr_pipe(c->proc), TRUE);
 	return c;
 }
 
