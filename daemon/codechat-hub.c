@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "codechat-accounts.h"
 #include "codechat-hub.h"
 #include "codechat-log.h"
 #include "codechat-version.h"
@@ -41,6 +42,7 @@ struct _Session {
 	gchar *peer;		       /* (owned) */
 	gchar *nick;		       /* (owned) (nullable) NULL until hello */
 	gchar *nick_fold;	       /* (owned) (nullable) */
+	gchar *account_hash;	       /* (owned) (nullable) the hash its token matched */
 	GPtrArray *rooms;	       /* (owned) (element-type Room) unowned rooms joined */
 	gdouble tokens;		       /* rate limit bucket */
 	gint64 refill_us;	       /* monotonic time of the last refill */
@@ -69,6 +71,8 @@ struct _CodechatHub {
 	guint n_live;	     /* sessions accepted and not closing */
 	gdouble post_tokens; /* rate limit of codechat_hub_post() */
 	gint64 post_refill_us;
+	CodechatAccounts *accounts; /* (owned) (nullable) */
+	gboolean require_auth;	    /* a token even when there are no accounts */
 };
 
 G_DEFINE_FINAL_TYPE(CodechatHub, codechat_hub, G_TYPE_OBJECT)
@@ -136,6 +140,7 @@ session_unref(Session *s)
 	g_free(s->peer);
 	g_free(s->nick);
 	g_free(s->nick_fold);
+	g_free(s->account_hash);
 	g_free(s);
 }
 
@@ -444,13 +449,54 @@ hub_leave_room(CodechatHub *self, Room *room, Session *s, const gchar *event)
 
 /* requests */
 
+/* with accounts (or --listen beyond loopback without --allow-anonymous),
+ * every hello needs the token of its nick */
+static gboolean
+hub_needs_token(CodechatHub *self)
+{
+	return self->require_auth ||
+	       (self->accounts != NULL && codechat_accounts_get_n_accounts(self->accounts) > 0);
+}
+
+/* auth-failed, then close 1008 (PROTOCOL.md): the same answer for an
+ * unknown nick and a wrong token, so that it tells nothing about accounts */
+static void
+session_refuse_auth(Session *s, const gchar *message, const gchar *ref)
+{
+	session_send_error_literal(s, CODECHAT_ERROR_AUTH_FAILED, message, ref);
+	session_close(s, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "authentication failed");
+}
+
 static void
 handle_hello(CodechatHub *self, Session *s, CodechatRequest *req)
 {
 	g_autoptr(JsonBuilder) builder = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *fold = codechat_nick_fold(req->nick);
+	const gchar *account_hash = NULL;
 
+	/* an account added or removed a moment ago counts already */
+	if (self->accounts != NULL)
+		codechat_accounts_refresh(self->accounts);
+	if (hub_needs_token(self)) {
+		if (req->token == NULL || req->token[0] == '\0') {
+			session_refuse_auth(s, "this server needs a token for your nick", req->ref);
+			return;
+		}
+		if (self->accounts != NULL)
+			account_hash =
+			    codechat_accounts_authenticate(self->accounts, req->nick, req->token);
+		if (account_hash == NULL) {
+			codechat_info(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = req->nick),
+				      "%s: authentication failed for %s",
+				      s->peer,
+				      req->nick);
+			session_refuse_auth(s,
+					    "wrong token, or no account for this nick",
+					    req->ref);
+			return;
+		}
+	}
 	if (g_hash_table_contains(self->nicks, fold)) {
 		g_autofree gchar *msg = g_strdup_printf("nick %s is already connected", req->nick);
 		session_send_error_literal(s, CODECHAT_ERROR_NICK_TAKEN, msg, req->ref);
@@ -469,6 +515,7 @@ handle_hello(CodechatHub *self, Session *s, CodechatRequest *req)
 	}
 	s->nick = g_strdup(req->nick);
 	s->nick_fold = g_steal_pointer(&fold);
+	s->account_hash = g_strdup(account_hash);
 	g_hash_table_insert(self->nicks, s->nick_fold, s);
 	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
 	codechat_info(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
@@ -1343,6 +1390,69 @@ codechat_hub_shutdown(CodechatHub *self)
 		g_signal_emit(self, signals[SIGNAL_DRAINED], 0);
 }
 
+/*
+ * The accounts changed: a session stays only while its hello would still
+ * succeed, so a removed account (or one given a new token) ends its
+ * sessions, and so do anonymous ones once tokens are needed.
+ */
+static void
+accounts_changed_cb(CodechatAccounts *accounts, gpointer user_data)
+{
+	CodechatHub *self = user_data;
+	g_autoptr(GList) sessions = g_hash_table_get_keys(self->sessions);
+	gboolean needs_token = hub_needs_token(self);
+
+	for (GList *l = sessions; l != NULL; l = l->next) {
+		Session *s = l->data;
+		const gchar *hash;
+
+		if (s->nick == NULL || s->closing)
+			continue;
+		hash = codechat_accounts_lookup_hash(accounts, s->nick);
+		if (s->account_hash != NULL ? g_strcmp0(hash, s->account_hash) == 0 : !needs_token)
+			continue;
+		codechat_info(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
+			      "session %u (%s, %s): its account is gone",
+			      s->serial,
+			      s->peer,
+			      s->nick);
+		session_send_error_literal(s,
+					   CODECHAT_ERROR_AUTH_FAILED,
+					   s->account_hash != NULL
+					       ? "your account was removed or its token changed"
+					       : "this server needs a token now",
+					   NULL);
+		session_close(s, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "account removed");
+	}
+}
+
+/**
+ * codechat_hub_set_accounts:
+ * @accounts: (nullable): the accounts, or %NULL for none
+ * @require_auth: refuse every hello without a valid token, even while
+ *   there are no accounts (protected mode)
+ *
+ * Sessions made over D-Bus (codechat_hub_post()) are not concerned: the
+ * bus is local and trusted.
+ */
+void
+codechat_hub_set_accounts(CodechatHub *self, CodechatAccounts *accounts, gboolean require_auth)
+{
+	g_return_if_fail(CODECHAT_IS_HUB(self));
+	g_return_if_fail(accounts == NULL || CODECHAT_IS_ACCOUNTS(accounts));
+
+	if (self->accounts != NULL)
+		g_signal_handlers_disconnect_by_data(self->accounts, self);
+	g_set_object(&self->accounts, accounts);
+	self->require_auth = require_auth;
+	if (accounts != NULL)
+		g_signal_connect_object(accounts,
+					"changed",
+					G_CALLBACK(accounts_changed_cb),
+					self,
+					0);
+}
+
 static void
 codechat_hub_dispose(GObject *object)
 {
@@ -1369,6 +1479,7 @@ codechat_hub_finalize(GObject *object)
 	g_hash_table_unref(self->rooms);
 	g_clear_object(&self->parser);
 	g_clear_object(&self->store);
+	g_clear_object(&self->accounts);
 	G_OBJECT_CLASS(codechat_hub_parent_class)->finalize(object);
 }
 

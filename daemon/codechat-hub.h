@@ -3,6 +3,7 @@
 
 #include <libsoup/soup.h>
 
+#include "codechat-accounts.h"
 #include "codechat-store.h"
 
 G_BEGIN_DECLS
@@ -33,6 +34,8 @@ guint
 codechat_hub_get_n_rooms(CodechatHub *self);
 void
 codechat_hub_shutdown(CodechatHub *self);
+void
+codechat_hub_set_accounts(CodechatHub *self, CodechatAccounts *accounts, gboolean require_auth);
 
 /* for the D-Bus service: the same checks, store and fan-out as a say */
 typedef void (*CodechatHubPostFunc)(CodechatMessage *msg, const GError *error, gpointer user_data);

@@ -8,7 +8,9 @@
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "codechat-accounts.h"
 #include "codechat-dbus.h"
 #include "codechat-hub.h"
 #include "codechat-log.h"
@@ -309,6 +311,73 @@ layers_load(Layers *layers, const gchar *explicit_path, GError **error)
 	return TRUE;
 }
 
+/*
+ * Protected mode, after Redis': with no accounts, anyone who reaches the
+ * port can chat under any nick, which is fine on loopback only.  The
+ * listen address counts as loopback when its host is "localhost", in
+ * 127.0.0.0/8 or ::1; a host name other than localhost does not.
+ */
+static gboolean
+listen_is_loopback(const gchar *listen)
+{
+	g_autofree gchar *host = NULL;
+	g_autoptr(GInetAddress) addr = NULL;
+	const gchar *colon = strrchr(listen, ':');
+
+	host = colon != NULL ? g_strndup(listen, (gsize)(colon - listen)) : g_strdup(listen);
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		gchar *inner = g_strndup(host + 1, strlen(host) - 2);
+		g_free(host);
+		host = inner;
+	}
+	if (g_ascii_strcasecmp(host, "localhost") == 0)
+		return TRUE;
+	addr = g_inet_address_new_from_string(host);
+	return addr != NULL && g_inet_address_get_is_loopback(addr);
+}
+
+/* `codechatd user add|list|remove NICK`: 0 done, 1 error or bad usage */
+static gint
+run_user_command(const gchar *data_dir, gint argc, gchar **argv)
+{
+	g_autoptr(CodechatAccounts) accounts = codechat_accounts_new(data_dir);
+	g_autoptr(GError) error = NULL;
+	const gchar *command = argc > 2 ? argv[2] : NULL;
+
+	if (g_strcmp0(command, "list") == 0 && argc == 3) {
+		g_auto(GStrv) nicks = NULL;
+		if (!codechat_accounts_load(accounts, &error)) {
+			g_printerr("codechatd: %s\n", error->message);
+			return 1;
+		}
+		nicks = codechat_accounts_list(accounts);
+		for (guint i = 0; nicks[i] != NULL; i++)
+			g_print("%s\n", nicks[i]);
+		return 0;
+	}
+	if (g_strcmp0(command, "add") == 0 && argc == 4) {
+		g_autofree gchar *token = codechat_accounts_add(accounts, argv[3], &error);
+		if (token == NULL) {
+			g_printerr(_("codechatd: cannot add %s: %s\n"), argv[3], error->message);
+			return 1;
+		}
+		/* the token alone on stdout, for scripts; it is not kept */
+		g_print("%s\n", token);
+		g_printerr(_("codechatd: added %s; the token above is shown only this once\n"),
+			   argv[3]);
+		return 0;
+	}
+	if (g_strcmp0(command, "remove") == 0 && argc == 4) {
+		if (!codechat_accounts_remove(accounts, argv[3], &error)) {
+			g_printerr(_("codechatd: cannot remove %s: %s\n"), argv[3], error->message);
+			return 1;
+		}
+		return 0;
+	}
+	g_printerr(_("Usage: codechatd [--data-dir DIR] user add|list|remove NICK\n"));
+	return 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -337,6 +406,9 @@ main(int argc, char **argv)
 	gboolean replace = FALSE;
 	gboolean flag_deflate = FALSE;
 	gboolean deflate;
+	gboolean flag_allow_anonymous = FALSE;
+	gboolean allow_anonymous;
+	g_autoptr(CodechatAccounts) accounts = NULL;
 	gint flag_hello_timeout = G_MININT;
 	gint flag_rate = G_MININT;
 	gint flag_burst = G_MININT;
@@ -416,6 +488,14 @@ main(int argc, char **argv)
 	     &flag_deflate,
 	     N_("Offer WebSocket compression (costs CPU on every broadcast)"),
 	     NULL},
+	    {"allow-anonymous",
+	     0,
+	     0,
+	     G_OPTION_ARG_NONE,
+	     &flag_allow_anonymous,
+	     N_("Listen beyond loopback even without accounts: anyone who reaches the port can "
+		"chat"),
+	     NULL},
 	    {"bus",
 	     0,
 	     0,
@@ -483,6 +563,11 @@ main(int argc, char **argv)
 	      "(CODECHATD_LISTEN, CODECHATD_RATE_LIMIT, ...), then the [daemon] group of\n"
 	      "the config file, then the defaults. codechatd runs in the foreground;\n"
 	      "SIGINT and SIGTERM close every session with 1001 and exit.\n"
+	      "\n"
+	      "codechatd [--data-dir DIR] user add|list|remove NICK manages accounts:\n"
+	      "“user add” prints the new token once. Once an account exists, every\n"
+	      "hello needs the token of its nick. Without accounts codechatd listens\n"
+	      "on loopback only (protected mode) unless --allow-anonymous.\n"
 	      "See codechatd(8)."));
 	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
 	if (!g_option_context_parse(context, &argc, &argv, &error)) {
@@ -494,7 +579,7 @@ main(int argc, char **argv)
 		g_print("codechatd %s\n", codechat_version());
 		return 0;
 	}
-	if (argc > 1) {
+	if (argc > 1 && g_strcmp0(argv[1], "user") != 0) {
 		g_printerr(_("codechatd: unexpected argument “%s”\n"), argv[1]);
 		g_printerr(_("Run “codechatd --help” to see the options.\n"));
 		return 1;
@@ -507,6 +592,11 @@ main(int argc, char **argv)
 	data_dir = layer_string(&layers, "data-dir", g_steal_pointer(&data_dir), NULL);
 	if (data_dir == NULL)
 		data_dir = g_build_filename(g_get_user_data_dir(), "codechat", NULL);
+	if (argc > 1) {
+		g_clear_pointer(&layers.file, g_key_file_unref);
+		g_clear_pointer(&layers.file_path, g_free);
+		return run_user_command(data_dir, argc, argv);
+	}
 	sync = layer_string(&layers, "sync", g_steal_pointer(&sync), "full");
 	bus = layer_string(&layers, "bus", g_steal_pointer(&bus), NULL);
 	notify = layer_string(&layers, "notify", g_steal_pointer(&notify), "off");
@@ -514,6 +604,7 @@ main(int argc, char **argv)
 	log_format = layer_string(&layers, "log-format", g_steal_pointer(&log_format), NULL);
 	allowed_origins = layer_strv(&layers, "allow-origin", flag_origins);
 	deflate = layer_bool(&layers, "permessage-deflate", flag_deflate);
+	allow_anonymous = layer_bool(&layers, "allow-anonymous", flag_allow_anonymous);
 	if (!layer_int(&layers,
 		       "hello-timeout",
 		       flag_hello_timeout,
@@ -575,7 +666,33 @@ main(int argc, char **argv)
 		g_printerr("codechatd: %s\n", error->message);
 		return 1;
 	}
+	accounts = codechat_accounts_new(data_dir);
+	if (!codechat_accounts_load(accounts, &error)) {
+		g_printerr("codechatd: %s\n", error->message);
+		return 1;
+	}
+	if (!listen_is_loopback(listen) && !allow_anonymous &&
+	    codechat_accounts_get_n_accounts(accounts) == 0) {
+		g_printerr(_("codechatd: refusing to listen on %s without accounts: anyone who "
+			     "reaches it could chat under any nick. Add an account with "
+			     "“codechatd user add NICK”, listen on loopback, or pass "
+			     "--allow-anonymous.\n"),
+			   listen);
+		return 1;
+	}
+	/* without a monitor, accounts still apply at the next hello; only
+	 * the sessions of a removed account would stay */
+	if (!codechat_accounts_watch(accounts, &error)) {
+		g_warning("cannot watch %s: %s",
+			  codechat_accounts_get_path(accounts),
+			  error->message);
+		g_clear_error(&error);
+	}
 	daemon.hub = codechat_hub_new(store, &config);
+	/* D-Bus Send is not concerned: the bus is the user's own, trusted */
+	codechat_hub_set_accounts(daemon.hub,
+				  accounts,
+				  !listen_is_loopback(listen) && !allow_anonymous);
 	daemon.server =
 	    codechat_server_new(daemon.hub, (const gchar *const *)allowed_origins, deflate);
 	if (!codechat_server_listen(daemon.server, listen, &error)) {
