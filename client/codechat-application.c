@@ -322,6 +322,7 @@ exit_status_for_error(const GError *error)
 		return 1;
 	case CODECHAT_ERROR_NOT_CONNECTED:
 		return 2;
+	case CODECHAT_ERROR_NOT_AUTHENTICATED:
 	case CODECHAT_ERROR_AUTH_FAILED:
 	case CODECHAT_ERROR_BAD_NICK:
 	case CODECHAT_ERROR_NICK_TAKEN:
