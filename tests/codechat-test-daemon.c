@@ -43,6 +43,24 @@ die_with_parent(gpointer user_data)
 CodechatTestDaemon *
 codechat_test_daemon_start(const gchar *const *extra_args)
 {
+	return codechat_test_daemon_start_in(NULL, NULL, extra_args);
+}
+
+/**
+ * codechat_test_daemon_start_in:
+ * @data_dir: (nullable): an existing data dir, which the daemon takes over
+ *   (it is removed by codechat_test_daemon_free()), or %NULL for a fresh one
+ * @listen: (nullable): the listen address, or %NULL for 127.0.0.1:0
+ * @extra_args: (nullable): more arguments for codechatd
+ *
+ * Like codechat_test_daemon_start().  The URIs always name 127.0.0.1,
+ * also for a daemon that listens on 0.0.0.0.
+ */
+CodechatTestDaemon *
+codechat_test_daemon_start_in(const gchar *data_dir,
+			      const gchar *listen,
+			      const gchar *const *extra_args)
+{
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 	g_autoptr(GDataInputStream) out = NULL;
@@ -51,12 +69,16 @@ codechat_test_daemon_start(const gchar *const *extra_args)
 	CodechatTestDaemon *daemon = g_new0(CodechatTestDaemon, 1);
 	const gchar *p;
 
-	daemon->data_dir = g_dir_make_tmp("codechat-test-XXXXXX", &error);
-	g_assert_no_error(error);
+	if (data_dir != NULL) {
+		daemon->data_dir = g_strdup(data_dir);
+	} else {
+		daemon->data_dir = g_dir_make_tmp("codechat-test-XXXXXX", &error);
+		g_assert_no_error(error);
+	}
 
 	g_ptr_array_add(argv, (gpointer)codechat_test_daemon_path());
 	g_ptr_array_add(argv, (gpointer) "--listen");
-	g_ptr_array_add(argv, (gpointer) "127.0.0.1:0");
+	g_ptr_array_add(argv, (gpointer)(listen != NULL ? listen : "127.0.0.1:0"));
 	g_ptr_array_add(argv, (gpointer) "--data-dir");
 	g_ptr_array_add(argv, daemon->data_dir);
 	for (guint i = 0; extra_args != NULL && extra_args[i] != NULL; i++)
@@ -92,11 +114,17 @@ codechat_test_daemon_start(const gchar *const *extra_args)
 	g_assert_nonnull(line);
 	p = strstr(line, "ws://");
 	g_assert_nonnull(p);
-	daemon->uri = g_strdup(p);
 	{
-		g_autoptr(GUri) guri = g_uri_parse(daemon->uri, G_URI_FLAGS_NONE, &error);
+		g_autoptr(GUri) guri = g_uri_parse(p, G_URI_FLAGS_NONE, &error);
 		g_assert_no_error(error);
 		daemon->port = (guint16)g_uri_get_port(guri);
+		/* as printed, unless the daemon listens on 0.0.0.0 */
+		if (g_strcmp0(g_uri_get_host(guri), "0.0.0.0") == 0)
+			daemon->uri = g_strdup_printf("ws://127.0.0.1:%u%s",
+						      daemon->port,
+						      g_uri_get_path(guri));
+		else
+			daemon->uri = g_strdup(p);
 		daemon->http_base = g_strdup_printf("http://127.0.0.1:%u", daemon->port);
 	}
 	g_assert_cmpuint(daemon->port, >, 0);

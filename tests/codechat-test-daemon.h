@@ -20,6 +20,10 @@ const gchar *
 codechat_test_client_path(void);
 CodechatTestDaemon *
 codechat_test_daemon_start(const gchar *const *extra_args);
+CodechatTestDaemon *
+codechat_test_daemon_start_in(const gchar *data_dir,
+			      const gchar *listen,
+			      const gchar *const *extra_args);
 gint
 codechat_test_daemon_stop(CodechatTestDaemon *daemon);
 void
