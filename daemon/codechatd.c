@@ -671,15 +671,6 @@ main(int argc, char **argv)
 		g_printerr("codechatd: %s\n", error->message);
 		return 1;
 	}
-	if (!listen_is_loopback(listen) && !allow_anonymous &&
-	    codechat_accounts_get_n_accounts(accounts) == 0) {
-		g_printerr(_("codechatd: refusing to listen on %s without accounts: anyone who "
-			     "reaches it could chat under any nick. Add an account with "
-			     "“codechatd user add NICK”, listen on loopback, or pass "
-			     "--allow-anonymous.\n"),
-			   listen);
-		return 1;
-	}
 	/* without a monitor, accounts still apply at the next hello; only
 	 * the sessions of a removed account would stay */
 	if (!codechat_accounts_watch(accounts, &error)) {
@@ -697,6 +688,18 @@ main(int argc, char **argv)
 	    codechat_server_new(daemon.hub, (const gchar *const *)allowed_origins, deflate);
 	if (!codechat_server_listen(daemon.server, listen, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
+		g_clear_object(&daemon.server);
+		g_clear_object(&daemon.hub);
+		return 1;
+	}
+	/* checked once the address is known to be good; nothing was served */
+	if (!listen_is_loopback(listen) && !allow_anonymous &&
+	    codechat_accounts_get_n_accounts(accounts) == 0) {
+		g_printerr(_("codechatd: refusing to listen on %s without accounts: anyone who "
+			     "reaches it could chat under any nick. Add an account with "
+			     "“codechatd user add NICK”, listen on loopback, or pass "
+			     "--allow-anonymous.\n"),
+			   listen);
 		g_clear_object(&daemon.server);
 		g_clear_object(&daemon.hub);
 		return 1;
