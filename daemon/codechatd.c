@@ -567,7 +567,7 @@ main(int argc, char **argv)
 	      "codechatd [--data-dir DIR] user add|list|remove NICK manages accounts:\n"
 	      "“user add” prints the new token once. Once an account exists, every\n"
 	      "hello needs the token of its nick. Without accounts codechatd listens\n"
-	      "on loopback only (protected mode) unless --allow-anonymous.\n"
+	      "on loopback only (protected mode, as in Redis) unless --allow-anonymous.\n"
 	      "See codechatd(8)."));
 	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
 	if (!g_option_context_parse(context, &argc, &argv, &error)) {
