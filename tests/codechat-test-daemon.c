@@ -90,14 +90,19 @@ codechat_test_daemon_start(const gchar *const *extra_args)
 	line = g_data_input_stream_read_line_utf8(out, NULL, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_nonnull(line);
-	p = strstr(line, "ws://");
+	/* wss:// when the daemon has a certificate */
+	daemon->tls = (p = strstr(line, "wss://")) != NULL;
+	if (p == NULL)
+		p = strstr(line, "ws://");
 	g_assert_nonnull(p);
 	daemon->uri = g_strdup(p);
 	{
 		g_autoptr(GUri) guri = g_uri_parse(daemon->uri, G_URI_FLAGS_NONE, &error);
 		g_assert_no_error(error);
 		daemon->port = (guint16)g_uri_get_port(guri);
-		daemon->http_base = g_strdup_printf("http://127.0.0.1:%u", daemon->port);
+		daemon->http_base = g_strdup_printf("%s://127.0.0.1:%u",
+						    daemon->tls ? "https" : "http",
+						    daemon->port);
 	}
 	g_assert_cmpuint(daemon->port, >, 0);
 	return daemon;
