@@ -420,16 +420,20 @@ send_hello(CodechatConnection *self)
 static gchar *
 tls_errors_to_string(GTlsCertificateFlags errors)
 {
+	/* a private CA that was not named, or was not the right one */
+	const gchar *unknown_ca =
+	    tls_database == NULL
+		? _("it is not signed by a known certificate authority (for a private CA, use "
+		    "--ca-file)")
+		: _("it is not signed by a certificate authority of the CA file");
 	g_autoptr(GString) str = g_string_new(NULL);
 	const struct {
 		GTlsCertificateFlags flag;
 		const gchar *text;
 	} reasons[] = {
-	    {G_TLS_CERTIFICATE_UNKNOWN_CA,
-	     N_("it is not signed by a known certificate authority (for a private CA, use "
-		"--ca-file)")},
-	    {G_TLS_CERTIFICATE_BAD_IDENTITY, N_("it is not for this host name")},
-	    {G_TLS_CERTIFICATE_NOT_ACTIVATED, N_("it is not valid yet")},
+	    {G_TLS_CERTIFICATE_UNKNOWN_CA, unknown_ca},
+	    {G_TLS_CERTIFICATE_BAD_IDENTITY, _("it is not for this host name")},
+	    {G_TLS_CERTIFICATE_NOT_ACTIVATED, _("it is not valid yet")},
 	    {G_TLS_CERTIFICATE_EXPIRED, N_("it has expired")},
 	    {G_TLS_CERTIFICATE_REVOKED, N_("it has been revoked")},
 	    {G_TLS_CERTIFICATE_INSECURE, N_("it uses an insecure algorithm")},
@@ -440,7 +444,7 @@ tls_errors_to_string(GTlsCertificateFlags errors)
 			continue;
 		if (str->len > 0)
 			g_string_append(str, "; ");
-		g_string_append(str, _(reasons[i].text));
+		g_string_append(str, reasons[i].text);
 	}
 	if (str->len == 0)
 		g_string_append(str, _("it is not valid"));
