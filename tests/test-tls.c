@@ -591,6 +591,36 @@ test_bad_daemon_options(void)
 	assert_bad_daemon(NULL, mismatch, pki.other_key);
 }
 
+/* the options are in both programs' --help */
+static void
+test_help(void)
+{
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	Communicate c = {FALSE};
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GError) error = NULL;
+
+	proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+				&error,
+				codechat_test_daemon_path(),
+				"--help",
+				NULL);
+	g_assert_no_error(error);
+	g_subprocess_communicate_utf8_async(proc, NULL, NULL, communicate_cb, &c);
+	g_assert_true(codechat_test_wait_until(&c.done, WAIT_TIMEOUT_MS));
+	g_assert_no_error(c.error);
+	g_assert_cmpint(codechat_test_wait_exit(proc, WAIT_TIMEOUT_MS), ==, 0);
+	g_assert_nonnull(strstr(c.out, "--tls-cert=FILE"));
+	g_assert_nonnull(strstr(c.out, "--tls-key=FILE"));
+	g_free(c.out);
+	g_free(c.err);
+
+	g_assert_cmpint(codechat_test_run(&out, &err, "--help"), ==, 0);
+	g_assert_nonnull(strstr(out, "--ca-file=FILE"));
+	g_assert_nonnull(strstr(out, "CODECHAT_CA_FILE"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -622,6 +652,7 @@ main(int argc, char **argv)
 		   test_chain_and_config,
 		   fixture_teardown);
 	g_test_add_func("/codechat/tls/bad-daemon-options", test_bad_daemon_options);
+	g_test_add_func("/codechat/tls/help", test_help);
 
 	ret = g_test_run();
 	pki_clear();
