@@ -628,6 +628,21 @@ main(int argc, char **argv)
 
 	g_test_init(&argc, &argv, NULL);
 
+	/* once glib-networking is loaded, LeakSanitizer (clang 14) crashes in
+	 * its stop-the-world on a bogus dynamic TLS range of one of GIO's
+	 * worker threads ("DTLS 8 at 0x2000…", then "Tracer caught signal
+	 * 11"), at the exit of every program that did a handshake: without
+	 * tracking those ranges the leak check of the daemon and the client
+	 * runs, and passes */
+	{
+		const gchar *child = g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS");
+		if (child != NULL) {
+			g_autofree gchar *options =
+			    g_strconcat(child, ":intercept_tls_get_addr=0", NULL);
+			g_setenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS", options, TRUE);
+		}
+	}
+
 	/* glib-networking is what GIO does TLS with */
 	if (!g_tls_backend_supports_tls(g_tls_backend_get_default())) {
 		g_test_message("GIO has no TLS backend: install glib-networking");
