@@ -508,8 +508,7 @@ main(int argc, char **argv)
 	context = g_option_context_new(NULL);
 	g_option_context_set_summary(context,
 				     _("The codechat daemon: hosts chat rooms and serves them over "
-				       "WebSocket at ws://ADDR:PORT/v1/ws, or wss:// with "
-				       "--tls-cert."));
+				       "WebSocket at ws://ADDR:PORT/v1/ws."));
 	g_option_context_set_description(
 	    context,
 	    _("Settings come from the options, then CODECHATD_* environment variables\n"
