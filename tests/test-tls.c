@@ -23,15 +23,17 @@
 
 /* the files made once for the whole program, in a temporary directory */
 typedef struct {
-	gchar *dir;	   /* (owned) */
-	gchar *ca;	   /* (owned) the CA that signed the server's certificate */
-	gchar *other_ca;   /* (owned) a CA that signed nothing of ours */
-	gchar *cert;	   /* (owned) the server's certificate */
-	gchar *key;	   /* (owned) its key */
-	gchar *chain;	   /* (owned) the certificate followed by its CA's */
-	gchar *other_key;  /* (owned) a key of another certificate */
-	gchar *not_pem;	   /* (owned) a file with neither */
-	gchar *unreadable; /* (owned) a path that does not exist */
+	gchar *dir;	       /* (owned) */
+	gchar *ca;	       /* (owned) the CA that signed the server's certificate */
+	gchar *other_ca;       /* (owned) a CA that signed nothing of ours */
+	gchar *cert;	       /* (owned) the server's certificate */
+	gchar *key;	       /* (owned) its key */
+	gchar *elsewhere_cert; /* (owned) one of our CA's, for another host */
+	gchar *elsewhere_key;  /* (owned) its key */
+	gchar *chain;	       /* (owned) the certificate followed by its CA's */
+	gchar *other_key;      /* (owned) a key of another certificate */
+	gchar *not_pem;	       /* (owned) a file with neither */
+	gchar *unreadable;     /* (owned) a path that does not exist */
 } Pki;
 
 static Pki pki;
@@ -120,25 +122,25 @@ make_ca(const gchar *name)
 		NULL);
 }
 
-/* NAME.pem and NAME.key for 127.0.0.1 and localhost, signed by @ca */
+/* NAME.pem and NAME.key for the names of @alt_names, signed by @ca */
 static void
-make_server_cert(const gchar *name, const gchar *ca)
+make_server_cert(const gchar *name, const gchar *ca, const gchar *alt_names)
 {
 	g_autofree gchar *key = g_strconcat(name, ".key", NULL);
 	g_autofree gchar *csr = g_strconcat(name, ".csr", NULL);
 	g_autofree gchar *pem = g_strconcat(name, ".pem", NULL);
 	g_autofree gchar *ca_pem = g_strconcat(ca, ".pem", NULL);
 	g_autofree gchar *ca_key = g_strconcat(ca, ".key", NULL);
-	g_autofree gchar *ext = pki_path("server.ext");
+	g_autofree gchar *ext_name = g_strconcat(name, ".ext", NULL);
+	g_autofree gchar *ext = pki_path(ext_name);
+	g_autofree gchar *ext_contents = g_strdup_printf("subjectAltName=%s\n"
+							 "basicConstraints=critical,CA:FALSE\n"
+							 "keyUsage=critical,digitalSignature\n"
+							 "extendedKeyUsage=serverAuth\n",
+							 alt_names);
 	g_autoptr(GError) error = NULL;
 
-	g_file_set_contents(ext,
-			    "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-			    "basicConstraints=critical,CA:FALSE\n"
-			    "keyUsage=critical,digitalSignature\n"
-			    "extendedKeyUsage=serverAuth\n",
-			    -1,
-			    &error);
+	g_file_set_contents(ext, ext_contents, -1, &error);
 	g_assert_no_error(error);
 	openssl("req",
 		"-newkey",
@@ -167,7 +169,7 @@ make_server_cert(const gchar *name, const gchar *ca)
 		"-days",
 		"2",
 		"-extfile",
-		"server.ext",
+		ext_name,
 		NULL);
 }
 
@@ -183,12 +185,15 @@ pki_init(void)
 	g_assert_no_error(error);
 	make_ca("ca");
 	make_ca("other-ca");
-	make_server_cert("server", "ca");
-	make_server_cert("other-server", "other-ca");
+	make_server_cert("server", "ca", "IP:127.0.0.1,DNS:localhost");
+	make_server_cert("other-server", "other-ca", "IP:127.0.0.1,DNS:localhost");
+	make_server_cert("elsewhere", "ca", "DNS:chat.example.invalid");
 	pki.ca = pki_path("ca.pem");
 	pki.other_ca = pki_path("other-ca.pem");
 	pki.cert = pki_path("server.pem");
 	pki.key = pki_path("server.key");
+	pki.elsewhere_cert = pki_path("elsewhere.pem");
+	pki.elsewhere_key = pki_path("elsewhere.key");
 	pki.other_key = pki_path("other-server.key");
 	pki.not_pem = pki_path("server.ext");
 	pki.unreadable = pki_path("no-such-file.pem");
@@ -214,6 +219,8 @@ pki_clear(void)
 	g_free(pki.other_ca);
 	g_free(pki.cert);
 	g_free(pki.key);
+	g_free(pki.elsewhere_cert);
+	g_free(pki.elsewhere_key);
 	g_free(pki.chain);
 	g_free(pki.other_key);
 	g_free(pki.not_pem);
@@ -428,6 +435,24 @@ test_healthz(Fixture *f, gconstpointer data)
 	/* with another CA the check fails */
 	g_assert_cmpuint(https_get_healthz(f, pki.other_ca, &untrusted_body, &error), ==, 0);
 	g_assert_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+}
+
+/* a certificate of the right CA for another host name */
+static void
+test_wrong_host(Fixture *f, gconstpointer data)
+{
+	const gchar *const args[] = {"--tls-cert",
+				     pki.elsewhere_cert,
+				     "--tls-key",
+				     pki.elsewhere_key,
+				     NULL};
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+
+	fixture_start(f, args);
+	g_assert_cmpint(run_client(f->daemon->uri, pki.ca, NULL, &out, &err, "send", "no"), ==, 2);
+	g_assert_nonnull(strstr(err, "certificate not trusted"));
+	g_assert_nonnull(strstr(err, "not for this host name"));
 }
 
 /* the certificate file may hold the chain; the config file sets TLS too */
@@ -665,6 +690,12 @@ main(int argc, char **argv)
 		   NULL,
 		   NULL,
 		   test_chain_and_config,
+		   fixture_teardown);
+	g_test_add("/codechat/tls/wrong-host",
+		   Fixture,
+		   NULL,
+		   NULL,
+		   test_wrong_host,
 		   fixture_teardown);
 	g_test_add_func("/codechat/tls/bad-daemon-options", test_bad_daemon_options);
 	g_test_add_func("/codechat/tls/help", test_help);
