@@ -30,6 +30,7 @@ typedef struct {
 	gchar *nick;
 	gchar *color;
 	gchar *log_format;
+	gchar *ca_file;
 	gboolean json;
 	gboolean verbose;
 	gboolean quiet;
@@ -182,6 +183,7 @@ global_options_clear(GlobalOptions *opts)
 	g_clear_pointer(&opts->nick, g_free);
 	g_clear_pointer(&opts->color, g_free);
 	g_clear_pointer(&opts->log_format, g_free);
+	g_clear_pointer(&opts->ca_file, g_free);
 }
 
 /* what one part of the command line said wins over what came before */
@@ -204,12 +206,16 @@ global_options_merge(GlobalOptions *dst, GlobalOptions *src)
 		g_free(dst->log_format);
 		dst->log_format = g_steal_pointer(&src->log_format);
 	}
+	if (src->ca_file != NULL) {
+		g_free(dst->ca_file);
+		dst->ca_file = g_steal_pointer(&src->ca_file);
+	}
 	dst->json |= src->json;
 	dst->verbose |= src->verbose;
 	dst->quiet |= src->quiet;
 }
 
-#define N_GLOBAL_ENTRIES 7
+#define N_GLOBAL_ENTRIES 8
 
 static void
 global_entries_init(GOptionEntry *entries, GlobalOptions *opts)
@@ -252,6 +258,13 @@ global_entries_init(GOptionEntry *entries, GlobalOptions *opts)
 	     &opts->log_format,
 	     N_("Log as text or json"),
 	     N_("FORMAT")},
+	    {"ca-file",
+	     0,
+	     0,
+	     G_OPTION_ARG_FILENAME,
+	     &opts->ca_file,
+	     N_("Trust the CA certificates in this PEM file for wss:// instead of the system's"),
+	     N_("FILE")},
 	    {NULL},
 	};
 
@@ -288,6 +301,8 @@ environment_help(void)
 	      "  CODECHAT_COLOR          auto, always or never\n"
 	      "  CODECHAT_HISTORY_LIMIT  messages per page of history\n"
 	      "  CODECHAT_LOG_FORMAT     text or json\n"
+	      "  CODECHAT_CA_FILE        CA certificates (PEM) to check wss:// servers\n"
+	      "                          against instead of the system's\n"
 	      "  NO_COLOR                no colours unless asked for\n"
 	      "\n"
 	      "Exit status: 0 success, 1 usage error, 2 cannot connect,\n"
@@ -549,6 +564,42 @@ resolve_history_limit(CodechatApplication *self, GError **error)
 	return TRUE;
 }
 
+/* --ca-file, CODECHAT_CA_FILE, else the system's trust store */
+static gboolean
+resolve_ca_file(CodechatApplication *self, GError **error)
+{
+	const gchar *path = self->opts.ca_file;
+	g_autoptr(GTlsDatabase) database = NULL;
+	g_autoptr(GError) error_local = NULL;
+	g_autofree gchar *contents = NULL;
+	g_autofree gchar *absolute = NULL;
+
+	if (path == NULL)
+		path = non_empty_env("CODECHAT_CA_FILE");
+	if (path == NULL) {
+		codechat_connection_set_tls_database(NULL);
+		return TRUE;
+	}
+	/* GTlsFileDatabase wants an absolute path */
+	absolute = g_canonicalize_filename(path, NULL);
+	/* GTlsFileDatabase takes a file without a certificate in it */
+	if (!g_file_get_contents(path, &contents, NULL, &error_local) ||
+	    strstr(contents, "-----BEGIN CERTIFICATE-----") == NULL ||
+	    (database = g_tls_file_database_new(absolute, &error_local)) == NULL) {
+		g_set_error(error,
+			    CODECHAT_ERROR,
+			    CODECHAT_ERROR_INVALID_ARGUMENT,
+			    _("cannot use the CA file %s: %s"),
+			    path,
+			    error_local != NULL ? error_local->message
+						: _("no PEM-encoded certificate in it"));
+		return FALSE;
+	}
+	g_debug("checking server certificates against the CAs in %s", path);
+	codechat_connection_set_tls_database(database);
+	return TRUE;
+}
+
 /* every setting: the flag, then the environment, then GSettings, then the
  * built-in default */
 static gboolean
@@ -587,6 +638,8 @@ resolve_settings(CodechatApplication *self, GError **error)
 	if (!resolve_notify(self, error))
 		return FALSE;
 	if (!resolve_history_limit(self, error))
+		return FALSE;
+	if (!resolve_ca_file(self, error))
 		return FALSE;
 
 	if (server == NULL)

@@ -67,9 +67,27 @@ struct _CodechatConnection {
 	guint timeout_id;	/* GSource id of the connect or hello timer, 0 if none */
 	guint close_timeout_id; /* GSource id, 0 if none */
 	gboolean timed_out;
+	GTlsCertificateFlags tls_errors; /* why the server's certificate was refused */
 };
 
 G_DEFINE_FINAL_TYPE(CodechatConnection, codechat_connection, G_TYPE_OBJECT)
+
+/* the CAs that wss:// servers are checked against; NULL for the system's */
+static GTlsDatabase *tls_database; /* (owned) (nullable) */
+
+/**
+ * codechat_connection_set_tls_database:
+ * @database: (nullable): the trusted CAs, or %NULL for the system's
+ *
+ * Sets the CAs that the certificates of wss:// servers are checked
+ * against, for every connection made from now on (`--ca-file`).
+ */
+void
+codechat_connection_set_tls_database(GTlsDatabase *database)
+{
+	g_return_if_fail(database == NULL || G_IS_TLS_DATABASE(database));
+	g_set_object(&tls_database, database);
+}
 
 enum {
 	PROP_0,
@@ -398,6 +416,55 @@ send_hello(CodechatConnection *self)
 	send_object(self, hello);
 }
 
+/* what is wrong with a certificate, in words */
+static gchar *
+tls_errors_to_string(GTlsCertificateFlags errors)
+{
+	/* a private CA that was not named, or was not the right one */
+	const gchar *unknown_ca =
+	    tls_database == NULL
+		? _("it is not signed by a known certificate authority (for a private CA, use "
+		    "--ca-file)")
+		: _("it is not signed by a certificate authority of the CA file");
+	g_autoptr(GString) str = g_string_new(NULL);
+	const struct {
+		GTlsCertificateFlags flag;
+		const gchar *text;
+	} reasons[] = {
+	    {G_TLS_CERTIFICATE_UNKNOWN_CA, unknown_ca},
+	    {G_TLS_CERTIFICATE_BAD_IDENTITY, _("it is not for this host name")},
+	    {G_TLS_CERTIFICATE_NOT_ACTIVATED, _("it is not valid yet")},
+	    {G_TLS_CERTIFICATE_EXPIRED, N_("it has expired")},
+	    {G_TLS_CERTIFICATE_REVOKED, N_("it has been revoked")},
+	    {G_TLS_CERTIFICATE_INSECURE, N_("it uses an insecure algorithm")},
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(reasons); i++) {
+		if ((errors & reasons[i].flag) == 0)
+			continue;
+		if (str->len > 0)
+			g_string_append(str, "; ");
+		g_string_append(str, reasons[i].text);
+	}
+	if (str->len == 0)
+		g_string_append(str, _("it is not valid"));
+	return g_string_free(g_steal_pointer(&str), FALSE);
+}
+
+/* libsoup refuses a certificate that fails the check by itself; this only
+ * keeps the reason, which its error leaves out */
+static gboolean
+accept_certificate_cb(SoupMessage *msg,
+		      GTlsCertificate *certificate,
+		      GTlsCertificateFlags errors,
+		      gpointer user_data)
+{
+	CodechatConnection *self = CODECHAT_CONNECTION(user_data);
+
+	self->tls_errors = errors != 0 ? errors : G_TLS_CERTIFICATE_GENERIC_ERROR;
+	return FALSE;
+}
+
 static void
 websocket_connect_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -426,6 +493,15 @@ websocket_connect_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 					_("cannot connect to %s: timed out after %d seconds"),
 					self->uri,
 					CONNECT_TIMEOUT_S));
+		} else if (self->tls_errors != 0) {
+			g_autofree gchar *reason = tls_errors_to_string(self->tls_errors);
+			connect_fail(
+			    self,
+			    g_error_new(CODECHAT_ERROR,
+					CODECHAT_ERROR_NOT_CONNECTED,
+					_("cannot connect to %s: certificate not trusted: %s"),
+					self->uri,
+					reason));
 		} else {
 			connect_fail(self,
 				     g_error_new(CODECHAT_ERROR,
@@ -529,6 +605,13 @@ codechat_connection_connect_async(CodechatConnection *self,
 	}
 	self->session =
 	    soup_session_new_with_options("user-agent", "codechat/" PACKAGE_VERSION, NULL);
+	if (tls_database != NULL)
+		soup_session_set_tls_database(self->session, tls_database);
+	g_signal_connect_object(msg,
+				"accept-certificate",
+				G_CALLBACK(accept_certificate_cb),
+				self,
+				0);
 	self->timeout_id = g_timeout_add_seconds(CONNECT_TIMEOUT_S, connect_timeout_cb, self);
 	soup_session_websocket_connect_async(self->session,
 					     msg,

@@ -9,6 +9,9 @@ G_BEGIN_DECLS
 #define CODECHAT_TYPE_CONNECTION (codechat_connection_get_type())
 G_DECLARE_FINAL_TYPE(CodechatConnection, codechat_connection, CODECHAT, CONNECTION, GObject)
 
+void
+codechat_connection_set_tls_database(GTlsDatabase *database);
+
 CodechatConnection *
 codechat_connection_new(const gchar *uri, const gchar *nick, const gchar *token);
 

@@ -3,8 +3,11 @@
 
 #include "config.h"
 
+#include <errno.h>
 #include <glib/gi18n.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "codechat-log.h"
 #include "codechat-server.h"
@@ -15,7 +18,8 @@ struct _CodechatServer {
 	SoupServer *soup;      /* (owned) */
 	CodechatHub *hub;      /* (owned) */
 	GStrv allowed_origins; /* (owned) */
-	gchar *uri;	       /* (owned) (nullable) ws:// URI once listening */
+	gchar *uri;	       /* (owned) (nullable) ws:// or wss:// URI once listening */
+	gboolean tls;	       /* a certificate is set: listen for https and wss */
 	gint64 started_us;     /* monotonic */
 };
 
@@ -182,6 +186,193 @@ parse_address(const gchar *address, GError **error)
 	return g_inet_socket_address_new(inet, (guint16)port);
 }
 
+static gboolean
+accept_any_certificate_cb(GTlsConnection *conn,
+			  GTlsCertificate *peer_cert,
+			  GTlsCertificateFlags errors,
+			  gpointer user_data)
+{
+	return TRUE;
+}
+
+static gpointer
+client_handshake_thread(gpointer user_data)
+{
+	GTlsConnection *client = user_data;
+	GError *error = NULL;
+
+	if (!g_tls_connection_handshake(client, NULL, &error)) {
+		/* the server sees the end of the stream and gives up too */
+		g_io_stream_close(G_IO_STREAM(client), NULL, NULL);
+		return error;
+	}
+	return NULL;
+}
+
+static GIOStream *
+stream_from_fd(gint fd, GError **error)
+{
+	g_autoptr(GSocket) socket = g_socket_new_from_fd(fd, error);
+
+	if (socket == NULL) {
+		close(fd);
+		return NULL;
+	}
+	/* the check below must end even when one side stops answering */
+	g_socket_set_timeout(socket, 5);
+	return G_IO_STREAM(g_socket_connection_factory_create_connection(socket));
+}
+
+/*
+ * glib-networking takes a key that does not belong to the certificate
+ * without a word, and every handshake fails afterwards: shake hands with
+ * ourselves once over a socket pair so that such a pair is refused at
+ * startup, where the message can name the files
+ */
+static gboolean
+check_key_matches(GTlsCertificate *certificate, GError **error)
+{
+	g_autoptr(GIOStream) server_stream = NULL;
+	g_autoptr(GIOStream) client_stream = NULL;
+	g_autoptr(GIOStream) server = NULL;
+	g_autoptr(GIOStream) client = NULL;
+	g_autoptr(GError) server_error = NULL;
+	g_autoptr(GError) client_error = NULL;
+	GThread *thread;
+	gint fds[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+		gint saved_errno = errno;
+		g_set_error(error,
+			    G_IO_ERROR,
+			    g_io_error_from_errno(saved_errno),
+			    "socketpair: %s",
+			    g_strerror(saved_errno));
+		return FALSE;
+	}
+	server_stream = stream_from_fd(fds[0], error);
+	if (server_stream == NULL) {
+		close(fds[1]);
+		return FALSE;
+	}
+	client_stream = stream_from_fd(fds[1], error);
+	if (client_stream == NULL)
+		return FALSE;
+	server = g_tls_server_connection_new(server_stream, certificate, error);
+	if (server == NULL)
+		return FALSE;
+	client = g_tls_client_connection_new(client_stream, NULL, error);
+	if (client == NULL)
+		return FALSE;
+	g_signal_connect(client, "accept-certificate", G_CALLBACK(accept_any_certificate_cb), NULL);
+
+	thread = g_thread_new("codechatd-tls-check", client_handshake_thread, client);
+	if (!g_tls_connection_handshake(G_TLS_CONNECTION(server), NULL, &server_error))
+		g_io_stream_close(server, NULL, NULL);
+	client_error = g_thread_join(thread);
+	/* the client's side says why ("signature verification has failed"),
+	 * the server's often only that the client hung up */
+	if (client_error != NULL) {
+		g_propagate_error(error, g_steal_pointer(&client_error));
+		return FALSE;
+	}
+	if (server_error != NULL) {
+		g_propagate_error(error, g_steal_pointer(&server_error));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/**
+ * codechat_server_set_tls_files:
+ * @cert_path: a PEM file with the certificate, maybe followed by its chain
+ * @key_path: a PEM file with its private key
+ *
+ * Serves https:// and wss:// with this certificate from the next
+ * codechat_server_listen() on.  Fails with a message that names the file
+ * when a file cannot be read, holds no certificate or key, or the key
+ * does not belong to the certificate; and when GIO has no TLS backend.
+ */
+gboolean
+codechat_server_set_tls_files(CodechatServer *self,
+			      const gchar *cert_path,
+			      const gchar *key_path,
+			      GError **error)
+{
+	g_autoptr(GTlsCertificate) certificate = NULL;
+	g_autoptr(GError) error_local = NULL;
+	g_autofree gchar *contents = NULL;
+	GList *chain;
+
+	g_return_val_if_fail(CODECHAT_IS_SERVER(self), FALSE);
+	g_return_val_if_fail(cert_path != NULL, FALSE);
+	g_return_val_if_fail(key_path != NULL, FALSE);
+
+	if (!g_tls_backend_supports_tls(g_tls_backend_get_default())) {
+		g_set_error_literal(error,
+				    G_IO_ERROR,
+				    G_IO_ERROR_NOT_SUPPORTED,
+				    _("TLS is not available: GIO has no TLS backend (install "
+				      "glib-networking)"));
+		return FALSE;
+	}
+	/* read each file alone first, so that the message names the one at fault */
+	if (!g_file_get_contents(cert_path, &contents, NULL, &error_local)) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_FAILED,
+			    _("cannot read the TLS certificate %s: %s"),
+			    cert_path,
+			    error_local->message);
+		return FALSE;
+	}
+	chain = g_tls_certificate_list_new_from_file(cert_path, &error_local);
+	if (chain == NULL) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_FAILED,
+			    _("cannot load the TLS certificate %s: %s"),
+			    cert_path,
+			    error_local != NULL ? error_local->message
+						: _("no PEM-encoded certificate found"));
+		return FALSE;
+	}
+	g_list_free_full(chain, g_object_unref);
+	g_clear_pointer(&contents, g_free);
+	if (!g_file_get_contents(key_path, &contents, NULL, &error_local)) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_FAILED,
+			    _("cannot read the TLS key %s: %s"),
+			    key_path,
+			    error_local->message);
+		return FALSE;
+	}
+	certificate = g_tls_certificate_new_from_files(cert_path, key_path, &error_local);
+	if (certificate == NULL) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_FAILED,
+			    _("cannot load the TLS key %s: %s"),
+			    key_path,
+			    error_local->message);
+		return FALSE;
+	}
+	if (!check_key_matches(certificate, &error_local)) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_FAILED,
+			    _("the TLS key %s does not match the certificate %s: %s"),
+			    key_path,
+			    cert_path,
+			    error_local->message);
+		return FALSE;
+	}
+	g_object_set(self->soup, "tls-certificate", certificate, NULL);
+	self->tls = TRUE;
+	return TRUE;
+}
+
 gboolean
 codechat_server_listen(CodechatServer *self, const gchar *address, GError **error)
 {
@@ -194,7 +385,10 @@ codechat_server_listen(CodechatServer *self, const gchar *address, GError **erro
 	addr = parse_address(address, error);
 	if (addr == NULL)
 		return FALSE;
-	if (!soup_server_listen(self->soup, addr, 0, &error_local)) {
+	if (!soup_server_listen(self->soup,
+				addr,
+				self->tls ? SOUP_SERVER_LISTEN_HTTPS : 0,
+				&error_local)) {
 		g_set_error(error,
 			    error_local->domain,
 			    error_local->code,
@@ -213,7 +407,7 @@ codechat_server_listen(CodechatServer *self, const gchar *address, GError **erro
 			g_autofree gchar *host =
 			    g_inet_address_to_string(g_inet_socket_address_get_address(inet));
 			g_autoptr(GUri) ws = g_uri_build(G_URI_FLAGS_NONE,
-							 "ws",
+							 self->tls ? "wss" : "ws",
 							 NULL,
 							 host,
 							 g_inet_socket_address_get_port(inet),

@@ -13,6 +13,11 @@ codechat_server_new(CodechatHub *hub,
 		    const gchar *const *allowed_origins,
 		    gboolean permessage_deflate);
 gboolean
+codechat_server_set_tls_files(CodechatServer *self,
+			      const gchar *cert_path,
+			      const gchar *key_path,
+			      GError **error);
+gboolean
 codechat_server_listen(CodechatServer *self, const gchar *address, GError **error);
 const gchar *
 codechat_server_get_uri(CodechatServer *self);

@@ -165,6 +165,21 @@ check_uint(const gchar *option, gint value, gint min, guint *out, GError **error
 	return TRUE;
 }
 
+/* --tls-cert and --tls-key go together */
+static gboolean
+check_tls_pair(const gchar *cert, const gchar *key, GError **error)
+{
+	if ((cert == NULL) == (key == NULL))
+		return TRUE;
+	g_set_error_literal(error,
+			    G_OPTION_ERROR,
+			    G_OPTION_ERROR_BAD_VALUE,
+			    cert != NULL
+				? _("--tls-cert needs --tls-key (the certificate's private key)")
+				: _("--tls-key needs --tls-cert (the certificate)"));
+	return FALSE;
+}
+
 /*
  * Settings come from flags, then CODECHATD_* environment variables, then
  * the config file, then the built-in defaults.  Options parse into their
@@ -393,6 +408,8 @@ main(int argc, char **argv)
 	g_autofree gchar *nick = NULL;
 	g_autofree gchar *log_format = NULL;
 	g_autofree gchar *sync = NULL;
+	g_autofree gchar *tls_cert = NULL;
+	g_autofree gchar *tls_key = NULL;
 	g_auto(GStrv) flag_origins = NULL;
 	g_auto(GStrv) allowed_origins = NULL;
 	Layers layers = {0};
@@ -439,6 +456,21 @@ main(int argc, char **argv)
 		"(default); normal: survives a crash of codechatd only"),
 	     "full|normal"},
 	    {"config", 0, 0, G_OPTION_ARG_FILENAME, &config_path, NULL, N_("FILE")},
+	    {"tls-cert",
+	     0,
+	     0,
+	     G_OPTION_ARG_FILENAME,
+	     &tls_cert,
+	     N_("Serve wss:// and https:// with this PEM certificate (and its chain); "
+		"needs --tls-key"),
+	     N_("FILE")},
+	    {"tls-key",
+	     0,
+	     0,
+	     G_OPTION_ARG_FILENAME,
+	     &tls_key,
+	     N_("The PEM private key of --tls-cert"),
+	     N_("FILE")},
 	    {"allow-origin",
 	     0,
 	     0,
@@ -602,6 +634,8 @@ main(int argc, char **argv)
 	notify = layer_string(&layers, "notify", g_steal_pointer(&notify), "off");
 	nick = layer_string(&layers, "nick", g_steal_pointer(&nick), NULL);
 	log_format = layer_string(&layers, "log-format", g_steal_pointer(&log_format), NULL);
+	tls_cert = layer_string(&layers, "tls-cert", g_steal_pointer(&tls_cert), NULL);
+	tls_key = layer_string(&layers, "tls-key", g_steal_pointer(&tls_key), NULL);
 	allowed_origins = layer_strv(&layers, "allow-origin", flag_origins);
 	deflate = layer_bool(&layers, "permessage-deflate", flag_deflate);
 	allow_anonymous = layer_bool(&layers, "allow-anonymous", flag_allow_anonymous);
@@ -634,7 +668,8 @@ main(int argc, char **argv)
 	    !check_uint("--rate-burst", burst, 1, &config.burst, &error) ||
 	    !check_uint("--keepalive", keepalive, 0, &config.keepalive, &error) ||
 	    !check_uint("--max-connections", max_connections, 0, &config.max_connections, &error) ||
-	    (nick != NULL && !codechat_validate_nick(nick, &error))) {
+	    (nick != NULL && !codechat_validate_nick(nick, &error)) ||
+	    !check_tls_pair(tls_cert, tls_key, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
 		g_clear_pointer(&layers.file, g_key_file_unref);
 		g_free(layers.file_path);
@@ -686,7 +721,9 @@ main(int argc, char **argv)
 				  !listen_is_loopback(listen) && !allow_anonymous);
 	daemon.server =
 	    codechat_server_new(daemon.hub, (const gchar *const *)allowed_origins, deflate);
-	if (!codechat_server_listen(daemon.server, listen, &error)) {
+	if ((tls_cert != NULL &&
+	     !codechat_server_set_tls_files(daemon.server, tls_cert, tls_key, &error)) ||
+	    !codechat_server_listen(daemon.server, listen, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
 		g_clear_object(&daemon.server);
 		g_clear_object(&daemon.hub);

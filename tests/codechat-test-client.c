@@ -103,6 +103,7 @@ codechat_test_client_launcher_new(GSubprocessFlags flags, const gchar *const *en
 	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_COLOR");
 	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_HISTORY_LIMIT");
 	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_LOG_FORMAT");
+	g_subprocess_launcher_unsetenv(launcher, "CODECHAT_CA_FILE");
 	g_subprocess_launcher_setenv(launcher, "NO_COLOR", "1", TRUE);
 	/* nor from the user's tokens file */
 	g_subprocess_launcher_setenv(launcher, "XDG_CONFIG_HOME", config_home(), TRUE);

@@ -112,7 +112,10 @@ codechat_test_daemon_start_in(const gchar *data_dir,
 	line = g_data_input_stream_read_line_utf8(out, NULL, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_nonnull(line);
-	p = strstr(line, "ws://");
+	/* wss:// when the daemon has a certificate */
+	daemon->tls = (p = strstr(line, "wss://")) != NULL;
+	if (p == NULL)
+		p = strstr(line, "ws://");
 	g_assert_nonnull(p);
 	{
 		g_autoptr(GUri) guri = g_uri_parse(p, G_URI_FLAGS_NONE, &error);
@@ -120,12 +123,15 @@ codechat_test_daemon_start_in(const gchar *data_dir,
 		daemon->port = (guint16)g_uri_get_port(guri);
 		/* as printed, unless the daemon listens on 0.0.0.0 */
 		if (g_strcmp0(g_uri_get_host(guri), "0.0.0.0") == 0)
-			daemon->uri = g_strdup_printf("ws://127.0.0.1:%u%s",
+			daemon->uri = g_strdup_printf("%s://127.0.0.1:%u%s",
+						      daemon->tls ? "wss" : "ws",
 						      daemon->port,
 						      g_uri_get_path(guri));
 		else
 			daemon->uri = g_strdup(p);
-		daemon->http_base = g_strdup_printf("http://127.0.0.1:%u", daemon->port);
+		daemon->http_base = g_strdup_printf("%s://127.0.0.1:%u",
+						    daemon->tls ? "https" : "http",
+						    daemon->port);
 	}
 	g_assert_cmpuint(daemon->port, >, 0);
 	return daemon;

@@ -8,10 +8,11 @@ G_BEGIN_DECLS
 /* a real codechatd started on a free loopback port for one test */
 typedef struct {
 	GSubprocess *proc; /* (owned) */
-	gchar *uri;	   /* (owned) ws://127.0.0.1:PORT/v1/ws */
-	gchar *http_base;  /* (owned) http://127.0.0.1:PORT */
+	gchar *uri;	   /* (owned) ws://127.0.0.1:PORT/v1/ws, or wss:// */
+	gchar *http_base;  /* (owned) http://127.0.0.1:PORT, or https:// */
 	gchar *data_dir;   /* (owned) a fresh temporary directory */
 	guint16 port;
+	gboolean tls; /* started with --tls-cert: wss:// and https:// */
 } CodechatTestDaemon;
 
 const gchar *
