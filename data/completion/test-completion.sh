@@ -103,7 +103,7 @@ check_has "codechat --" --server --nick --json --color= --verbose --quiet --log-
 	--version --help --init
 check "codechat --ver" --verbose --version
 check "codechat send --" --room --to --code --file --help --server --nick --json --color= \
-	--verbose --quiet --log-format=
+	--verbose --quiet --log-format= --ca-file
 check "codechat send --r" --room
 check "codechat send --room " ""
 check "codechat history --l" --limit --log-format=
