@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "codechat-counting-stream.h"
 #include "codechat-hub.h"
 #include "codechat-log.h"
 #include "codechat-version.h"
@@ -36,19 +37,22 @@ typedef struct {
 
 struct _Session {
 	gint ref_count;
-	CodechatHub *hub;	       /* (unowned) NULL once the session left the hub */
-	SoupWebsocketConnection *conn; /* (owned) */
-	gchar *peer;		       /* (owned) */
-	gchar *nick;		       /* (owned) (nullable) NULL until hello */
-	gchar *nick_fold;	       /* (owned) (nullable) */
-	GPtrArray *rooms;	       /* (owned) (element-type Room) unowned rooms joined */
-	gdouble tokens;		       /* rate limit bucket */
-	gint64 refill_us;	       /* monotonic time of the last refill */
-	gint64 last_seen_us;	       /* monotonic time of the last frame or pong */
-	guint hello_timeout_id;	       /* GSource id, 0 if none */
-	guint close_timeout_id;	       /* GSource id, 0 if none */
-	GQueue outq;		       /* (owned) (element-type OutFrame) replies in order */
-	GQueue deferred;	       /* (owned) (element-type Deferred) */
+	CodechatHub *hub;		  /* (unowned) NULL once the session left the hub */
+	SoupWebsocketConnection *conn;	  /* (owned) */
+	gchar *peer;			  /* (owned) */
+	gchar *address;			  /* (owned) the peer's IP address */
+	CodechatCountingStream *counting; /* (owned) (nullable) the connection's stream */
+	guint64 handed;			  /* bytes of frames given to libsoup */
+	gchar *nick;			  /* (owned) (nullable) NULL until hello */
+	gchar *nick_fold;		  /* (owned) (nullable) */
+	GPtrArray *rooms;		  /* (owned) (element-type Room) unowned rooms joined */
+	gdouble tokens;			  /* rate limit bucket */
+	gint64 refill_us;		  /* monotonic time of the last refill */
+	gint64 last_seen_us;		  /* monotonic time of the last frame or pong */
+	guint hello_timeout_id;		  /* GSource id, 0 if none */
+	guint close_timeout_id;		  /* GSource id, 0 if none */
+	GQueue outq;			  /* (owned) (element-type OutFrame) replies in order */
+	GQueue deferred;		  /* (owned) (element-type Deferred) */
 	gboolean pumping;
 	gboolean counted; /* in the hub's n_live */
 	gboolean closing; /* we or the peer began closing: no more requests */
@@ -66,8 +70,9 @@ struct _CodechatHub {
 	guint keepalive_id;   /* GSource id, 0 if none */
 	guint next_serial;
 	gboolean shutting_down;
-	guint n_live;	     /* sessions accepted and not closing */
-	gdouble post_tokens; /* rate limit of codechat_hub_post() */
+	guint n_live;		 /* sessions accepted and not closing */
+	GHashTable *per_address; /* (owned) address -> GUINT count of live sessions */
+	gdouble post_tokens;	 /* rate limit of codechat_hub_post() */
 	gint64 post_refill_us;
 };
 
@@ -96,6 +101,8 @@ codechat_hub_config_init(CodechatHubConfig *config)
 	config->hello_timeout = CODECHAT_DEFAULT_HELLO_TIMEOUT;
 	config->keepalive = CODECHAT_DEFAULT_KEEPALIVE;
 	config->max_connections = 10000;
+	config->max_per_address = CODECHAT_DEFAULT_MAX_PER_ADDRESS;
+	config->max_outbound = CODECHAT_DEFAULT_MAX_OUTBOUND;
 }
 
 /* sessions */
@@ -132,8 +139,10 @@ session_unref(Session *s)
 	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
 	g_clear_handle_id(&s->close_timeout_id, g_source_remove);
 	g_clear_object(&s->conn);
+	g_clear_object(&s->counting);
 	g_ptr_array_unref(s->rooms);
 	g_free(s->peer);
+	g_free(s->address);
 	g_free(s->nick);
 	g_free(s->nick_fold);
 	g_free(s);
@@ -149,11 +158,42 @@ session_is_open(Session *s)
 }
 
 static void
+session_close_slow(Session *s);
+
+/* bytes on the wire of an unmasked server frame */
+static guint64
+frame_size(gsize len)
+{
+	return len + (len < 126 ? 2 : len < 65536 ? 4 : 10);
+}
+
+static void
 session_send(Session *s, const gchar *frame)
 {
+	gsize len;
+
 	/* sending on a connection that is not open is a critical in libsoup */
-	if (session_is_open(s))
-		soup_websocket_connection_send_text(s->conn, frame);
+	if (!session_is_open(s))
+		return;
+	len = strlen(frame);
+	if (s->counting != NULL && s->hub != NULL && s->hub->config.max_outbound > 0) {
+		guint64 written = codechat_counting_stream_get_written(s->counting);
+		/* pings and pongs are written but not counted as handed */
+		guint64 queued = s->handed > written ? s->handed - written : 0;
+
+		if (queued + frame_size(len) > s->hub->config.max_outbound) {
+			codechat_message(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
+					 "session %u (%s): %" G_GUINT64_FORMAT
+					 " bytes wait for a slow reader; closing",
+					 s->serial,
+					 s->peer,
+					 queued);
+			session_close_slow(s);
+			return;
+		}
+	}
+	s->handed += frame_size(len);
+	soup_websocket_connection_send_text(s->conn, frame);
 }
 
 /* a direct reply: after every earlier reply */
@@ -284,6 +324,32 @@ session_close_raw(Session *s, gushort code, const gchar *reason)
 		       reason);
 	g_socket_send(socket, (const gchar *)frame, 4 + reason_len, NULL, NULL);
 	g_socket_shutdown(socket, FALSE, TRUE, NULL);
+	if (s->close_timeout_id == 0)
+		s->close_timeout_id = g_timeout_add_seconds(5, session_close_timeout_cb, s);
+	if (s->hub != NULL)
+		hub_session_leave(s->hub, s);
+}
+
+/*
+ * A session whose unwritten frames passed --max-outbound-bytes: libsoup is
+ * in the middle of a frame, so no close frame can go out in order.  The
+ * session leaves the hub at once (its rooms see it quit) and the socket
+ * is shut down: libsoup's next write fails and it frees its queue.  The
+ * client reconnects and catches up with "since".
+ */
+static void
+session_close_slow(Session *s)
+{
+	GIOStream *io = soup_websocket_connection_get_io_stream(s->conn);
+	GSocket *socket = io != NULL ? g_object_get_data(G_OBJECT(io), "GSocket") : NULL;
+
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
+		       "session %u (%s): closing with %u: reading too slowly",
+		       s->serial,
+		       s->peer,
+		       CODECHAT_CLOSE_TRY_AGAIN_LATER);
+	if (socket != NULL)
+		g_socket_shutdown(socket, TRUE, TRUE, NULL);
 	if (s->close_timeout_id == 0)
 		s->close_timeout_id = g_timeout_add_seconds(5, session_close_timeout_cb, s);
 	if (s->hub != NULL)
@@ -962,8 +1028,15 @@ hub_session_leave(CodechatHub *self, Session *s)
 	s->closing = TRUE;
 	/* a closing session no longer takes a place under --max-connections */
 	if (s->counted) {
+		guint n = GPOINTER_TO_UINT(g_hash_table_lookup(self->per_address, s->address));
 		s->counted = FALSE;
 		self->n_live--;
+		if (n > 1)
+			g_hash_table_insert(self->per_address,
+					    g_strdup(s->address),
+					    GUINT_TO_POINTER(n - 1));
+		else
+			g_hash_table_remove(self->per_address, s->address);
 	}
 	while (s->rooms->len > 0)
 		hub_leave_room(self, g_ptr_array_index(s->rooms, s->rooms->len - 1), s, "quit");
@@ -1080,6 +1153,16 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 	s->hub = self;
 	s->conn = g_object_ref(conn);
 	s->peer = g_strdup(peer != NULL ? peer : "unknown");
+	/* peer is ADDR:PORT, ADDR an IPv4 or IPv6 literal */
+	if (strrchr(s->peer, ':') != NULL)
+		s->address = g_strndup(s->peer, strrchr(s->peer, ':') - s->peer);
+	else
+		s->address = g_strdup(s->peer);
+	{
+		GIOStream *io = soup_websocket_connection_get_io_stream(conn);
+		if (CODECHAT_IS_COUNTING_STREAM(io))
+			s->counting = g_object_ref(CODECHAT_COUNTING_STREAM(io));
+	}
 	s->rooms = g_ptr_array_new();
 	s->tokens = self->config.burst;
 	s->refill_us = s->last_seen_us = g_get_monotonic_time();
@@ -1114,12 +1197,35 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 		g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
 		return;
 	}
+	if (self->config.max_per_address > 0 &&
+	    GPOINTER_TO_UINT(g_hash_table_lookup(self->per_address, s->address)) >=
+		self->config.max_per_address) {
+		g_hash_table_add(self->sessions, s);
+		codechat_message(CODECHAT_LOG_FIELDS(.peer = s->peer),
+				 "refusing a session from %s: %u connections from %s already open",
+				 s->peer,
+				 self->config.max_per_address,
+				 s->address);
+		session_send_error_literal(
+		    s,
+		    CODECHAT_ERROR_OVERLOADED,
+		    "too many connections from your address; try again later",
+		    NULL);
+		session_close_raw(s, CODECHAT_CLOSE_TRY_AGAIN_LATER, "too many connections");
+		g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
+		return;
+	}
 	if (self->config.hello_timeout > 0)
 		s->hello_timeout_id =
 		    g_timeout_add_seconds(self->config.hello_timeout, session_hello_timeout_cb, s);
 	g_hash_table_add(self->sessions, s);
 	s->counted = TRUE;
 	self->n_live++;
+	g_hash_table_insert(
+	    self->per_address,
+	    g_strdup(s->address),
+	    GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(self->per_address, s->address)) +
+			     1));
 	g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
 }
 
@@ -1366,6 +1472,7 @@ codechat_hub_finalize(GObject *object)
 
 	g_hash_table_unref(self->sessions);
 	g_hash_table_unref(self->nicks);
+	g_hash_table_unref(self->per_address);
 	g_hash_table_unref(self->rooms);
 	g_clear_object(&self->parser);
 	g_clear_object(&self->store);
@@ -1452,6 +1559,7 @@ codechat_hub_init(CodechatHub *self)
 					       (GDestroyNotify)session_unref,
 					       NULL);
 	self->nicks = g_hash_table_new(g_str_hash, g_str_equal);
+	self->per_address = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	self->rooms =
 	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)room_free);
 	self->parser = json_parser_new_immutable();
