@@ -1160,7 +1160,10 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 		s->address = g_strdup(s->peer);
 	{
 		GIOStream *io = soup_websocket_connection_get_io_stream(conn);
-		if (CODECHAT_IS_COUNTING_STREAM(io))
+		/* with permessage-deflate what is written is compressed and
+		 * cannot be set against what was handed: no bound then */
+		if (CODECHAT_IS_COUNTING_STREAM(io) &&
+		    soup_websocket_connection_get_extensions(conn) == NULL)
 			s->counting = g_object_ref(CODECHAT_COUNTING_STREAM(io));
 	}
 	s->rooms = g_ptr_array_new();
