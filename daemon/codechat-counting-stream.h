@@ -22,5 +22,7 @@ CodechatCountingStream *
 codechat_counting_stream_new(GIOStream *base);
 guint64
 codechat_counting_stream_get_written(CodechatCountingStream *self);
+void
+codechat_counting_stream_close_after_frame(CodechatCountingStream *self, GBytes *frame);
 
 G_END_DECLS

@@ -330,28 +330,53 @@ session_close_raw(Session *s, gushort code, const gchar *reason)
 		hub_session_leave(s->hub, s);
 }
 
+/* the slow reader did not even read up to its close frame: libsoup reads
+ * EOF, fails to write, and frees its queue */
+static gboolean
+session_slow_timeout_cb(gpointer user_data)
+{
+	Session *s = user_data;
+	GIOStream *io = soup_websocket_connection_get_io_stream(s->conn);
+	GSocket *socket = io != NULL ? g_object_get_data(G_OBJECT(io), "GSocket") : NULL;
+
+	s->close_timeout_id = 0;
+	if (socket != NULL)
+		g_socket_shutdown(socket, TRUE, TRUE, NULL);
+	return G_SOURCE_REMOVE;
+}
+
 /*
- * A session whose unwritten frames passed --max-outbound-bytes: libsoup is
- * in the middle of a frame, so no close frame can go out in order.  The
- * session leaves the hub at once (its rooms see it quit) and the socket
- * is shut down: libsoup's next write fails and it frees its queue.  The
- * client reconnects and catches up with "since".
+ * A session whose unwritten frames passed --max-outbound-bytes.  It
+ * leaves the hub at once (its rooms see it quit) and gets nothing more.
+ * libsoup is in the middle of a frame and still has the rest queued, so
+ * the counting stream writes the 1013 close frame right after the frame
+ * in progress and then refuses everything else: libsoup tears the
+ * connection down and frees its queue.  A peer that does not read even
+ * that far is cut off after a while.  The client reconnects and catches
+ * up with "since".
  */
 static void
 session_close_slow(Session *s)
 {
-	GIOStream *io = soup_websocket_connection_get_io_stream(s->conn);
-	GSocket *socket = io != NULL ? g_object_get_data(G_OBJECT(io), "GSocket") : NULL;
+	static const gchar reason[] = "reading too slowly";
+	guint8 frame[4 + sizeof reason - 1];
+	g_autoptr(GBytes) bytes = NULL;
 
 	codechat_debug(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
-		       "session %u (%s): closing with %u: reading too slowly",
+		       "session %u (%s): closing with %u: %s",
 		       s->serial,
 		       s->peer,
-		       CODECHAT_CLOSE_TRY_AGAIN_LATER);
-	if (socket != NULL)
-		g_socket_shutdown(socket, TRUE, TRUE, NULL);
+		       CODECHAT_CLOSE_TRY_AGAIN_LATER,
+		       reason);
+	frame[0] = 0x88; /* FIN, close */
+	frame[1] = (guint8)(2 + sizeof reason - 1);
+	frame[2] = (guint8)(CODECHAT_CLOSE_TRY_AGAIN_LATER >> 8);
+	frame[3] = (guint8)(CODECHAT_CLOSE_TRY_AGAIN_LATER & 0xff);
+	memcpy(frame + 4, reason, sizeof reason - 1);
+	bytes = g_bytes_new(frame, sizeof frame);
+	codechat_counting_stream_close_after_frame(s->counting, bytes);
 	if (s->close_timeout_id == 0)
-		s->close_timeout_id = g_timeout_add_seconds(5, session_close_timeout_cb, s);
+		s->close_timeout_id = g_timeout_add_seconds(10, session_slow_timeout_cb, s);
 	if (s->hub != NULL)
 		hub_session_leave(s->hub, s);
 }
