@@ -426,12 +426,124 @@ test_garbage_flood(Fixture *fx, gconstpointer user_data)
 	json_object_unref(codechat_test_raw_hello(raw, "garbage"));
 }
 
+/* settings: keys of the config file, and what --help and bad values say */
+
+static void
+test_config_keys(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *dir = g_dir_make_tmp("codechat-limits-XXXXXX", &error);
+	g_autofree gchar *path = NULL;
+	g_autoptr(CodechatTestDaemon) daemon = NULL;
+	g_autoptr(CodechatTestRaw) first = NULL;
+	g_autoptr(CodechatTestRaw) second = NULL;
+	g_autoptr(JsonObject) err = NULL;
+	g_autoptr(GSocketConnection) idle = NULL;
+	gint64 start;
+
+	g_assert_no_error(error);
+	path = g_build_filename(dir, "codechatd.conf", NULL);
+	g_assert_true(g_file_set_contents(path,
+					  "[daemon]\n"
+					  "max-connections-per-address=1\n"
+					  "handshake-timeout=1\n"
+					  "max-handshakes=100\n"
+					  "max-outbound-bytes=65536\n",
+					  -1,
+					  &error));
+	g_assert_no_error(error);
+	{
+		const gchar *args[] = {"--config", path, NULL};
+		daemon = codechat_test_daemon_start(args);
+	}
+	daemon_pid = (pid_t)atoi(g_subprocess_get_identifier(daemon->proc));
+
+	first = codechat_test_raw_connect_full(daemon->uri, "127.0.0.1", 0);
+	json_object_unref(codechat_test_raw_hello(first, "first"));
+	second = codechat_test_raw_connect_full(daemon->uri, "127.0.0.1", 0);
+	err = codechat_test_raw_expect(second, "error");
+	g_assert_cmpstr(codechat_test_json_string(err, "code"), ==, "overloaded");
+
+	idle = codechat_test_tcp_connect(daemon->uri, NULL, 0);
+	start = g_get_monotonic_time();
+	g_assert_true(
+	    tcp_wait_eof(g_socket_connection_get_socket(idle), start + 5 * G_USEC_PER_SEC));
+
+	g_clear_pointer(&first, codechat_test_raw_free);
+	g_clear_pointer(&second, codechat_test_raw_free);
+	g_assert_cmpint(codechat_test_daemon_stop(daemon), ==, 0);
+	daemon_pid = 0;
+	codechat_test_rm_rf(dir);
+}
+
+static void
+test_options(void)
+{
+	const gchar *bad[] = {"--max-connections-per-address",
+			      "--handshake-timeout",
+			      "--max-handshakes",
+			      "--max-outbound-bytes"};
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *out = NULL;
+	/* no config file of the machine's */
+	g_auto(GStrv) envp =
+	    g_environ_setenv(g_get_environ(), "XDG_CONFIG_HOME", "/nonexistent", TRUE);
+	gint status = 0;
+
+	{
+		const gchar *argv[] = {codechat_test_daemon_path(), "--help", NULL};
+		g_assert_true(g_spawn_sync(NULL,
+					   (gchar **)argv,
+					   envp,
+					   G_SPAWN_STDERR_TO_DEV_NULL,
+					   NULL,
+					   NULL,
+					   &out,
+					   NULL,
+					   &status,
+					   &error));
+		g_assert_no_error(error);
+		g_assert_cmpint(status, ==, 0);
+		for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
+			g_assert_nonnull(strstr(out, bad[i]));
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+		const gchar *argv[] =
+		    {codechat_test_daemon_path(), "--listen", "127.0.0.1:0", bad[i], "-1", NULL};
+		g_autofree gchar *err_out = NULL;
+
+		g_assert_true(g_spawn_sync(NULL,
+					   (gchar **)argv,
+					   envp,
+					   G_SPAWN_DEFAULT,
+					   NULL,
+					   NULL,
+					   NULL,
+					   &err_out,
+					   &status,
+					   &error));
+		g_assert_no_error(error);
+		g_assert_false(g_spawn_check_wait_status(status, NULL));
+		g_assert_nonnull(strstr(err_out, bad[i]));
+	}
+}
+
 int
 main(int argc, char **argv)
 {
 	signal(SIGABRT, abort_handler);
 	signal(SIGPIPE, SIG_IGN);
 	g_test_init(&argc, &argv, NULL);
+	/* ASan keeps freed memory in quarantine (256 MiB by default), which
+	 * the RSS of a daemon flooded with messages would measure instead of
+	 * its own buffers: keep the quarantine small for our daemons */
+	if (g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS") != NULL) {
+		g_autofree gchar *options =
+		    g_strconcat(g_getenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS"),
+				":quarantine_size_mb=16",
+				NULL);
+		g_setenv("CODECHAT_TEST_CHILD_ASAN_OPTIONS", options, TRUE);
+	}
 
 #define ADD(path, args, func)                                                                      \
 	g_test_add("/limits/" path, Fixture, args, fixture_setup, func, fixture_teardown)
@@ -443,6 +555,8 @@ main(int argc, char **argv)
 	ADD("handshake/max-pending", args_max_handshakes, test_max_handshakes);
 	ADD("outbound/slow-reader", args_no_rate, test_slow_reader);
 	ADD("garbage/flood", args_no_rate, test_garbage_flood);
+	g_test_add_func("/limits/settings/config-keys", test_config_keys);
+	g_test_add_func("/limits/settings/options", test_options);
 
 	return g_test_run();
 }
