@@ -56,6 +56,7 @@ struct _Session {
 	gboolean pumping;
 	gboolean counted; /* in the hub's n_live */
 	gboolean closing; /* we or the peer began closing: no more requests */
+	gboolean slow;	  /* closed for reading too slowly: nothing more to send */
 	guint serial;
 };
 
@@ -173,7 +174,7 @@ session_send(Session *s, const gchar *frame)
 	gsize len;
 
 	/* sending on a connection that is not open is a critical in libsoup */
-	if (!session_is_open(s))
+	if (!session_is_open(s) || s->slow)
 		return;
 	len = strlen(frame);
 	if (s->counting != NULL && s->hub != NULL && s->hub->config.max_outbound > 0) {
@@ -373,6 +374,7 @@ session_close_slow(Session *s)
 	frame[2] = (guint8)(CODECHAT_CLOSE_TRY_AGAIN_LATER >> 8);
 	frame[3] = (guint8)(CODECHAT_CLOSE_TRY_AGAIN_LATER & 0xff);
 	memcpy(frame + 4, reason, sizeof reason - 1);
+	s->slow = TRUE;
 	bytes = g_bytes_new(frame, sizeof frame);
 	codechat_counting_stream_close_after_frame(s->counting, bytes);
 	if (s->close_timeout_id == 0)
