@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "codechat-accounts.h"
+#include "codechat-counting-stream.h"
 #include "codechat-hub.h"
 #include "codechat-log.h"
 #include "codechat-version.h"
@@ -37,23 +38,27 @@ typedef struct {
 
 struct _Session {
 	gint ref_count;
-	CodechatHub *hub;	       /* (unowned) NULL once the session left the hub */
-	SoupWebsocketConnection *conn; /* (owned) */
-	gchar *peer;		       /* (owned) */
-	gchar *nick;		       /* (owned) (nullable) NULL until hello */
-	gchar *nick_fold;	       /* (owned) (nullable) */
-	gchar *account_hash;	       /* (owned) (nullable) the hash its token matched */
-	GPtrArray *rooms;	       /* (owned) (element-type Room) unowned rooms joined */
-	gdouble tokens;		       /* rate limit bucket */
-	gint64 refill_us;	       /* monotonic time of the last refill */
-	gint64 last_seen_us;	       /* monotonic time of the last frame or pong */
-	guint hello_timeout_id;	       /* GSource id, 0 if none */
-	guint close_timeout_id;	       /* GSource id, 0 if none */
-	GQueue outq;		       /* (owned) (element-type OutFrame) replies in order */
-	GQueue deferred;	       /* (owned) (element-type Deferred) */
+	CodechatHub *hub;		  /* (unowned) NULL once the session left the hub */
+	SoupWebsocketConnection *conn;	  /* (owned) */
+	gchar *peer;			  /* (owned) */
+	gchar *address;			  /* (owned) the peer's IP address */
+	CodechatCountingStream *counting; /* (owned) (nullable) the connection's stream */
+	guint64 handed;			  /* bytes of frames given to libsoup */
+	gchar *nick;			  /* (owned) (nullable) NULL until hello */
+	gchar *nick_fold;		  /* (owned) (nullable) */
+	gchar *account_hash;		  /* (owned) (nullable) the hash its token matched */
+	GPtrArray *rooms;		  /* (owned) (element-type Room) unowned rooms joined */
+	gdouble tokens;			  /* rate limit bucket */
+	gint64 refill_us;		  /* monotonic time of the last refill */
+	gint64 last_seen_us;		  /* monotonic time of the last frame or pong */
+	guint hello_timeout_id;		  /* GSource id, 0 if none */
+	guint close_timeout_id;		  /* GSource id, 0 if none */
+	GQueue outq;			  /* (owned) (element-type OutFrame) replies in order */
+	GQueue deferred;		  /* (owned) (element-type Deferred) */
 	gboolean pumping;
 	gboolean counted; /* in the hub's n_live */
 	gboolean closing; /* we or the peer began closing: no more requests */
+	gboolean slow;	  /* closed for reading too slowly: nothing more to send */
 	guint serial;
 };
 
@@ -68,8 +73,9 @@ struct _CodechatHub {
 	guint keepalive_id;   /* GSource id, 0 if none */
 	guint next_serial;
 	gboolean shutting_down;
-	guint n_live;	     /* sessions accepted and not closing */
-	gdouble post_tokens; /* rate limit of codechat_hub_post() */
+	guint n_live;		 /* sessions accepted and not closing */
+	GHashTable *per_address; /* (owned) address -> GUINT count of live sessions */
+	gdouble post_tokens;	 /* rate limit of codechat_hub_post() */
 	gint64 post_refill_us;
 	CodechatAccounts *accounts; /* (owned) (nullable) */
 	gboolean require_auth;	    /* a token even when there are no accounts */
@@ -100,6 +106,8 @@ codechat_hub_config_init(CodechatHubConfig *config)
 	config->hello_timeout = CODECHAT_DEFAULT_HELLO_TIMEOUT;
 	config->keepalive = CODECHAT_DEFAULT_KEEPALIVE;
 	config->max_connections = 10000;
+	config->max_per_address = CODECHAT_DEFAULT_MAX_PER_ADDRESS;
+	config->max_outbound = CODECHAT_DEFAULT_MAX_OUTBOUND;
 }
 
 /* sessions */
@@ -136,8 +144,10 @@ session_unref(Session *s)
 	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
 	g_clear_handle_id(&s->close_timeout_id, g_source_remove);
 	g_clear_object(&s->conn);
+	g_clear_object(&s->counting);
 	g_ptr_array_unref(s->rooms);
 	g_free(s->peer);
+	g_free(s->address);
 	g_free(s->nick);
 	g_free(s->nick_fold);
 	g_free(s->account_hash);
@@ -154,11 +164,42 @@ session_is_open(Session *s)
 }
 
 static void
+session_close_slow(Session *s);
+
+/* bytes on the wire of an unmasked server frame */
+static guint64
+frame_size(gsize len)
+{
+	return len + (len < 126 ? 2 : len < 65536 ? 4 : 10);
+}
+
+static void
 session_send(Session *s, const gchar *frame)
 {
+	gsize len;
+
 	/* sending on a connection that is not open is a critical in libsoup */
-	if (session_is_open(s))
-		soup_websocket_connection_send_text(s->conn, frame);
+	if (!session_is_open(s) || s->slow)
+		return;
+	len = strlen(frame);
+	if (s->counting != NULL && s->hub != NULL && s->hub->config.max_outbound > 0) {
+		guint64 written = codechat_counting_stream_get_written(s->counting);
+		/* pings and pongs are written but not counted as handed */
+		guint64 queued = s->handed > written ? s->handed - written : 0;
+
+		if (queued + frame_size(len) > s->hub->config.max_outbound) {
+			codechat_message(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
+					 "session %u (%s): %" G_GUINT64_FORMAT
+					 " bytes wait for a slow reader; closing",
+					 s->serial,
+					 s->peer,
+					 queued);
+			session_close_slow(s);
+			return;
+		}
+	}
+	s->handed += frame_size(len);
+	soup_websocket_connection_send_text(s->conn, frame);
 }
 
 /* a direct reply: after every earlier reply */
@@ -272,7 +313,10 @@ session_close_raw(Session *s, gushort code, const gchar *reason)
 		socket = g_object_get_data(G_OBJECT(io), "GSocket");
 	if (socket == NULL && G_IS_SOCKET_CONNECTION(io))
 		socket = g_socket_connection_get_socket(G_SOCKET_CONNECTION(io));
-	if (socket == NULL || !session_is_open(s)) {
+	/* over TLS the frame cannot go to the socket directly: the peer
+	 * gets the error frame and 1001 instead of 1013 */
+	if (socket == NULL || !session_is_open(s) ||
+	    g_object_get_data(G_OBJECT(io), "codechat-tls") != NULL) {
 		session_close(s, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, reason);
 		return;
 	}
@@ -291,6 +335,58 @@ session_close_raw(Session *s, gushort code, const gchar *reason)
 	g_socket_shutdown(socket, FALSE, TRUE, NULL);
 	if (s->close_timeout_id == 0)
 		s->close_timeout_id = g_timeout_add_seconds(5, session_close_timeout_cb, s);
+	if (s->hub != NULL)
+		hub_session_leave(s->hub, s);
+}
+
+/* the slow reader did not even read up to its close frame: libsoup reads
+ * EOF, fails to write, and frees its queue */
+static gboolean
+session_slow_timeout_cb(gpointer user_data)
+{
+	Session *s = user_data;
+	GIOStream *io = soup_websocket_connection_get_io_stream(s->conn);
+	GSocket *socket = io != NULL ? g_object_get_data(G_OBJECT(io), "GSocket") : NULL;
+
+	s->close_timeout_id = 0;
+	if (socket != NULL)
+		g_socket_shutdown(socket, TRUE, TRUE, NULL);
+	return G_SOURCE_REMOVE;
+}
+
+/*
+ * A session whose unwritten frames passed --max-outbound-bytes.  It
+ * leaves the hub at once (its rooms see it quit) and gets nothing more.
+ * libsoup is in the middle of a frame and still has the rest queued, so
+ * the counting stream writes the 1013 close frame right after the frame
+ * in progress and then refuses everything else: libsoup tears the
+ * connection down and frees its queue.  A peer that does not read even
+ * that far is cut off after a while.  The client reconnects and catches
+ * up with "since".
+ */
+static void
+session_close_slow(Session *s)
+{
+	static const gchar reason[] = "reading too slowly";
+	guint8 frame[4 + sizeof reason - 1];
+	g_autoptr(GBytes) bytes = NULL;
+
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
+		       "session %u (%s): closing with %u: %s",
+		       s->serial,
+		       s->peer,
+		       CODECHAT_CLOSE_TRY_AGAIN_LATER,
+		       reason);
+	frame[0] = 0x88; /* FIN, close */
+	frame[1] = (guint8)(2 + sizeof reason - 1);
+	frame[2] = (guint8)(CODECHAT_CLOSE_TRY_AGAIN_LATER >> 8);
+	frame[3] = (guint8)(CODECHAT_CLOSE_TRY_AGAIN_LATER & 0xff);
+	memcpy(frame + 4, reason, sizeof reason - 1);
+	s->slow = TRUE;
+	bytes = g_bytes_new(frame, sizeof frame);
+	codechat_counting_stream_close_after_frame(s->counting, bytes);
+	if (s->close_timeout_id == 0)
+		s->close_timeout_id = g_timeout_add_seconds(10, session_slow_timeout_cb, s);
 	if (s->hub != NULL)
 		hub_session_leave(s->hub, s);
 }
@@ -1009,8 +1105,15 @@ hub_session_leave(CodechatHub *self, Session *s)
 	s->closing = TRUE;
 	/* a closing session no longer takes a place under --max-connections */
 	if (s->counted) {
+		guint n = GPOINTER_TO_UINT(g_hash_table_lookup(self->per_address, s->address));
 		s->counted = FALSE;
 		self->n_live--;
+		if (n > 1)
+			g_hash_table_insert(self->per_address,
+					    g_strdup(s->address),
+					    GUINT_TO_POINTER(n - 1));
+		else
+			g_hash_table_remove(self->per_address, s->address);
 	}
 	while (s->rooms->len > 0)
 		hub_leave_room(self, g_ptr_array_index(s->rooms, s->rooms->len - 1), s, "quit");
@@ -1127,6 +1230,19 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 	s->hub = self;
 	s->conn = g_object_ref(conn);
 	s->peer = g_strdup(peer != NULL ? peer : "unknown");
+	/* peer is ADDR:PORT, ADDR an IPv4 or IPv6 literal */
+	if (strrchr(s->peer, ':') != NULL)
+		s->address = g_strndup(s->peer, strrchr(s->peer, ':') - s->peer);
+	else
+		s->address = g_strdup(s->peer);
+	{
+		GIOStream *io = soup_websocket_connection_get_io_stream(conn);
+		/* with permessage-deflate what is written is compressed and
+		 * cannot be set against what was handed: no bound then */
+		if (CODECHAT_IS_COUNTING_STREAM(io) &&
+		    soup_websocket_connection_get_extensions(conn) == NULL)
+			s->counting = g_object_ref(CODECHAT_COUNTING_STREAM(io));
+	}
 	s->rooms = g_ptr_array_new();
 	s->tokens = self->config.burst;
 	s->refill_us = s->last_seen_us = g_get_monotonic_time();
@@ -1161,12 +1277,35 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 		g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
 		return;
 	}
+	if (self->config.max_per_address > 0 &&
+	    GPOINTER_TO_UINT(g_hash_table_lookup(self->per_address, s->address)) >=
+		self->config.max_per_address) {
+		g_hash_table_add(self->sessions, s);
+		codechat_message(CODECHAT_LOG_FIELDS(.peer = s->peer),
+				 "refusing a session from %s: %u connections from %s already open",
+				 s->peer,
+				 self->config.max_per_address,
+				 s->address);
+		session_send_error_literal(
+		    s,
+		    CODECHAT_ERROR_OVERLOADED,
+		    "too many connections from your address; try again later",
+		    NULL);
+		session_close_raw(s, CODECHAT_CLOSE_TRY_AGAIN_LATER, "too many connections");
+		g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
+		return;
+	}
 	if (self->config.hello_timeout > 0)
 		s->hello_timeout_id =
 		    g_timeout_add_seconds(self->config.hello_timeout, session_hello_timeout_cb, s);
 	g_hash_table_add(self->sessions, s);
 	s->counted = TRUE;
 	self->n_live++;
+	g_hash_table_insert(
+	    self->per_address,
+	    g_strdup(s->address),
+	    GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(self->per_address, s->address)) +
+			     1));
 	g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
 }
 
@@ -1476,6 +1615,7 @@ codechat_hub_finalize(GObject *object)
 
 	g_hash_table_unref(self->sessions);
 	g_hash_table_unref(self->nicks);
+	g_hash_table_unref(self->per_address);
 	g_hash_table_unref(self->rooms);
 	g_clear_object(&self->parser);
 	g_clear_object(&self->store);
@@ -1563,6 +1703,7 @@ codechat_hub_init(CodechatHub *self)
 					       (GDestroyNotify)session_unref,
 					       NULL);
 	self->nicks = g_hash_table_new(g_str_hash, g_str_equal);
+	self->per_address = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	self->rooms =
 	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)room_free);
 	self->parser = json_parser_new_immutable();

@@ -16,7 +16,12 @@ typedef struct {
 	guint hello_timeout;   /* seconds from the upgrade to hello */
 	guint keepalive;       /* seconds between pings, 0 for none */
 	guint max_connections; /* open WebSocket sessions, 0 for no limit */
+	guint max_per_address; /* open sessions from one IP address, 0 for no limit */
+	gsize max_outbound;    /* bytes queued for a session that reads too slowly, 0 for none */
 } CodechatHubConfig;
+
+#define CODECHAT_DEFAULT_MAX_PER_ADDRESS 64
+#define CODECHAT_DEFAULT_MAX_OUTBOUND	 (1024 * 1024)
 
 void
 codechat_hub_config_init(CodechatHubConfig *config);

@@ -9,18 +9,50 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "codechat-counting-stream.h"
 #include "codechat-log.h"
 #include "codechat-server.h"
 #include "codechat-version.h"
 
+/*
+ * Connections that have not finished their HTTP request yet.  libsoup
+ * 3.2's SoupServer has no timeout of its own: a client that opens a TCP
+ * connection and sends nothing, or half a request, keeps it forever.
+ * SoupServer emits request-started as soon as it waits for a request on a
+ * connection (the first one after accept, and each further one of a
+ * keep-alive connection) and request-read once the request is complete,
+ * so the time in between is bounded here: past the handshake timeout the
+ * socket is shut down, and libsoup, reading EOF, drops the connection.
+ * Past max_pending such connections the oldest one goes, so a flood of
+ * idle connections costs a bounded number of descriptors and never keeps
+ * a client that sends its request at once from being served.
+ */
+typedef struct {
+	gint ref_count;
+	GQueue pending;	   /* (element-type Pending) unowned, oldest first */
+	guint timeout;	   /* seconds, 0 for none */
+	guint max_pending; /* 0 for no limit */
+	guint64 n_dropped; /* for the tests and the logs */
+} Handshakes;
+
+typedef struct {
+	Handshakes *hs;	  /* (owned) */
+	GSocket *socket;  /* (owned) */
+	GList link;	  /* in hs->pending while waiting */
+	guint timeout_id; /* GSource id, 0 if none */
+	gboolean queued;
+} Pending;
+
 struct _CodechatServer {
 	GObject parent_instance;
-	SoupServer *soup;      /* (owned) */
-	CodechatHub *hub;      /* (owned) */
-	GStrv allowed_origins; /* (owned) */
-	gchar *uri;	       /* (owned) (nullable) ws:// or wss:// URI once listening */
-	gboolean tls;	       /* a certificate is set: listen for https and wss */
-	gint64 started_us;     /* monotonic */
+	SoupServer *soup;	/* (owned) */
+	CodechatHub *hub;	/* (owned) */
+	GStrv allowed_origins;	/* (owned) */
+	gchar *uri;		/* (owned) (nullable) ws:// or wss:// URI once listening */
+	gboolean tls;		/* a certificate is set: listen for https and wss */
+	gint64 started_us;	/* monotonic */
+	gpointer deflate_class; /* (owned) (nullable) SoupWebsocketExtensionDeflateClass */
+	Handshakes *handshakes; /* (owned) */
 };
 
 G_DEFINE_FINAL_TYPE(CodechatServer, codechat_server, G_TYPE_OBJECT)
@@ -40,8 +72,86 @@ peer_string(SoupServerMessage *msg)
 			       g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(addr)));
 }
 
-/* runs before libsoup's own WebSocket handshake on the same path: a
- * status set here ends the request there */
+/*
+ * The WebSocket handshake is done here with libsoup's public functions,
+ * not by soup_server_add_websocket_handler(), so that the connection can
+ * be built over a CodechatCountingStream: the hub then knows how much of
+ * what it sent still waits in libsoup's unbounded queue (slow readers).
+ */
+typedef struct {
+	CodechatServer *server; /* (owned) */
+	GList *extensions;	/* (owned) (element-type SoupWebsocketExtension) */
+	gboolean done;
+} Upgrade;
+
+static void
+upgrade_free(gpointer data)
+{
+	Upgrade *up = data;
+
+	g_clear_object(&up->server);
+	g_list_free_full(up->extensions, g_object_unref);
+	g_free(up);
+}
+
+static void
+upgrade_complete(Upgrade *up, SoupServerMessage *msg)
+{
+	CodechatServer *self = up->server;
+	SoupMessageHeaders *request_headers = soup_server_message_get_request_headers(msg);
+	SoupMessageHeaders *response_headers = soup_server_message_get_response_headers(msg);
+	g_autoptr(GUri) uri = g_uri_ref(soup_server_message_get_uri(msg));
+	g_autofree gchar *peer = peer_string(msg);
+	g_autofree gchar *origin =
+	    g_strdup(soup_message_headers_get_one(request_headers, "Origin"));
+	g_autofree gchar *protocol =
+	    g_strdup(soup_message_headers_get_one(response_headers, "Sec-WebSocket-Protocol"));
+	g_autoptr(GIOStream) stolen = NULL;
+	g_autoptr(CodechatCountingStream) counting = NULL;
+	g_autoptr(SoupWebsocketConnection) conn = NULL;
+	GSocket *socket;
+
+	stolen = soup_server_message_steal_connection(msg);
+	if (stolen == NULL)
+		return;
+	counting = codechat_counting_stream_new(stolen);
+	/* libsoup hangs the socket on the stream it hands out; the hub needs
+	 * it to write close codes that libsoup 3.2 refuses (1013) */
+	socket = g_object_get_data(G_OBJECT(stolen), "GSocket");
+	if (socket != NULL)
+		g_object_set_data_full(G_OBJECT(counting),
+				       "GSocket",
+				       g_object_ref(socket),
+				       g_object_unref);
+	/* over TLS, bytes written to the socket itself would break the
+	 * record stream: the hub must not write close frames there */
+	if (G_IS_TLS_CONNECTION(stolen))
+		g_object_set_data(G_OBJECT(counting), "codechat-tls", GINT_TO_POINTER(TRUE));
+	conn = soup_websocket_connection_new(G_IO_STREAM(counting),
+					     uri,
+					     SOUP_WEBSOCKET_CONNECTION_SERVER,
+					     origin,
+					     protocol,
+					     g_steal_pointer(&up->extensions));
+	/* the hub keeps its own reference */
+	codechat_hub_add_connection(self->hub, conn, peer);
+}
+
+/* the 101 response is out: from here on the stream speaks WebSocket */
+static void
+upgrade_wrote_informational_cb(SoupServerMessage *msg, gpointer user_data)
+{
+	Upgrade *up = user_data;
+
+	if (up->done)
+		return;
+	up->done = TRUE;
+	/* stealing the connection may free the message */
+	g_object_ref(msg);
+	upgrade_complete(up, msg);
+	g_object_unref(msg);
+}
+
 static void
 ws_http_cb(SoupServer *soup,
 	   SoupServerMessage *msg,
@@ -69,20 +179,143 @@ ws_http_cb(SoupServer *soup,
 						 strlen("origin not allowed\n"));
 		return;
 	}
+	{
+		const gchar *protocols[] = {CODECHAT_SUBPROTOCOL, NULL};
+		g_autoptr(GPtrArray) supported = g_ptr_array_new();
+		Upgrade *up = g_new0(Upgrade, 1);
+
+		/* compressing per recipient costs CPU on every broadcast: opt in */
+		if (self->deflate_class != NULL)
+			g_ptr_array_add(supported, self->deflate_class);
+		/* on failure it sets the error response itself (400) */
+		if (!soup_websocket_server_process_handshake(msg,
+							     NULL,
+							     (char **)protocols,
+							     supported,
+							     &up->extensions)) {
+			upgrade_free(up);
+			return;
+		}
+		up->server = g_object_ref(self);
+		g_signal_connect_data(msg,
+				      "wrote-informational",
+				      G_CALLBACK(upgrade_wrote_informational_cb),
+				      up,
+				      (GClosureNotify)(void (*)(void))upgrade_free,
+				      0);
+	}
+}
+
+static Handshakes *
+handshakes_ref(Handshakes *hs)
+{
+	hs->ref_count++;
+	return hs;
 }
 
 static void
-ws_cb(SoupServer *soup,
-      SoupServerMessage *msg,
-      const char *path,
-      SoupWebsocketConnection *conn,
-      gpointer user_data)
+handshakes_unref(Handshakes *hs)
+{
+	if (--hs->ref_count > 0)
+		return;
+	g_assert(g_queue_is_empty(&hs->pending));
+	g_free(hs);
+}
+
+static void
+pending_dequeue(Pending *p)
+{
+	if (p->queued) {
+		g_queue_unlink(&p->hs->pending, &p->link);
+		p->queued = FALSE;
+	}
+	g_clear_handle_id(&p->timeout_id, g_source_remove);
+}
+
+static void
+pending_free(gpointer data)
+{
+	Pending *p = data;
+
+	pending_dequeue(p);
+	g_clear_object(&p->socket);
+	handshakes_unref(p->hs);
+	g_free(p);
+}
+
+/* libsoup reads EOF and drops the connection */
+static void
+pending_drop(Pending *p, const gchar *why)
+{
+	g_autoptr(GSocketAddress) addr = g_socket_get_remote_address(p->socket, NULL);
+	g_autofree gchar *peer = NULL;
+
+	if (G_IS_INET_SOCKET_ADDRESS(addr)) {
+		g_autofree gchar *host = g_inet_address_to_string(
+		    g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(addr)));
+		peer = g_strdup_printf("%s:%u",
+				       host,
+				       g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(addr)));
+	}
+	/* debug only: under a flood, a line per connection would be a
+	 * flood of its own */
+	codechat_debug(CODECHAT_LOG_FIELDS(.peer = peer),
+		       "dropping the connection from %s: %s",
+		       peer != NULL ? peer : "unknown",
+		       why);
+	pending_dequeue(p);
+	p->hs->n_dropped++;
+	g_socket_shutdown(p->socket, TRUE, TRUE, NULL);
+}
+
+static gboolean
+pending_timeout_cb(gpointer user_data)
+{
+	Pending *p = user_data;
+
+	p->timeout_id = 0;
+	pending_drop(p, "no complete HTTP request in time");
+	return G_SOURCE_REMOVE;
+}
+
+#define PENDING_KEY "codechat-pending"
+
+static void
+request_started_cb(SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
 {
 	CodechatServer *self = CODECHAT_SERVER(user_data);
-	g_autofree gchar *peer = peer_string(msg);
+	Handshakes *hs = self->handshakes;
+	GSocket *socket = soup_server_message_get_socket(msg);
+	Pending *p;
 
-	/* the hub keeps its own reference: libsoup drops its one when we return */
-	codechat_hub_add_connection(self->hub, conn, peer);
+	if (socket == NULL || (hs->timeout == 0 && hs->max_pending == 0))
+		return;
+	if (hs->max_pending > 0 && hs->pending.length >= hs->max_pending)
+		pending_drop(g_queue_peek_head(&hs->pending),
+			     "too many connections without a complete HTTP request");
+	p = g_new0(Pending, 1);
+	p->hs = handshakes_ref(hs);
+	p->socket = g_object_ref(socket);
+	p->link.data = p;
+	g_queue_push_tail_link(&hs->pending, &p->link);
+	p->queued = TRUE;
+	if (hs->timeout > 0)
+		p->timeout_id = g_timeout_add_seconds(hs->timeout, pending_timeout_cb, p);
+	g_object_set_data_full(G_OBJECT(msg), PENDING_KEY, p, pending_free);
+}
+
+static void
+request_read_cb(SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
+{
+	g_object_set_data(G_OBJECT(msg), PENDING_KEY, NULL);
+}
+
+void
+codechat_server_set_handshake_limits(CodechatServer *self, guint timeout, guint max_pending)
+{
+	g_return_if_fail(CODECHAT_IS_SERVER(self));
+	self->handshakes->timeout = timeout;
+	self->handshakes->max_pending = max_pending;
 }
 
 static void
@@ -443,6 +676,9 @@ codechat_server_finalize(GObject *object)
 
 	g_clear_object(&self->soup);
 	g_clear_object(&self->hub);
+	/* messages still alive keep their own reference */
+	g_clear_pointer(&self->handshakes, handshakes_unref);
+	g_clear_pointer(&self->deflate_class, g_type_class_unref);
 	g_strfreev(self->allowed_origins);
 	g_free(self->uri);
 	G_OBJECT_CLASS(codechat_server_parent_class)->finalize(object);
@@ -459,6 +695,11 @@ static void
 codechat_server_init(CodechatServer *self)
 {
 	self->started_us = g_get_monotonic_time();
+	self->handshakes = g_new0(Handshakes, 1);
+	self->handshakes->ref_count = 1;
+	g_queue_init(&self->handshakes->pending);
+	self->handshakes->timeout = CODECHAT_DEFAULT_HANDSHAKE_TIMEOUT;
+	self->handshakes->max_pending = CODECHAT_DEFAULT_MAX_HANDSHAKES;
 }
 
 CodechatServer *
@@ -467,23 +708,16 @@ codechat_server_new(CodechatHub *hub,
 		    gboolean permessage_deflate)
 {
 	CodechatServer *self = g_object_new(CODECHAT_TYPE_SERVER, NULL);
-	const gchar *protocols[] = {CODECHAT_SUBPROTOCOL, NULL};
 
 	self->hub = g_object_ref(hub);
 	self->allowed_origins = g_strdupv((gchar **)allowed_origins);
+	if (permessage_deflate)
+		self->deflate_class = g_type_class_ref(SOUP_TYPE_WEBSOCKET_EXTENSION_DEFLATE);
 	self->soup = soup_server_new("server-header", codechat_server_string(), NULL);
-	/* compressing per recipient costs CPU on every broadcast: opt in */
-	if (!permessage_deflate)
-		soup_server_remove_websocket_extension(self->soup,
-						       SOUP_TYPE_WEBSOCKET_EXTENSION_DEFLATE);
+	g_signal_connect(self->soup, "request-started", G_CALLBACK(request_started_cb), self);
+	g_signal_connect(self->soup, "request-read", G_CALLBACK(request_read_cb), self);
+	/* the WebSocket handshake: see ws_http_cb() */
 	soup_server_add_handler(self->soup, CODECHAT_WS_PATH, ws_http_cb, self, NULL);
-	soup_server_add_websocket_handler(self->soup,
-					  CODECHAT_WS_PATH,
-					  NULL,
-					  (char **)protocols,
-					  ws_cb,
-					  self,
-					  NULL);
 	soup_server_add_handler(self->soup, "/healthz", healthz_cb, self, NULL);
 	return self;
 }

@@ -5,6 +5,11 @@
 
 G_BEGIN_DECLS
 
+/* seconds a TCP connection has to send a complete HTTP request */
+#define CODECHAT_DEFAULT_HANDSHAKE_TIMEOUT 10
+/* TCP connections without a complete HTTP request, at most */
+#define CODECHAT_DEFAULT_MAX_HANDSHAKES 1024
+
 #define CODECHAT_TYPE_SERVER (codechat_server_get_type())
 G_DECLARE_FINAL_TYPE(CodechatServer, codechat_server, CODECHAT, SERVER, GObject)
 
@@ -12,6 +17,8 @@ CodechatServer *
 codechat_server_new(CodechatHub *hub,
 		    const gchar *const *allowed_origins,
 		    gboolean permessage_deflate);
+void
+codechat_server_set_handshake_limits(CodechatServer *self, guint timeout, guint max_pending);
 gboolean
 codechat_server_set_tls_files(CodechatServer *self,
 			      const gchar *cert_path,

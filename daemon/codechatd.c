@@ -431,7 +431,13 @@ main(int argc, char **argv)
 	gint flag_burst = G_MININT;
 	gint flag_keepalive = G_MININT;
 	gint flag_max_connections = G_MININT;
+	gint flag_max_per_address = G_MININT;
+	gint flag_handshake_timeout = G_MININT;
+	gint flag_max_handshakes = G_MININT;
+	gint flag_max_outbound = G_MININT;
 	gint hello_timeout, rate, burst, keepalive, max_connections;
+	gint max_per_address, handshake_timeout, max_handshakes, max_outbound;
+	guint handshake_timeout_u = 0, max_handshakes_u = 0, max_outbound_u = 0;
 	const gchar *bus_choices[] = {"session", "system", "none", NULL};
 	const gchar *notify_choices[] = {"off", "mentions", "all", NULL};
 	const gchar *log_choices[] = {"text", "json", "journal", NULL};
@@ -506,6 +512,38 @@ main(int argc, char **argv)
 	     &flag_max_connections,
 	     N_("Open WebSocket connections at most, 0 for no limit (default 10000)"),
 	     N_("N")},
+	    {"max-connections-per-address",
+	     0,
+	     0,
+	     G_OPTION_ARG_INT,
+	     &flag_max_per_address,
+	     N_("Open WebSocket connections from one IP address at most, 0 for no limit "
+		"(default 64)"),
+	     N_("N")},
+	    {"handshake-timeout",
+	     0,
+	     0,
+	     G_OPTION_ARG_INT,
+	     &flag_handshake_timeout,
+	     N_("Seconds a TCP connection has to send a complete HTTP request, 0 for no limit "
+		"(default 10)"),
+	     N_("SECONDS")},
+	    {"max-handshakes",
+	     0,
+	     0,
+	     G_OPTION_ARG_INT,
+	     &flag_max_handshakes,
+	     N_("TCP connections without a complete HTTP request at most; past it the oldest "
+		"is dropped, 0 for no limit (default 1024)"),
+	     N_("N")},
+	    {"max-outbound-bytes",
+	     0,
+	     0,
+	     G_OPTION_ARG_INT,
+	     &flag_max_outbound,
+	     N_("Bytes waiting to be sent to one session at most; a slower reader is closed "
+		"with 1013, 0 for no limit (default 1048576)"),
+	     N_("BYTES")},
 	    {"keepalive",
 	     0,
 	     0,
@@ -659,6 +697,30 @@ main(int argc, char **argv)
 		       (gint)config.max_connections,
 		       &max_connections,
 		       &error) ||
+	    !layer_int(&layers,
+		       "max-connections-per-address",
+		       flag_max_per_address,
+		       (gint)config.max_per_address,
+		       &max_per_address,
+		       &error) ||
+	    !layer_int(&layers,
+		       "handshake-timeout",
+		       flag_handshake_timeout,
+		       CODECHAT_DEFAULT_HANDSHAKE_TIMEOUT,
+		       &handshake_timeout,
+		       &error) ||
+	    !layer_int(&layers,
+		       "max-handshakes",
+		       flag_max_handshakes,
+		       CODECHAT_DEFAULT_MAX_HANDSHAKES,
+		       &max_handshakes,
+		       &error) ||
+	    !layer_int(&layers,
+		       "max-outbound-bytes",
+		       flag_max_outbound,
+		       (gint)config.max_outbound,
+		       &max_outbound,
+		       &error) ||
 	    !check_choice("--bus", bus, bus_choices, &error) ||
 	    !check_choice("--notify", notify, notify_choices, &error) ||
 	    !check_choice("--log-format", log_format, log_choices, &error) ||
@@ -668,6 +730,18 @@ main(int argc, char **argv)
 	    !check_uint("--rate-burst", burst, 1, &config.burst, &error) ||
 	    !check_uint("--keepalive", keepalive, 0, &config.keepalive, &error) ||
 	    !check_uint("--max-connections", max_connections, 0, &config.max_connections, &error) ||
+	    !check_uint("--max-connections-per-address",
+			max_per_address,
+			0,
+			&config.max_per_address,
+			&error) ||
+	    !check_uint("--handshake-timeout",
+			handshake_timeout,
+			0,
+			&handshake_timeout_u,
+			&error) ||
+	    !check_uint("--max-handshakes", max_handshakes, 0, &max_handshakes_u, &error) ||
+	    !check_uint("--max-outbound-bytes", max_outbound, 0, &max_outbound_u, &error) ||
 	    (nick != NULL && !codechat_validate_nick(nick, &error)) ||
 	    !check_tls_pair(tls_cert, tls_key, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
@@ -714,6 +788,7 @@ main(int argc, char **argv)
 			  error->message);
 		g_clear_error(&error);
 	}
+	config.max_outbound = max_outbound_u;
 	daemon.hub = codechat_hub_new(store, &config);
 	/* D-Bus Send is not concerned: the bus is the user's own, trusted */
 	codechat_hub_set_accounts(daemon.hub,
@@ -721,6 +796,7 @@ main(int argc, char **argv)
 				  !listen_is_loopback(listen) && !allow_anonymous);
 	daemon.server =
 	    codechat_server_new(daemon.hub, (const gchar *const *)allowed_origins, deflate);
+	codechat_server_set_handshake_limits(daemon.server, handshake_timeout_u, max_handshakes_u);
 	if ((tls_cert != NULL &&
 	     !codechat_server_set_tls_files(daemon.server, tls_cert, tls_key, &error)) ||
 	    !codechat_server_listen(daemon.server, listen, &error)) {

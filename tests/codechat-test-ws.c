@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/socket.h>
 
 #include "codechat-test-ws.h"
 
@@ -612,14 +613,13 @@ raw_fill(CodechatTestRaw *raw, gint64 deadline)
  * that the server switched protocols.
  */
 CodechatTestRaw *
-codechat_test_raw_connect(const gchar *uri)
+codechat_test_raw_connect_full(const gchar *uri, const gchar *local_address, gint rcvbuf)
 {
 	/* the example key of RFC 6455 section 1.3 and its accept value */
 	const gchar *key = "dGhlIHNhbXBsZSBub25jZQ==";
 	const gchar *accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GUri) guri = g_uri_parse(uri, G_URI_FLAGS_NONE, &error);
-	g_autoptr(GSocketClient) client = g_socket_client_new();
 	g_autofree gchar *request = NULL;
 	g_autofree gchar *head = NULL;
 	CodechatTestRaw *raw = g_new0(CodechatTestRaw, 1);
@@ -630,13 +630,7 @@ codechat_test_raw_connect(const gchar *uri)
 	raw->in = g_byte_array_new();
 	raw->auto_pong = TRUE;
 	raw->close_code = -1;
-	g_socket_client_set_timeout(client, 10);
-	raw->conn = g_socket_client_connect_to_host(client,
-						    g_uri_get_host(guri),
-						    (guint16)g_uri_get_port(guri),
-						    NULL,
-						    &error);
-	g_assert_no_error(error);
+	raw->conn = codechat_test_tcp_connect(uri, local_address, rcvbuf);
 	raw->socket = g_socket_connection_get_socket(raw->conn);
 	/* bounds every blocking send */
 	g_socket_set_timeout(raw->socket, 10);
@@ -672,6 +666,47 @@ codechat_test_raw_connect(const gchar *uri)
 	g_assert_true(g_str_has_prefix(head, "HTTP/1.1 101"));
 	g_assert_nonnull(strstr(head, accept));
 	return raw;
+}
+
+CodechatTestRaw *
+codechat_test_raw_connect(const gchar *uri)
+{
+	return codechat_test_raw_connect_full(uri, NULL, 0);
+}
+
+GSocketConnection *
+codechat_test_tcp_connect(const gchar *uri, const gchar *local_address, gint rcvbuf)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GUri) guri = g_uri_parse(uri, G_URI_FLAGS_NONE, &error);
+	g_autoptr(GInetAddress) inet = NULL;
+	g_autoptr(GSocketAddress) remote = NULL;
+	g_autoptr(GSocket) socket = NULL;
+
+	g_assert_no_error(error);
+	inet = g_inet_address_new_from_string(g_uri_get_host(guri));
+	g_assert_nonnull(inet);
+	remote = g_inet_socket_address_new(inet, (guint16)g_uri_get_port(guri));
+	socket = g_socket_new(g_inet_address_get_family(inet),
+			      G_SOCKET_TYPE_STREAM,
+			      G_SOCKET_PROTOCOL_TCP,
+			      &error);
+	g_assert_no_error(error);
+	/* before connect, so that the window is small from the start */
+	if (rcvbuf > 0) {
+		g_socket_set_option(socket, SOL_SOCKET, SO_RCVBUF, rcvbuf, &error);
+		g_assert_no_error(error);
+	}
+	if (local_address != NULL) {
+		g_autoptr(GInetAddress) local_inet = g_inet_address_new_from_string(local_address);
+		g_autoptr(GSocketAddress) local = g_inet_socket_address_new(local_inet, 0);
+		g_socket_bind(socket, local, FALSE, &error);
+		g_assert_no_error(error);
+	}
+	g_socket_set_timeout(socket, 10);
+	g_socket_connect(socket, remote, NULL, &error);
+	g_assert_no_error(error);
+	return g_socket_connection_factory_create_connection(socket);
 }
 
 void

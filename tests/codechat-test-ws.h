@@ -95,6 +95,12 @@ typedef struct _CodechatTestRaw CodechatTestRaw;
 
 CodechatTestRaw *
 codechat_test_raw_connect(const gchar *uri);
+/* from local_address (NULL: any) with SO_RCVBUF rcvbuf (0: the default) */
+CodechatTestRaw *
+codechat_test_raw_connect_full(const gchar *uri, const gchar *local_address, gint rcvbuf);
+/* a plain TCP connection to the host and port of a ws:// URI */
+GSocketConnection *
+codechat_test_tcp_connect(const gchar *uri, const gchar *local_address, gint rcvbuf);
 void
 codechat_test_raw_free(CodechatTestRaw *raw);
 void
