@@ -518,7 +518,7 @@ main(int argc, char **argv)
 	     G_OPTION_ARG_INT,
 	     &flag_max_per_address,
 	     N_("Open WebSocket connections from one IP address at most, 0 for no limit "
-		"(default 64)"),
+		"(default 64 when listening beyond loopback, else 0)"),
 	     N_("N")},
 	    {"handshake-timeout",
 	     0,
@@ -697,10 +697,12 @@ main(int argc, char **argv)
 		       (gint)config.max_connections,
 		       &max_connections,
 		       &error) ||
+	    /* on loopback every peer is this machine's (a local reverse
+	     * proxy, load tests): no limit per address unless asked for */
 	    !layer_int(&layers,
 		       "max-connections-per-address",
 		       flag_max_per_address,
-		       (gint)config.max_per_address,
+		       listen_is_loopback(listen) ? 0 : (gint)config.max_per_address,
 		       &max_per_address,
 		       &error) ||
 	    !layer_int(&layers,

@@ -227,6 +227,36 @@ test_per_address_off(Fixture *fx, gconstpointer user_data)
 	}
 }
 
+/* the default: no bound on loopback, where every peer is this machine's
+ * (a local reverse proxy, load tests) ... */
+static void
+test_per_address_default_loopback(Fixture *fx, gconstpointer user_data)
+{
+	test_per_address_off(fx, user_data);
+}
+
+/* ... and 64 beyond it */
+static const gchar *const args_beyond_loopback[] = {"--listen",
+						    "0.0.0.0:0",
+						    "--allow-anonymous",
+						    NULL};
+
+static void
+test_per_address_default_beyond(Fixture *fx, gconstpointer user_data)
+{
+	CodechatTestRaw *over;
+	g_autoptr(JsonObject) err = NULL;
+
+	for (guint i = 0; i < 64; i++) {
+		g_autofree gchar *nick = g_strdup_printf("n%u", i);
+		json_object_unref(codechat_test_raw_hello(fx_raw(fx, "127.0.0.1", 0), nick));
+	}
+	over = fx_raw(fx, "127.0.0.1", 0);
+	err = codechat_test_raw_expect(over, "error");
+	g_assert_cmpstr(codechat_test_json_string(err, "code"), ==, "overloaded");
+	g_assert_cmpint(codechat_test_raw_wait_close(over, T), ==, CLOSE_TRY_AGAIN_LATER);
+}
+
 /* slowloris */
 
 static const gchar *const args_handshake[] = {"--handshake-timeout", "2", NULL};
@@ -550,6 +580,10 @@ main(int argc, char **argv)
 
 	ADD("per-address/bound", args_per_address, test_per_address);
 	ADD("per-address/off", args_per_address_off, test_per_address_off);
+	ADD("per-address/default-loopback", args_default, test_per_address_default_loopback);
+	ADD("per-address/default-beyond-loopback",
+	    args_beyond_loopback,
+	    test_per_address_default_beyond);
 	ADD("handshake/slowloris", args_handshake, test_slowloris);
 	ADD("handshake/idle-many", args_default, test_idle_many);
 	ADD("handshake/max-pending", args_max_handshakes, test_max_handshakes);
