@@ -626,7 +626,8 @@ resolve_settings(CodechatApplication *self, GError **error)
 	}
 	if (self->opts.log_format == NULL && log_env != NULL &&
 	    !codechat_log_format_from_string(log_env, &log_format))
-		return invalid_env("CODECHAT_LOG_FORMAT", log_env, "text or json", error);
+		/* Translators: text and json are values: keep them */
+		return invalid_env("CODECHAT_LOG_FORMAT", log_env, _("text or json"), error);
 	/* the shared writer: our debug output with -v, everyone's with
 	 * G_MESSAGES_DEBUG; this runs once per process */
 	codechat_log_init("codechat", log_format);

@@ -434,9 +434,9 @@ tls_errors_to_string(GTlsCertificateFlags errors)
 	    {G_TLS_CERTIFICATE_UNKNOWN_CA, unknown_ca},
 	    {G_TLS_CERTIFICATE_BAD_IDENTITY, _("it is not for this host name")},
 	    {G_TLS_CERTIFICATE_NOT_ACTIVATED, _("it is not valid yet")},
-	    {G_TLS_CERTIFICATE_EXPIRED, N_("it has expired")},
-	    {G_TLS_CERTIFICATE_REVOKED, N_("it has been revoked")},
-	    {G_TLS_CERTIFICATE_INSECURE, N_("it uses an insecure algorithm")},
+	    {G_TLS_CERTIFICATE_EXPIRED, _("it has expired")},
+	    {G_TLS_CERTIFICATE_REVOKED, _("it has been revoked")},
+	    {G_TLS_CERTIFICATE_INSECURE, _("it uses an insecure algorithm")},
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS(reasons); i++) {

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glib/gi18n.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -111,7 +112,7 @@ token_new(GError **error)
 			g_set_error(error,
 				    G_IO_ERROR,
 				    g_io_error_from_errno(saved),
-				    "cannot get random bytes: %s",
+				    _("cannot get random bytes: %s"),
 				    g_strerror(saved));
 			return NULL;
 		}
@@ -385,7 +386,7 @@ accounts_lock(CodechatAccounts *self, GError **error)
 		g_set_error(error,
 			    G_IO_ERROR,
 			    g_io_error_from_errno(saved),
-			    "cannot create %s: %s",
+			    _("cannot create %s: %s"),
 			    self->dir,
 			    g_strerror(saved));
 		return -1;
@@ -396,7 +397,7 @@ accounts_lock(CodechatAccounts *self, GError **error)
 		g_set_error(error,
 			    G_IO_ERROR,
 			    g_io_error_from_errno(saved),
-			    "cannot open %s: %s",
+			    _("cannot open %s: %s"),
 			    self->lock_path,
 			    g_strerror(saved));
 		return -1;
@@ -408,7 +409,7 @@ accounts_lock(CodechatAccounts *self, GError **error)
 		g_set_error(error,
 			    G_IO_ERROR,
 			    g_io_error_from_errno(saved),
-			    "cannot lock %s: %s",
+			    _("cannot lock %s: %s"),
 			    self->lock_path,
 			    g_strerror(saved));
 		close(fd);
@@ -478,7 +479,7 @@ codechat_accounts_add(CodechatAccounts *self, const gchar *nick, GError **error)
 		g_set_error(error,
 			    G_IO_ERROR,
 			    G_IO_ERROR_EXISTS,
-			    "%s has an account already",
+			    _("%s has an account already"),
 			    nick);
 		close(fd);
 		return NULL;
@@ -525,7 +526,7 @@ codechat_accounts_remove(CodechatAccounts *self, const gchar *nick, GError **err
 	}
 	fold = codechat_nick_fold(nick);
 	if (!g_hash_table_remove(self->accounts, fold)) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "%s has no account", nick);
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("%s has no account"), nick);
 		close(fd);
 		return FALSE;
 	}
