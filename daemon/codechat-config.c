@@ -128,19 +128,43 @@ env_name(const gchar *key)
 	return g_strconcat("CODECHATD_", upper, NULL);
 }
 
-static gchar *
-layer_string(Layers *layers, const gchar *key, gchar *flag, const gchar *fallback)
+/* a value of the file that is not UTF-8 is an error, not a missing key:
+ * g_key_file_get_string() returns NULL for it */
+static gboolean
+file_error(Layers *layers, const gchar *key, const GError *error_local, GError **error)
+{
+	g_set_error(error,
+		    G_OPTION_ERROR,
+		    G_OPTION_ERROR_BAD_VALUE,
+		    _("%s: key %s: %s"),
+		    layers->file_path,
+		    key,
+		    error_local->message);
+	return FALSE;
+}
+
+/* @value: (inout): the flag, then the setting */
+static gboolean
+layer_string(Layers *layers, const gchar *key, const gchar *fallback, gchar **value, GError **error)
 {
 	g_autofree gchar *env = env_name(key);
-	const gchar *value = g_getenv(env);
+	const gchar *env_value = g_getenv(env);
+	g_autoptr(GError) error_local = NULL;
 
-	if (flag != NULL)
-		return flag;
-	if (value != NULL && value[0] != '\0')
-		return g_strdup(value);
-	if (layers->file != NULL && g_key_file_has_key(layers->file, "daemon", key, NULL))
-		return g_key_file_get_string(layers->file, "daemon", key, NULL);
-	return g_strdup(fallback);
+	if (*value != NULL)
+		return TRUE;
+	if (env_value != NULL && env_value[0] != '\0') {
+		*value = g_strdup(env_value);
+		return TRUE;
+	}
+	if (layers->file != NULL && g_key_file_has_key(layers->file, "daemon", key, NULL)) {
+		*value = g_key_file_get_string(layers->file, "daemon", key, &error_local);
+		if (*value == NULL)
+			return file_error(layers, key, error_local, error);
+		return TRUE;
+	}
+	*value = g_strdup(fallback);
+	return TRUE;
 }
 
 static gboolean
@@ -170,16 +194,8 @@ layer_int(Layers *layers, const gchar *key, gint flag, gint fallback, gint *out,
 	}
 	if (layers->file != NULL && g_key_file_has_key(layers->file, "daemon", key, NULL)) {
 		*out = g_key_file_get_integer(layers->file, "daemon", key, &error_local);
-		if (error_local != NULL) {
-			g_set_error(error,
-				    G_OPTION_ERROR,
-				    G_OPTION_ERROR_BAD_VALUE,
-				    _("%s: key %s: %s"),
-				    layers->file_path,
-				    key,
-				    error_local->message);
-			return FALSE;
-		}
+		if (error_local != NULL)
+			return file_error(layers, key, error_local, error);
 		return TRUE;
 	}
 	*out = fallback;
@@ -202,20 +218,27 @@ layer_bool(Layers *layers, const gchar *key, gboolean flag)
 	return FALSE;
 }
 
-/* takes @flag */
-static GStrv
-layer_strv(Layers *layers, const gchar *key, GStrv flag)
+/* @value: (inout): the flag, then the setting; NULL when there is none */
+static gboolean
+layer_strv(Layers *layers, const gchar *key, GStrv *value, GError **error)
 {
 	g_autofree gchar *env = env_name(key);
-	const gchar *value = g_getenv(env);
+	const gchar *env_value = g_getenv(env);
+	g_autoptr(GError) error_local = NULL;
 
-	if (flag != NULL)
-		return flag;
-	if (value != NULL && value[0] != '\0')
-		return g_strsplit(value, ",", -1);
-	if (layers->file != NULL && g_key_file_has_key(layers->file, "daemon", key, NULL))
-		return g_key_file_get_string_list(layers->file, "daemon", key, NULL, NULL);
-	return NULL;
+	if (*value != NULL)
+		return TRUE;
+	if (env_value != NULL && env_value[0] != '\0') {
+		*value = g_strsplit(env_value, ",", -1);
+		return TRUE;
+	}
+	if (layers->file != NULL && g_key_file_has_key(layers->file, "daemon", key, NULL)) {
+		*value =
+		    g_key_file_get_string_list(layers->file, "daemon", key, NULL, &error_local);
+		if (*value == NULL)
+			return file_error(layers, key, error_local, error);
+	}
+	return TRUE;
 }
 
 /**
@@ -274,19 +297,20 @@ codechat_daemon_config_load(const gchar *explicit_path,
  *
  * Layers listen and data-dir, all that `codechatd user` needs.
  */
-void
+gboolean
 codechat_daemon_settings_resolve_paths(CodechatDaemonSettings *settings,
 				       GKeyFile *file,
-				       const gchar *file_path)
+				       const gchar *file_path,
+				       GError **error)
 {
 	Layers layers = {file, file_path};
 
-	settings->listen =
-	    layer_string(&layers, "listen", g_steal_pointer(&settings->listen), DEFAULT_LISTEN);
-	settings->data_dir =
-	    layer_string(&layers, "data-dir", g_steal_pointer(&settings->data_dir), NULL);
+	if (!layer_string(&layers, "listen", DEFAULT_LISTEN, &settings->listen, error) ||
+	    !layer_string(&layers, "data-dir", NULL, &settings->data_dir, error))
+		return FALSE;
 	if (settings->data_dir == NULL)
 		settings->data_dir = g_build_filename(g_get_user_data_dir(), "codechat", NULL);
+	return TRUE;
 }
 
 /**
@@ -316,19 +340,15 @@ codechat_daemon_settings_resolve(CodechatDaemonSettings *settings,
 	gint max_per_address, handshake_timeout, max_handshakes, max_outbound;
 	guint max_outbound_u = 0;
 
-	settings->sync = layer_string(&layers, "sync", g_steal_pointer(&settings->sync), "full");
-	settings->bus = layer_string(&layers, "bus", g_steal_pointer(&settings->bus), NULL);
-	settings->notify =
-	    layer_string(&layers, "notify", g_steal_pointer(&settings->notify), "off");
-	settings->nick = layer_string(&layers, "nick", g_steal_pointer(&settings->nick), NULL);
-	settings->log_format =
-	    layer_string(&layers, "log-format", g_steal_pointer(&settings->log_format), NULL);
-	settings->tls_cert =
-	    layer_string(&layers, "tls-cert", g_steal_pointer(&settings->tls_cert), NULL);
-	settings->tls_key =
-	    layer_string(&layers, "tls-key", g_steal_pointer(&settings->tls_key), NULL);
-	settings->allowed_origins =
-	    layer_strv(&layers, "allow-origin", g_steal_pointer(&settings->allowed_origins));
+	if (!layer_string(&layers, "sync", "full", &settings->sync, error) ||
+	    !layer_string(&layers, "bus", NULL, &settings->bus, error) ||
+	    !layer_string(&layers, "notify", "off", &settings->notify, error) ||
+	    !layer_string(&layers, "nick", NULL, &settings->nick, error) ||
+	    !layer_string(&layers, "log-format", NULL, &settings->log_format, error) ||
+	    !layer_string(&layers, "tls-cert", NULL, &settings->tls_cert, error) ||
+	    !layer_string(&layers, "tls-key", NULL, &settings->tls_key, error) ||
+	    !layer_strv(&layers, "allow-origin", &settings->allowed_origins, error))
+		return FALSE;
 	settings->deflate = layer_bool(&layers, "permessage-deflate", settings->deflate);
 	settings->allow_anonymous =
 	    layer_bool(&layers, "allow-anonymous", settings->allow_anonymous);

@@ -51,10 +51,11 @@ codechat_daemon_config_load(const gchar *explicit_path,
 			    GKeyFile **file,
 			    gchar **file_path,
 			    GError **error);
-void
+gboolean
 codechat_daemon_settings_resolve_paths(CodechatDaemonSettings *settings,
 				       GKeyFile *file,
-				       const gchar *file_path);
+				       const gchar *file_path,
+				       GError **error);
 gboolean
 codechat_daemon_settings_resolve(CodechatDaemonSettings *settings,
 				 GKeyFile *file,

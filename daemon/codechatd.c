@@ -411,11 +411,14 @@ main(int argc, char **argv)
 		g_printerr(_("Run “codechatd --help” to see the options.\n"));
 		return 1;
 	}
-	if (!codechat_daemon_config_load(config_path, &config_file, &config_file_path, &error)) {
+	if (!codechat_daemon_config_load(config_path, &config_file, &config_file_path, &error) ||
+	    !codechat_daemon_settings_resolve_paths(&settings,
+						    config_file,
+						    config_file_path,
+						    &error)) {
 		g_printerr("codechatd: %s\n", error->message);
 		return 1;
 	}
-	codechat_daemon_settings_resolve_paths(&settings, config_file, config_file_path);
 	if (argc > 1)
 		return run_user_command(settings.data_dir, argc, argv);
 	if (!codechat_daemon_settings_resolve(&settings, config_file, config_file_path, &error)) {

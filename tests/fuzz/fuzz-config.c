@@ -50,8 +50,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!g_key_file_load_from_data(file, (const gchar *)data, size, G_KEY_FILE_NONE, &error))
 		return 0;
 	codechat_daemon_settings_init(&settings);
-	codechat_daemon_settings_resolve_paths(&settings, file, "fuzz.conf");
-	if (!codechat_daemon_settings_resolve(&settings, file, "fuzz.conf", &error)) {
+	if (!codechat_daemon_settings_resolve_paths(&settings, file, "fuzz.conf", &error) ||
+	    !codechat_daemon_settings_resolve(&settings, file, "fuzz.conf", &error)) {
 		g_assert_nonnull(error);
 		g_assert_nonnull(error->message);
 		return 0;
