@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "codechat-accounts.h"
+#include "codechat-config.h"
 #include "codechat-dbus.h"
 #include "codechat-hub.h"
 #include "codechat-log.h"
@@ -131,226 +132,6 @@ default_bus(void)
 	return g_file_test(socket, G_FILE_TEST_EXISTS) ? "session" : "none";
 }
 
-static gboolean
-check_choice(const gchar *option, const gchar *value, const gchar *const *choices, GError **error)
-{
-	g_autofree gchar *list = NULL;
-
-	if (value == NULL || g_strv_contains(choices, value))
-		return TRUE;
-	list = g_strjoinv(", ", (gchar **)choices);
-	g_set_error(error,
-		    G_OPTION_ERROR,
-		    G_OPTION_ERROR_BAD_VALUE,
-		    _("%s must be one of %s, not “%s”"),
-		    option,
-		    list,
-		    value);
-	return FALSE;
-}
-
-static gboolean
-check_uint(const gchar *option, gint value, gint min, guint *out, GError **error)
-{
-	if (value < min) {
-		g_set_error(error,
-			    G_OPTION_ERROR,
-			    G_OPTION_ERROR_BAD_VALUE,
-			    _("%s must be at least %d"),
-			    option,
-			    min);
-		return FALSE;
-	}
-	*out = (guint)value;
-	return TRUE;
-}
-
-/* --tls-cert and --tls-key go together */
-static gboolean
-check_tls_pair(const gchar *cert, const gchar *key, GError **error)
-{
-	if ((cert == NULL) == (key == NULL))
-		return TRUE;
-	g_set_error_literal(error,
-			    G_OPTION_ERROR,
-			    G_OPTION_ERROR_BAD_VALUE,
-			    cert != NULL
-				? _("--tls-cert needs --tls-key (the certificate's private key)")
-				: _("--tls-key needs --tls-cert (the certificate)"));
-	return FALSE;
-}
-
-/*
- * Settings come from flags, then CODECHATD_* environment variables, then
- * the config file, then the built-in defaults.  Options parse into their
- * own variables (strings NULL, numbers G_MININT when absent) and are then
- * layered over the environment and the file.
- */
-typedef struct {
-	GKeyFile *file;	  /* (owned) (nullable) */
-	gchar *file_path; /* (owned) (nullable) */
-} Layers;
-
-static gchar *
-env_name(const gchar *key)
-{
-	g_autofree gchar *upper = g_ascii_strup(key, -1);
-	g_strdelimit(upper, "-", '_');
-	return g_strconcat("CODECHATD_", upper, NULL);
-}
-
-static gchar *
-layer_string(Layers *layers, const gchar *key, gchar *flag, const gchar *fallback)
-{
-	g_autofree gchar *env = env_name(key);
-	const gchar *value = g_getenv(env);
-
-	if (flag != NULL)
-		return flag;
-	if (value != NULL && value[0] != '\0')
-		return g_strdup(value);
-	if (layers->file != NULL && g_key_file_has_key(layers->file, "daemon", key, NULL))
-		return g_key_file_get_string(layers->file, "daemon", key, NULL);
-	return g_strdup(fallback);
-}
-
-static gboolean
-layer_int(Layers *layers, const gchar *key, gint flag, gint fallback, gint *out, GError **error)
-{
-	g_autofree gchar *env = env_name(key);
-	const gchar *value = g_getenv(env);
-	g_autoptr(GError) error_local = NULL;
-	gint64 parsed;
-
-	if (flag != G_MININT) {
-		*out = flag;
-		return TRUE;
-	}
-	if (value != NULL && value[0] != '\0') {
-		if (!g_ascii_string_to_signed(value, 10, 0, G_MAXINT, &parsed, &error_local)) {
-			g_set_error(error,
-				    G_OPTION_ERROR,
-				    G_OPTION_ERROR_BAD_VALUE,
-				    "%s: %s",
-				    env,
-				    error_local->message);
-			return FALSE;
-		}
-		*out = (gint)parsed;
-		return TRUE;
-	}
-	if (layers->file != NULL && g_key_file_has_key(layers->file, "daemon", key, NULL)) {
-		*out = g_key_file_get_integer(layers->file, "daemon", key, &error_local);
-		if (error_local != NULL) {
-			g_set_error(error,
-				    G_OPTION_ERROR,
-				    G_OPTION_ERROR_BAD_VALUE,
-				    _("%s: key %s: %s"),
-				    layers->file_path,
-				    key,
-				    error_local->message);
-			return FALSE;
-		}
-		return TRUE;
-	}
-	*out = fallback;
-	return TRUE;
-}
-
-static gboolean
-layer_bool(Layers *layers, const gchar *key, gboolean flag)
-{
-	g_autofree gchar *env = env_name(key);
-	const gchar *value = g_getenv(env);
-
-	if (flag)
-		return TRUE;
-	if (value != NULL && value[0] != '\0')
-		return g_strcmp0(value, "1") == 0 || g_ascii_strcasecmp(value, "true") == 0 ||
-		       g_ascii_strcasecmp(value, "yes") == 0;
-	if (layers->file != NULL)
-		return g_key_file_get_boolean(layers->file, "daemon", key, NULL);
-	return FALSE;
-}
-
-static GStrv
-layer_strv(Layers *layers, const gchar *key, GStrv flag)
-{
-	g_autofree gchar *env = env_name(key);
-	const gchar *value = g_getenv(env);
-
-	if (flag != NULL)
-		return g_strdupv(flag);
-	if (value != NULL && value[0] != '\0')
-		return g_strsplit(value, ",", -1);
-	if (layers->file != NULL && g_key_file_has_key(layers->file, "daemon", key, NULL))
-		return g_key_file_get_string_list(layers->file, "daemon", key, NULL, NULL);
-	return NULL;
-}
-
-/* an explicit --config must exist; the default places may not */
-static gboolean
-layers_load(Layers *layers, const gchar *explicit_path, GError **error)
-{
-	g_autoptr(GKeyFile) file = g_key_file_new();
-	g_autoptr(GPtrArray) candidates = g_ptr_array_new_with_free_func(g_free);
-	g_autoptr(GError) error_local = NULL;
-
-	if (explicit_path != NULL) {
-		g_ptr_array_add(candidates, g_strdup(explicit_path));
-	} else {
-		g_ptr_array_add(
-		    candidates,
-		    g_build_filename(g_get_user_config_dir(), "codechat", "codechatd.conf", NULL));
-		g_ptr_array_add(candidates, g_strdup(SYSCONFDIR "/codechat/codechatd.conf"));
-	}
-	for (guint i = 0; i < candidates->len; i++) {
-		const gchar *path = g_ptr_array_index(candidates, i);
-		g_clear_error(&error_local);
-		if (g_key_file_load_from_file(file, path, G_KEY_FILE_NONE, &error_local)) {
-			layers->file = g_steal_pointer(&file);
-			layers->file_path = g_strdup(path);
-			return TRUE;
-		}
-		if (explicit_path != NULL ||
-		    !g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
-			g_set_error(error,
-				    G_OPTION_ERROR,
-				    G_OPTION_ERROR_FAILED,
-				    _("cannot read config file %s: %s"),
-				    path,
-				    error_local->message);
-			return FALSE;
-		}
-	}
-	return TRUE;
-}
-
-/*
- * Protected mode, after Redis': with no accounts, anyone who reaches the
- * port can chat under any nick, which is fine on loopback only.  The
- * listen address counts as loopback when its host is "localhost", in
- * 127.0.0.0/8 or ::1; a host name other than localhost does not.
- */
-static gboolean
-listen_is_loopback(const gchar *listen)
-{
-	g_autofree gchar *host = NULL;
-	g_autoptr(GInetAddress) addr = NULL;
-	const gchar *colon = strrchr(listen, ':');
-
-	host = colon != NULL ? g_strndup(listen, (gsize)(colon - listen)) : g_strdup(listen);
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		gchar *inner = g_strndup(host + 1, strlen(host) - 2);
-		g_free(host);
-		host = inner;
-	}
-	if (g_ascii_strcasecmp(host, "localhost") == 0)
-		return TRUE;
-	addr = g_inet_address_new_from_string(host);
-	return addr != NULL && g_inet_address_get_is_loopback(addr);
-}
-
 /* `codechatd user add|list|remove NICK`: 0 done, 1 error or bad usage */
 static gint
 run_user_command(const gchar *data_dir, gint argc, gchar **argv)
@@ -401,63 +182,33 @@ main(int argc, char **argv)
 	g_autoptr(CodechatStore) store = NULL;
 	g_autoptr(CodechatNotifier) notifier = NULL;
 	g_autofree gchar *config_path = NULL;
-	g_autofree gchar *listen = NULL;
-	g_autofree gchar *data_dir = NULL;
-	g_autofree gchar *bus = NULL;
-	g_autofree gchar *notify = NULL;
-	g_autofree gchar *nick = NULL;
-	g_autofree gchar *log_format = NULL;
-	g_autofree gchar *sync = NULL;
-	g_autofree gchar *tls_cert = NULL;
-	g_autofree gchar *tls_key = NULL;
-	g_auto(GStrv) flag_origins = NULL;
-	g_auto(GStrv) allowed_origins = NULL;
-	Layers layers = {0};
+	g_autoptr(GKeyFile) config_file = NULL;
+	g_autofree gchar *config_file_path = NULL;
+	g_auto(CodechatDaemonSettings) settings = {0};
 	/* CODECHAT_LOCALEDIR, when set, replaces LOCALEDIR, as in codechat:
 	 * for running from the build tree (the tests set it to <build>/po) */
 	const gchar *localedir = g_getenv("CODECHAT_LOCALEDIR");
-	CodechatHubConfig config;
 	Daemon daemon = {0};
 	gboolean version = FALSE;
 	gboolean verbose = FALSE;
 	gboolean replace = FALSE;
-	gboolean flag_deflate = FALSE;
-	gboolean deflate;
-	gboolean flag_allow_anonymous = FALSE;
-	gboolean allow_anonymous;
 	g_autoptr(CodechatAccounts) accounts = NULL;
-	gint flag_hello_timeout = G_MININT;
-	gint flag_rate = G_MININT;
-	gint flag_burst = G_MININT;
-	gint flag_keepalive = G_MININT;
-	gint flag_max_connections = G_MININT;
-	gint flag_max_per_address = G_MININT;
-	gint flag_handshake_timeout = G_MININT;
-	gint flag_max_handshakes = G_MININT;
-	gint flag_max_outbound = G_MININT;
-	gint hello_timeout, rate, burst, keepalive, max_connections;
-	gint max_per_address, handshake_timeout, max_handshakes, max_outbound;
-	guint handshake_timeout_u = 0, max_handshakes_u = 0, max_outbound_u = 0;
-	const gchar *bus_choices[] = {"session", "system", "none", NULL};
-	const gchar *notify_choices[] = {"off", "mentions", "all", NULL};
-	const gchar *log_choices[] = {"text", "json", "journal", NULL};
-	const gchar *sync_choices[] = {"full", "normal", NULL};
 	g_autofree gchar *listen_help = NULL;
 	g_autofree gchar *config_help = NULL;
 	GOptionEntry entries[] = {
-	    {"listen", 0, 0, G_OPTION_ARG_STRING, &listen, NULL, N_("ADDR:PORT")},
+	    {"listen", 0, 0, G_OPTION_ARG_STRING, &settings.listen, NULL, N_("ADDR:PORT")},
 	    {"data-dir",
 	     0,
 	     0,
 	     G_OPTION_ARG_FILENAME,
-	     &data_dir,
+	     &settings.data_dir,
 	     N_("Directory of the history store (default $XDG_DATA_HOME/codechat)"),
 	     N_("DIR")},
 	    {"sync",
 	     0,
 	     0,
 	     G_OPTION_ARG_STRING,
-	     &sync,
+	     &settings.sync,
 	     N_("full: fsync every commit, an acknowledged message survives a machine crash "
 		"(default); normal: survives a crash of codechatd only"),
 	     "full|normal"},
@@ -466,7 +217,7 @@ main(int argc, char **argv)
 	     0,
 	     0,
 	     G_OPTION_ARG_FILENAME,
-	     &tls_cert,
+	     &settings.tls_cert,
 	     N_("Serve wss:// and https:// with this PEM certificate (and its chain); "
 		"needs --tls-key"),
 	     N_("FILE")},
@@ -474,49 +225,49 @@ main(int argc, char **argv)
 	     0,
 	     0,
 	     G_OPTION_ARG_FILENAME,
-	     &tls_key,
+	     &settings.tls_key,
 	     N_("The PEM private key of --tls-cert"),
 	     N_("FILE")},
 	    {"allow-origin",
 	     0,
 	     0,
 	     G_OPTION_ARG_STRING_ARRAY,
-	     &flag_origins,
+	     &settings.allowed_origins,
 	     N_("Accept WebSocket handshakes from this browser Origin (repeatable)"),
 	     N_("ORIGIN")},
 	    {"hello-timeout",
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
-	     &flag_hello_timeout,
+	     &settings.hello_timeout,
 	     N_("Seconds a new connection has to send hello (default 10)"),
 	     N_("SECONDS")},
 	    {"rate-limit",
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
-	     &flag_rate,
+	     &settings.rate,
 	     N_("Messages per second per session, 0 for no limit (default 20)"),
 	     N_("N")},
 	    {"rate-burst",
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
-	     &flag_burst,
+	     &settings.burst,
 	     N_("Messages a session may send at once before the rate applies (default 50)"),
 	     N_("N")},
 	    {"max-connections",
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
-	     &flag_max_connections,
+	     &settings.max_connections,
 	     N_("Open WebSocket connections at most, 0 for no limit (default 10000)"),
 	     N_("N")},
 	    {"max-connections-per-address",
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
-	     &flag_max_per_address,
+	     &settings.max_per_address,
 	     N_("Open WebSocket connections from one IP address at most, 0 for no limit "
 		"(default 64 when listening beyond loopback, else 0)"),
 	     N_("N")},
@@ -524,7 +275,7 @@ main(int argc, char **argv)
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
-	     &flag_handshake_timeout,
+	     &settings.handshake_timeout,
 	     N_("Seconds a TCP connection has to send a complete HTTP request, 0 for no limit "
 		"(default 10)"),
 	     N_("SECONDS")},
@@ -532,7 +283,7 @@ main(int argc, char **argv)
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
-	     &flag_max_handshakes,
+	     &settings.max_handshakes,
 	     N_("TCP connections without a complete HTTP request at most; past it the oldest "
 		"is dropped, 0 for no limit (default 1024)"),
 	     N_("N")},
@@ -540,7 +291,7 @@ main(int argc, char **argv)
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
-	     &flag_max_outbound,
+	     &settings.max_outbound,
 	     N_("Bytes waiting to be sent to one session at most; a slower reader is closed "
 		"with 1013, 0 for no limit (default 1048576)"),
 	     N_("BYTES")},
@@ -548,21 +299,21 @@ main(int argc, char **argv)
 	     0,
 	     0,
 	     G_OPTION_ARG_INT,
-	     &flag_keepalive,
+	     &settings.keepalive,
 	     N_("Seconds between WebSocket pings, 0 for none (default 30)"),
 	     N_("SECONDS")},
 	    {"permessage-deflate",
 	     0,
 	     0,
 	     G_OPTION_ARG_NONE,
-	     &flag_deflate,
+	     &settings.deflate,
 	     N_("Offer WebSocket compression (costs CPU on every broadcast)"),
 	     NULL},
 	    {"allow-anonymous",
 	     0,
 	     0,
 	     G_OPTION_ARG_NONE,
-	     &flag_allow_anonymous,
+	     &settings.allow_anonymous,
 	     N_("Listen beyond loopback even without accounts: anyone who reaches the port can "
 		"chat"),
 	     NULL},
@@ -570,22 +321,28 @@ main(int argc, char **argv)
 	     0,
 	     0,
 	     G_OPTION_ARG_STRING,
-	     &bus,
+	     &settings.bus,
 	     N_("D-Bus bus to serve on: session, system or none"),
 	     N_("BUS")},
 	    {"notify",
 	     0,
 	     0,
 	     G_OPTION_ARG_STRING,
-	     &notify,
+	     &settings.notify,
 	     N_("Desktop notifications: off, mentions or all"),
 	     N_("WHEN")},
-	    {"nick", 0, 0, G_OPTION_ARG_STRING, &nick, N_("The daemon's own nick"), N_("NAME")},
+	    {"nick",
+	     0,
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &settings.nick,
+	     N_("The daemon's own nick"),
+	     N_("NAME")},
 	    {"log-format",
 	     0,
 	     0,
 	     G_OPTION_ARG_STRING,
-	     &log_format,
+	     &settings.log_format,
 	     N_("Log records as text, json or journal"),
 	     N_("FORMAT")},
 	    {"replace",
@@ -621,7 +378,7 @@ main(int argc, char **argv)
 			entries[i].description = config_help;
 	}
 
-	codechat_hub_config_init(&config);
+	codechat_daemon_settings_init(&settings);
 
 	context = g_option_context_new(NULL);
 	g_option_context_set_summary(context,
@@ -654,130 +411,48 @@ main(int argc, char **argv)
 		g_printerr(_("Run “codechatd --help” to see the options.\n"));
 		return 1;
 	}
-	if (!layers_load(&layers, config_path, &error)) {
+	if (!codechat_daemon_config_load(config_path, &config_file, &config_file_path, &error) ||
+	    !codechat_daemon_settings_resolve_paths(&settings,
+						    config_file,
+						    config_file_path,
+						    &error)) {
 		g_printerr("codechatd: %s\n", error->message);
 		return 1;
 	}
-	listen = layer_string(&layers, "listen", g_steal_pointer(&listen), DEFAULT_LISTEN);
-	data_dir = layer_string(&layers, "data-dir", g_steal_pointer(&data_dir), NULL);
-	if (data_dir == NULL)
-		data_dir = g_build_filename(g_get_user_data_dir(), "codechat", NULL);
-	if (argc > 1) {
-		g_clear_pointer(&layers.file, g_key_file_unref);
-		g_clear_pointer(&layers.file_path, g_free);
-		return run_user_command(data_dir, argc, argv);
-	}
-	sync = layer_string(&layers, "sync", g_steal_pointer(&sync), "full");
-	bus = layer_string(&layers, "bus", g_steal_pointer(&bus), NULL);
-	notify = layer_string(&layers, "notify", g_steal_pointer(&notify), "off");
-	nick = layer_string(&layers, "nick", g_steal_pointer(&nick), NULL);
-	log_format = layer_string(&layers, "log-format", g_steal_pointer(&log_format), NULL);
-	tls_cert = layer_string(&layers, "tls-cert", g_steal_pointer(&tls_cert), NULL);
-	tls_key = layer_string(&layers, "tls-key", g_steal_pointer(&tls_key), NULL);
-	allowed_origins = layer_strv(&layers, "allow-origin", flag_origins);
-	deflate = layer_bool(&layers, "permessage-deflate", flag_deflate);
-	allow_anonymous = layer_bool(&layers, "allow-anonymous", flag_allow_anonymous);
-	if (!layer_int(&layers,
-		       "hello-timeout",
-		       flag_hello_timeout,
-		       (gint)config.hello_timeout,
-		       &hello_timeout,
-		       &error) ||
-	    !layer_int(&layers, "rate-limit", flag_rate, (gint)config.rate, &rate, &error) ||
-	    !layer_int(&layers, "rate-burst", flag_burst, (gint)config.burst, &burst, &error) ||
-	    !layer_int(&layers,
-		       "keepalive",
-		       flag_keepalive,
-		       (gint)config.keepalive,
-		       &keepalive,
-		       &error) ||
-	    !layer_int(&layers,
-		       "max-connections",
-		       flag_max_connections,
-		       (gint)config.max_connections,
-		       &max_connections,
-		       &error) ||
-	    /* on loopback every peer is this machine's (a local reverse
-	     * proxy, load tests): no limit per address unless asked for */
-	    !layer_int(&layers,
-		       "max-connections-per-address",
-		       flag_max_per_address,
-		       listen_is_loopback(listen) ? 0 : (gint)config.max_per_address,
-		       &max_per_address,
-		       &error) ||
-	    !layer_int(&layers,
-		       "handshake-timeout",
-		       flag_handshake_timeout,
-		       CODECHAT_DEFAULT_HANDSHAKE_TIMEOUT,
-		       &handshake_timeout,
-		       &error) ||
-	    !layer_int(&layers,
-		       "max-handshakes",
-		       flag_max_handshakes,
-		       CODECHAT_DEFAULT_MAX_HANDSHAKES,
-		       &max_handshakes,
-		       &error) ||
-	    !layer_int(&layers,
-		       "max-outbound-bytes",
-		       flag_max_outbound,
-		       (gint)config.max_outbound,
-		       &max_outbound,
-		       &error) ||
-	    !check_choice("--bus", bus, bus_choices, &error) ||
-	    !check_choice("--notify", notify, notify_choices, &error) ||
-	    !check_choice("--log-format", log_format, log_choices, &error) ||
-	    !check_choice("--sync", sync, sync_choices, &error) ||
-	    !check_uint("--hello-timeout", hello_timeout, 1, &config.hello_timeout, &error) ||
-	    !check_uint("--rate-limit", rate, 0, &config.rate, &error) ||
-	    !check_uint("--rate-burst", burst, 1, &config.burst, &error) ||
-	    !check_uint("--keepalive", keepalive, 0, &config.keepalive, &error) ||
-	    !check_uint("--max-connections", max_connections, 0, &config.max_connections, &error) ||
-	    !check_uint("--max-connections-per-address",
-			max_per_address,
-			0,
-			&config.max_per_address,
-			&error) ||
-	    !check_uint("--handshake-timeout",
-			handshake_timeout,
-			0,
-			&handshake_timeout_u,
-			&error) ||
-	    !check_uint("--max-handshakes", max_handshakes, 0, &max_handshakes_u, &error) ||
-	    !check_uint("--max-outbound-bytes", max_outbound, 0, &max_outbound_u, &error) ||
-	    (nick != NULL && !codechat_validate_nick(nick, &error)) ||
-	    !check_tls_pair(tls_cert, tls_key, &error)) {
+	if (argc > 1)
+		return run_user_command(settings.data_dir, argc, argv);
+	if (!codechat_daemon_settings_resolve(&settings, config_file, config_file_path, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
-		g_clear_pointer(&layers.file, g_key_file_unref);
-		g_free(layers.file_path);
 		return 1;
 	}
 	{
 		CodechatLogFormat format = CODECHAT_LOG_FORMAT_AUTO;
-		if (log_format != NULL)
-			codechat_log_format_from_string(log_format, &format);
+		if (settings.log_format != NULL)
+			codechat_log_format_from_string(settings.log_format, &format);
 		codechat_log_init("codechatd", format);
 	}
 	if (verbose)
 		g_log_set_debug_enabled(TRUE);
-	if (layers.file_path != NULL)
-		g_info("settings from %s", layers.file_path);
-	g_clear_pointer(&layers.file, g_key_file_unref);
-	g_clear_pointer(&layers.file_path, g_free);
-	if (bus == NULL) {
-		bus = g_strdup(default_bus());
-		if (g_strcmp0(bus, "none") == 0)
+	if (config_file_path != NULL)
+		g_info("settings from %s", config_file_path);
+	g_clear_pointer(&config_file, g_key_file_unref);
+	g_clear_pointer(&config_file_path, g_free);
+	if (settings.bus == NULL) {
+		settings.bus = g_strdup(default_bus());
+		if (g_strcmp0(settings.bus, "none") == 0)
 			g_info("no session bus: not serving D-Bus");
 	}
 
-	store = codechat_store_sqlite_new(
-	    data_dir,
-	    g_strcmp0(sync, "normal") == 0 ? CODECHAT_STORE_SYNC_NORMAL : CODECHAT_STORE_SYNC_FULL,
-	    &error);
+	store = codechat_store_sqlite_new(settings.data_dir,
+					  g_strcmp0(settings.sync, "normal") == 0
+					      ? CODECHAT_STORE_SYNC_NORMAL
+					      : CODECHAT_STORE_SYNC_FULL,
+					  &error);
 	if (store == NULL) {
 		g_printerr("codechatd: %s\n", error->message);
 		return 1;
 	}
-	accounts = codechat_accounts_new(data_dir);
+	accounts = codechat_accounts_new(settings.data_dir);
 	if (!codechat_accounts_load(accounts, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
 		return 1;
@@ -790,40 +465,47 @@ main(int argc, char **argv)
 			  error->message);
 		g_clear_error(&error);
 	}
-	config.max_outbound = max_outbound_u;
-	daemon.hub = codechat_hub_new(store, &config);
+	daemon.hub = codechat_hub_new(store, &settings.config);
 	/* D-Bus Send is not concerned: the bus is the user's own, trusted */
 	codechat_hub_set_accounts(daemon.hub,
 				  accounts,
-				  !listen_is_loopback(listen) && !allow_anonymous);
-	daemon.server =
-	    codechat_server_new(daemon.hub, (const gchar *const *)allowed_origins, deflate);
-	codechat_server_set_handshake_limits(daemon.server, handshake_timeout_u, max_handshakes_u);
-	if ((tls_cert != NULL &&
-	     !codechat_server_set_tls_files(daemon.server, tls_cert, tls_key, &error)) ||
-	    !codechat_server_listen(daemon.server, listen, &error)) {
+				  !codechat_listen_is_loopback(settings.listen) &&
+				      !settings.allow_anonymous);
+	daemon.server = codechat_server_new(daemon.hub,
+					    (const gchar *const *)settings.allowed_origins,
+					    settings.deflate);
+	codechat_server_set_handshake_limits(daemon.server,
+					     settings.server_handshake_timeout,
+					     settings.server_max_handshakes);
+	if ((settings.tls_cert != NULL && !codechat_server_set_tls_files(daemon.server,
+									 settings.tls_cert,
+									 settings.tls_key,
+									 &error)) ||
+	    !codechat_server_listen(daemon.server, settings.listen, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
 		g_clear_object(&daemon.server);
 		g_clear_object(&daemon.hub);
 		return 1;
 	}
 	/* checked once the address is known to be good; nothing was served */
-	if (!listen_is_loopback(listen) && !allow_anonymous &&
+	if (!codechat_listen_is_loopback(settings.listen) && !settings.allow_anonymous &&
 	    codechat_accounts_get_n_accounts(accounts) == 0) {
 		g_printerr(_("codechatd: refusing to listen on %s without accounts: anyone who "
 			     "reaches it could chat under any nick. Add an account with "
 			     "“codechatd user add NICK”, listen on loopback, or pass "
 			     "--allow-anonymous.\n"),
-			   listen);
+			   settings.listen);
 		g_clear_object(&daemon.server);
 		g_clear_object(&daemon.hub);
 		return 1;
 	}
-	if (g_strcmp0(notify, "mentions") == 0 || g_strcmp0(notify, "all") == 0) {
+	if (g_strcmp0(settings.notify, "mentions") == 0 || g_strcmp0(settings.notify, "all") == 0) {
 		CodechatNotifyMode mode = CODECHAT_NOTIFY_OFF;
 
-		codechat_notify_mode_from_string(notify, &mode);
-		notifier = codechat_notifier_new(mode, nick != NULL ? nick : g_get_user_name());
+		codechat_notify_mode_from_string(settings.notify, &mode);
+		notifier = codechat_notifier_new(mode,
+						 settings.nick != NULL ? settings.nick
+								       : g_get_user_name());
 		g_signal_connect_object(daemon.hub,
 					"message-posted",
 					G_CALLBACK(codechat_notifier_handle),
@@ -836,28 +518,28 @@ main(int argc, char **argv)
 	g_unix_signal_add(SIGINT, quit_signal_cb, &daemon);
 	g_unix_signal_add(SIGTERM, quit_signal_cb, &daemon);
 
-	if (g_strcmp0(bus, "none") != 0) {
+	if (g_strcmp0(settings.bus, "none") != 0) {
 		g_autofree gchar *own_nick = NULL;
-		if (nick != NULL)
-			own_nick = g_strdup(nick);
+		if (settings.nick != NULL)
+			own_nick = g_strdup(settings.nick);
 		else if (codechat_validate_nick(g_get_user_name(), NULL))
 			own_nick = g_strdup(g_get_user_name());
 		else
 			own_nick = g_strdup("codechatd");
-		daemon.bus_name = g_strcmp0(bus, "system") == 0 ? "system" : "session";
+		daemon.bus_name = g_strcmp0(settings.bus, "system") == 0 ? "system" : "session";
 		daemon.dbus = codechat_dbus_service_new(daemon.hub,
 							codechat_server_get_uri(daemon.server),
 							own_nick);
-		daemon.owner_id = g_bus_own_name(g_strcmp0(bus, "system") == 0 ? G_BUS_TYPE_SYSTEM
-									       : G_BUS_TYPE_SESSION,
-						 CODECHAT_DBUS_NAME,
-						 G_BUS_NAME_OWNER_FLAGS_ALLOW_REPLACEMENT |
-						     (replace ? G_BUS_NAME_OWNER_FLAGS_REPLACE : 0),
-						 bus_acquired_cb,
-						 name_acquired_cb,
-						 name_lost_cb,
-						 &daemon,
-						 NULL);
+		daemon.owner_id = g_bus_own_name(
+		    g_strcmp0(settings.bus, "system") == 0 ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION,
+		    CODECHAT_DBUS_NAME,
+		    G_BUS_NAME_OWNER_FLAGS_ALLOW_REPLACEMENT |
+			(replace ? G_BUS_NAME_OWNER_FLAGS_REPLACE : 0),
+		    bus_acquired_cb,
+		    name_acquired_cb,
+		    name_lost_cb,
+		    &daemon,
+		    NULL);
 	}
 
 	/* the one line on stdout: where to connect (tests read it too) */

@@ -853,6 +853,10 @@ gchar *
 codechat_error_frame(const GError *error, const gchar *ref)
 {
 	g_autoptr(JsonBuilder) builder = json_builder_new_immutable();
+	/* the message may quote the frame, and json-glib's parse errors
+	 * quote it after unescaping: "\200" becomes a lone byte 0x80.  A
+	 * frame must be UTF-8, or libsoup drops it with a critical */
+	g_autofree gchar *message = g_utf8_make_valid(error->message, -1);
 	const gchar *code = "internal";
 
 	if (error->domain == CODECHAT_ERROR)
@@ -863,7 +867,7 @@ codechat_error_frame(const GError *error, const gchar *ref)
 	json_builder_set_member_name(builder, "code");
 	json_builder_add_string_value(builder, code);
 	json_builder_set_member_name(builder, "message");
-	json_builder_add_string_value(builder, error->message);
+	json_builder_add_string_value(builder, message);
 	if (ref != NULL) {
 		json_builder_set_member_name(builder, "ref");
 		json_builder_add_string_value(builder, ref);

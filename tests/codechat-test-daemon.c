@@ -39,6 +39,10 @@ die_with_parent(gpointer user_data)
  * Starts codechatd on 127.0.0.1 port 0 with a fresh data dir and waits for
  * the line in which it says where it listens.  The daemon's stderr goes to
  * the test's stderr, so its logs show up in the test log.
+ *
+ * $CODECHAT_TEST_DAEMON_WRAPPER, a command line that `meson test --setup
+ * valgrind` sets, goes before codechatd: the wrapper's verdict is the exit
+ * status that codechat_test_daemon_stop() returns.
  */
 CodechatTestDaemon *
 codechat_test_daemon_start(const gchar *const *extra_args)
@@ -66,7 +70,9 @@ codechat_test_daemon_start_in(const gchar *data_dir,
 	g_autoptr(GDataInputStream) out = NULL;
 	g_autoptr(GSubprocessLauncher) launcher = NULL;
 	g_autofree gchar *line = NULL;
+	g_auto(GStrv) wrapper = NULL;
 	CodechatTestDaemon *daemon = g_new0(CodechatTestDaemon, 1);
+	const gchar *wrapper_line = g_getenv("CODECHAT_TEST_DAEMON_WRAPPER");
 	const gchar *p;
 
 	if (data_dir != NULL) {
@@ -76,6 +82,12 @@ codechat_test_daemon_start_in(const gchar *data_dir,
 		g_assert_no_error(error);
 	}
 
+	if (wrapper_line != NULL && wrapper_line[0] != '\0') {
+		g_shell_parse_argv(wrapper_line, NULL, &wrapper, &error);
+		g_assert_no_error(error);
+		for (guint i = 0; wrapper[i] != NULL; i++)
+			g_ptr_array_add(argv, wrapper[i]);
+	}
 	g_ptr_array_add(argv, (gpointer)codechat_test_daemon_path());
 	g_ptr_array_add(argv, (gpointer) "--listen");
 	g_ptr_array_add(argv, (gpointer)(listen != NULL ? listen : "127.0.0.1:0"));
