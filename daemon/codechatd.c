@@ -3,12 +3,14 @@
 
 #include "config.h"
 
+#include <errno.h>
 #include <glib-unix.h>
 #include <glib/gi18n.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "codechat-accounts.h"
 #include "codechat-config.h"
@@ -172,6 +174,21 @@ run_user_command(const gchar *data_dir, gint argc, gchar **argv)
 	}
 	g_printerr(_("Usage: codechatd [--data-dir DIR] user add|list|remove NICK\n"));
 	return 1;
+}
+
+/* every connection is a descriptor: take the hard limit, not the soft one
+ * (often 1024), so that a few thousand idle or half-open connections do
+ * not keep other clients out */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit limit;
+
+	if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max)
+		return;
+	limit.rlim_cur = limit.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
+		g_debug("cannot raise the descriptor limit: %s", g_strerror(errno));
 }
 
 int
@@ -357,6 +374,7 @@ main(int argc, char **argv)
 	    {NULL}};
 
 	setlocale(LC_ALL, "");
+	raise_fd_limit();
 	bindtextdomain(GETTEXT_PACKAGE,
 		       localedir != NULL && localedir[0] != '\0' ? localedir : LOCALEDIR);
 	bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
