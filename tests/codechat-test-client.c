@@ -351,3 +351,86 @@ codechat_test_err_reader_new(GInputStream *stream, gboolean echo)
 					g_rc_box_acquire(r));
 	return r;
 }
+
+/* a TCP relay the test can cut ----------------------------------------- */
+
+static void
+relay_splice_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	g_io_stream_splice_finish(result, NULL);
+}
+
+static gboolean
+relay_incoming_cb(GSocketService *service,
+		  GSocketConnection *connection,
+		  GObject *source_object,
+		  gpointer user_data)
+{
+	CodechatTestRelay *relay = user_data;
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+	g_autoptr(GSocketConnection) upstream = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (relay->refuse) {
+		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+		return TRUE;
+	}
+	upstream = g_socket_client_connect_to_host(client,
+						   "127.0.0.1",
+						   relay->upstream_port,
+						   NULL,
+						   &error);
+	g_assert_no_error(error);
+	relay->accepted++;
+	g_ptr_array_add(relay->streams, g_object_ref(connection));
+	g_ptr_array_add(relay->streams, g_object_ref(upstream));
+	g_io_stream_splice_async(G_IO_STREAM(connection),
+				 G_IO_STREAM(upstream),
+				 G_IO_STREAM_SPLICE_CLOSE_STREAM1 |
+				     G_IO_STREAM_SPLICE_CLOSE_STREAM2,
+				 G_PRIORITY_DEFAULT,
+				 NULL,
+				 relay_splice_cb,
+				 NULL);
+	return TRUE;
+}
+
+CodechatTestRelay *
+codechat_test_relay_new(guint16 upstream_port)
+{
+	g_autoptr(GError) error = NULL;
+	CodechatTestRelay *relay = g_new0(CodechatTestRelay, 1);
+
+	relay->upstream_port = upstream_port;
+	relay->streams = g_ptr_array_new_with_free_func(g_object_unref);
+	relay->service = g_socket_service_new();
+	relay->port =
+	    g_socket_listener_add_any_inet_port(G_SOCKET_LISTENER(relay->service), NULL, &error);
+	g_assert_no_error(error);
+	relay->uri = g_strdup_printf("ws://127.0.0.1:%u/v1/ws", relay->port);
+	g_signal_connect(relay->service, "incoming", G_CALLBACK(relay_incoming_cb), relay);
+	g_socket_service_start(relay->service);
+	return relay;
+}
+
+/* drops every relayed connection */
+void
+codechat_test_relay_cut(CodechatTestRelay *relay)
+{
+	for (guint i = 0; i < relay->streams->len; i++)
+		g_io_stream_close(g_ptr_array_index(relay->streams, i), NULL, NULL);
+	g_ptr_array_set_size(relay->streams, 0);
+}
+
+void
+codechat_test_relay_free(CodechatTestRelay *relay)
+{
+	codechat_test_relay_cut(relay);
+	g_socket_service_stop(relay->service);
+	g_socket_listener_close(G_SOCKET_LISTENER(relay->service));
+	g_signal_handlers_disconnect_by_data(relay->service, relay);
+	g_clear_object(&relay->service);
+	g_ptr_array_unref(relay->streams);
+	g_free(relay->uri);
+	g_free(relay);
+}

@@ -52,4 +52,25 @@ codechat_test_err_reader_new(GInputStream *stream, gboolean echo);
 void
 codechat_test_err_reader_unref(CodechatTestErrReader *r);
 
+/* a TCP relay between a client and the daemon that the test can cut, to
+ * drop the client's connection without restarting the daemon */
+typedef struct {
+	GSocketService *service; /* (owned) */
+	GPtrArray *streams;	 /* (owned) (element-type GIOStream) */
+	gchar *uri;		 /* (owned) ws://127.0.0.1:PORT/v1/ws */
+	guint16 port;
+	guint16 upstream_port;
+	gboolean refuse; /* close new connections at once */
+	guint accepted;
+} CodechatTestRelay;
+
+CodechatTestRelay *
+codechat_test_relay_new(guint16 upstream_port);
+void
+codechat_test_relay_cut(CodechatTestRelay *relay);
+void
+codechat_test_relay_free(CodechatTestRelay *relay);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CodechatTestRelay, codechat_test_relay_free)
+
 G_END_DECLS

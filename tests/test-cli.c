@@ -1158,105 +1158,13 @@ test_watch(Fixture *f, gconstpointer data)
 	wait_member(f->daemon->uri, "general", "watcher", FALSE);
 }
 
-/* a TCP relay between watch and the daemon that the test can cut, to
- * drop watch's connection without restarting the daemon */
-typedef struct {
-	GSocketService *service; /* (owned) */
-	GPtrArray *streams;	 /* (owned) (element-type GIOStream) */
-	guint16 port;
-	guint16 upstream_port;
-	gboolean refuse;
-	guint accepted;
-} Relay;
-
-static void
-splice_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	g_io_stream_splice_finish(result, NULL);
-}
-
-static gboolean
-relay_incoming_cb(GSocketService *service,
-		  GSocketConnection *connection,
-		  GObject *source_object,
-		  gpointer user_data)
-{
-	Relay *relay = user_data;
-	g_autoptr(GSocketClient) client = g_socket_client_new();
-	g_autoptr(GSocketConnection) upstream = NULL;
-	g_autoptr(GError) error = NULL;
-
-	if (relay->refuse) {
-		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
-		return TRUE;
-	}
-	upstream = g_socket_client_connect_to_host(client,
-						   "127.0.0.1",
-						   relay->upstream_port,
-						   NULL,
-						   &error);
-	g_assert_no_error(error);
-	relay->accepted++;
-	g_ptr_array_add(relay->streams, g_object_ref(connection));
-	g_ptr_array_add(relay->streams, g_object_ref(upstream));
-	g_io_stream_splice_async(G_IO_STREAM(connection),
-				 G_IO_STREAM(upstream),
-				 G_IO_STREAM_SPLICE_CLOSE_STREAM1 |
-				     G_IO_STREAM_SPLICE_CLOSE_STREAM2,
-				 G_PRIORITY_DEFAULT,
-				 NULL,
-				 splice_cb,
-				 NULL);
-	return TRUE;
-}
-
-static Relay *
-relay_new(guint16 upstream_port)
-{
-	g_autoptr(GError) error = NULL;
-	Relay *relay = g_new0(Relay, 1);
-
-	relay->upstream_port = upstream_port;
-	relay->streams = g_ptr_array_new_with_free_func(g_object_unref);
-	relay->service = g_socket_service_new();
-	relay->port =
-	    g_socket_listener_add_any_inet_port(G_SOCKET_LISTENER(relay->service), NULL, &error);
-	g_assert_no_error(error);
-	g_signal_connect(relay->service, "incoming", G_CALLBACK(relay_incoming_cb), relay);
-	g_socket_service_start(relay->service);
-	return relay;
-}
-
-/* drops every relayed connection */
-static void
-relay_cut(Relay *relay)
-{
-	for (guint i = 0; i < relay->streams->len; i++)
-		g_io_stream_close(g_ptr_array_index(relay->streams, i), NULL, NULL);
-	g_ptr_array_set_size(relay->streams, 0);
-}
-
-static void
-relay_free(Relay *relay)
-{
-	relay_cut(relay);
-	g_socket_service_stop(relay->service);
-	g_socket_listener_close(G_SOCKET_LISTENER(relay->service));
-	g_signal_handlers_disconnect_by_data(relay->service, relay);
-	g_clear_object(&relay->service);
-	g_ptr_array_unref(relay->streams);
-	g_free(relay);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(Relay, relay_free)
-
 /* the connection drops; what was said meanwhile is printed once it is
  * back, in order, and nothing twice */
 static void
 test_watch_resume(Fixture *f, gconstpointer data)
 {
 	const gchar *const rooms[] = {"general", "dev", NULL};
-	g_autoptr(Relay) relay = relay_new(f->daemon->port);
+	g_autoptr(CodechatTestRelay) relay = codechat_test_relay_new(f->daemon->port);
 	g_autofree gchar *relay_uri = g_strdup_printf("ws://127.0.0.1:%u/v1/ws", relay->port);
 	g_autoptr(Watcher) w = NULL;
 	const gchar *uri = f->daemon->uri;
@@ -1268,7 +1176,7 @@ test_watch_resume(Fixture *f, gconstpointer data)
 
 	/* cut, and keep refusing until the missed messages are stored */
 	relay->refuse = TRUE;
-	relay_cut(relay);
+	codechat_test_relay_cut(relay);
 	wait_member(uri, "general", "resumer", FALSE);
 	send_text(uri, "talker", "general", "missed one");
 	send_text(uri, "talker", "dev", "missed in dev");
@@ -1315,7 +1223,7 @@ test_watch_resume_truncated(Fixture *f, gconstpointer data)
 {
 	const gchar *const rooms[] = {"general", NULL};
 	const guint n_missed = CODECHAT_MAX_PAGE + 20;
-	g_autoptr(Relay) relay = relay_new(f->daemon->port);
+	g_autoptr(CodechatTestRelay) relay = codechat_test_relay_new(f->daemon->port);
 	g_autofree gchar *relay_uri = g_strdup_printf("ws://127.0.0.1:%u/v1/ws", relay->port);
 	g_autoptr(Watcher) w = NULL;
 	g_autoptr(CodechatTestWs) poster = NULL;
@@ -1328,7 +1236,7 @@ test_watch_resume_truncated(Fixture *f, gconstpointer data)
 	watcher_expect(w, "general", "bulk", "before the cut");
 
 	relay->refuse = TRUE;
-	relay_cut(relay);
+	codechat_test_relay_cut(relay);
 	wait_member(uri, "general", "pager", FALSE);
 
 	poster = codechat_test_ws_new_client(uri, "bulk", &welcome);

@@ -372,93 +372,6 @@ post_and_settle(Fixture *f, Client *watch, const gchar *room, const gchar *text)
 	client_wait_output(watch, "the marker");
 }
 
-/* a TCP relay between a client and the daemon that the test can cut, to
- * drop the client's connection without restarting the daemon */
-typedef struct {
-	GSocketService *service; /* (owned) */
-	GPtrArray *streams;	 /* (owned) (element-type GIOStream) */
-	gchar *uri;		 /* (owned) ws://127.0.0.1:PORT/v1/ws */
-	guint16 upstream_port;
-} Relay;
-
-static void
-splice_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	g_io_stream_splice_finish(result, NULL);
-}
-
-static gboolean
-relay_incoming_cb(GSocketService *service,
-		  GSocketConnection *connection,
-		  GObject *source_object,
-		  gpointer user_data)
-{
-	Relay *relay = user_data;
-	g_autoptr(GSocketClient) client = g_socket_client_new();
-	g_autoptr(GSocketConnection) upstream = NULL;
-	g_autoptr(GError) error = NULL;
-
-	upstream = g_socket_client_connect_to_host(client,
-						   "127.0.0.1",
-						   relay->upstream_port,
-						   NULL,
-						   &error);
-	g_assert_no_error(error);
-	g_ptr_array_add(relay->streams, g_object_ref(connection));
-	g_ptr_array_add(relay->streams, g_object_ref(upstream));
-	g_io_stream_splice_async(G_IO_STREAM(connection),
-				 G_IO_STREAM(upstream),
-				 G_IO_STREAM_SPLICE_CLOSE_STREAM1 |
-				     G_IO_STREAM_SPLICE_CLOSE_STREAM2,
-				 G_PRIORITY_DEFAULT,
-				 NULL,
-				 splice_cb,
-				 NULL);
-	return TRUE;
-}
-
-static Relay *
-relay_new(guint16 upstream_port)
-{
-	g_autoptr(GError) error = NULL;
-	Relay *relay = g_new0(Relay, 1);
-	guint16 port;
-
-	relay->upstream_port = upstream_port;
-	relay->streams = g_ptr_array_new_with_free_func(g_object_unref);
-	relay->service = g_socket_service_new();
-	port = g_socket_listener_add_any_inet_port(G_SOCKET_LISTENER(relay->service), NULL, &error);
-	g_assert_no_error(error);
-	relay->uri = g_strdup_printf("ws://127.0.0.1:%u/v1/ws", port);
-	g_signal_connect(relay->service, "incoming", G_CALLBACK(relay_incoming_cb), relay);
-	g_socket_service_start(relay->service);
-	return relay;
-}
-
-/* drops every relayed connection */
-static void
-relay_cut(Relay *relay)
-{
-	for (guint i = 0; i < relay->streams->len; i++)
-		g_io_stream_close(g_ptr_array_index(relay->streams, i), NULL, NULL);
-	g_ptr_array_set_size(relay->streams, 0);
-}
-
-static void
-relay_free(Relay *relay)
-{
-	relay_cut(relay);
-	g_socket_service_stop(relay->service);
-	g_socket_listener_close(G_SOCKET_LISTENER(relay->service));
-	g_signal_handlers_disconnect_by_data(relay->service, relay);
-	g_clear_object(&relay->service);
-	g_ptr_array_unref(relay->streams);
-	g_free(relay->uri);
-	g_free(relay);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(Relay, relay_free)
-
 /* the cases */
 
 /* --notify=all: another's message notifies, with what codechat-notify.c
@@ -468,7 +381,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Relay, relay_free)
 static void
 test_watch_all(Fixture *f)
 {
-	g_autoptr(Relay) relay = relay_new(f->daemon->port);
+	g_autoptr(CodechatTestRelay) relay = codechat_test_relay_new(f->daemon->port);
 	const gchar *args[] =
 	    {"--json", "watch", "--room", "general", "--room", "dev", "--notify=all", NULL};
 	g_autoptr(Client) watch = client_start(f, relay->uri, "alice", NULL, args);
@@ -481,7 +394,7 @@ test_watch_all(Fixture *f)
 
 	/* away: watch waits at least 0.8 s before it reconnects; frozen
 	 * before that, it surely misses what follows, then replays it */
-	relay_cut(relay);
+	codechat_test_relay_cut(relay);
 	g_subprocess_send_signal(watch->proc, SIGSTOP);
 	wait_member(f, "dev", "alice", FALSE);
 	post(f, "alice", "dev", "my own words");
