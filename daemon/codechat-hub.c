@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "codechat-accounts.h"
-#include "codechat-counting-stream.h"
 #include "codechat-hub.h"
 #include "codechat-log.h"
 #include "codechat-version.h"
@@ -38,23 +37,20 @@ typedef struct {
 
 struct _Session {
 	gint ref_count;
-	CodechatHub *hub;		  /* (unowned) NULL once the session left the hub */
-	SoupWebsocketConnection *conn;	  /* (owned) */
-	gchar *peer;			  /* (owned) */
-	gchar *address;			  /* (owned) the peer's IP address */
-	CodechatCountingStream *counting; /* (owned) (nullable) the connection's stream */
-	guint64 handed;			  /* bytes of frames given to libsoup */
-	gchar *nick;			  /* (owned) (nullable) NULL until hello */
-	gchar *nick_fold;		  /* (owned) (nullable) */
-	gchar *account_hash;		  /* (owned) (nullable) the hash its token matched */
-	GPtrArray *rooms;		  /* (owned) (element-type Room) unowned rooms joined */
-	gdouble tokens;			  /* rate limit bucket */
-	gint64 refill_us;		  /* monotonic time of the last refill */
-	gint64 last_seen_us;		  /* monotonic time of the last frame or pong */
-	guint hello_timeout_id;		  /* GSource id, 0 if none */
-	guint close_timeout_id;		  /* GSource id, 0 if none */
-	GQueue outq;			  /* (owned) (element-type OutFrame) replies in order */
-	GQueue deferred;		  /* (owned) (element-type Deferred) */
+	CodechatHub *hub;	/* (unowned) NULL once the session left the hub */
+	CodechatWsConn *conn;	/* (owned) */
+	gchar *peer;		/* (owned) */
+	gchar *address;		/* (owned) the peer's IP address */
+	gchar *nick;		/* (owned) (nullable) NULL until hello */
+	gchar *nick_fold;	/* (owned) (nullable) */
+	gchar *account_hash;	/* (owned) (nullable) the hash its token matched */
+	GPtrArray *rooms;	/* (owned) (element-type Room) unowned rooms joined */
+	gdouble tokens;		/* rate limit bucket */
+	gint64 refill_us;	/* monotonic time of the last refill */
+	gint64 last_seen_us;	/* monotonic time of the last frame or pong */
+	guint hello_timeout_id; /* GSource id, 0 if none */
+	GQueue outq;		/* (owned) (element-type OutFrame) replies in order */
+	GQueue deferred;	/* (owned) (element-type Deferred) */
 	gboolean pumping;
 	gboolean counted; /* in the hub's n_live */
 	gboolean closing; /* we or the peer began closing: no more requests */
@@ -142,9 +138,8 @@ session_unref(Session *s)
 	g_queue_clear_full(&s->outq, (GDestroyNotify)out_frame_free);
 	g_queue_clear_full(&s->deferred, (GDestroyNotify)deferred_free);
 	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
-	g_clear_handle_id(&s->close_timeout_id, g_source_remove);
-	g_clear_object(&s->conn);
-	g_clear_object(&s->counting);
+	codechat_ws_conn_disconnect(s->conn);
+	g_clear_pointer(&s->conn, codechat_ws_conn_unref);
 	g_ptr_array_unref(s->rooms);
 	g_free(s->peer);
 	g_free(s->address);
@@ -159,35 +154,23 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Session, session_unref)
 static gboolean
 session_is_open(Session *s)
 {
-	return s->conn != NULL &&
-	       soup_websocket_connection_get_state(s->conn) == SOUP_WEBSOCKET_STATE_OPEN;
+	return s->conn != NULL && codechat_ws_conn_get_state(s->conn) == CODECHAT_WS_OPEN;
 }
 
 static void
 session_close_slow(Session *s);
 
-/* bytes on the wire of an unmasked server frame */
-static guint64
-frame_size(gsize len)
-{
-	return len + (len < 126 ? 2 : len < 65536 ? 4 : 10);
-}
-
+/* the same frame, serialized once, for every recipient */
 static void
-session_send(Session *s, const gchar *frame)
+session_send_frame(Session *s, CodechatWsFrame *frame)
 {
-	gsize len;
+	guint64 queued;
 
-	/* sending on a connection that is not open is a critical in libsoup */
 	if (!session_is_open(s) || s->slow)
 		return;
-	len = strlen(frame);
-	if (s->counting != NULL && s->hub != NULL && s->hub->config.max_outbound > 0) {
-		guint64 written = codechat_counting_stream_get_written(s->counting);
-		/* pings and pongs are written but not counted as handed */
-		guint64 queued = s->handed > written ? s->handed - written : 0;
-
-		if (queued + frame_size(len) > s->hub->config.max_outbound) {
+	if (s->hub != NULL && s->hub->config.max_outbound > 0 &&
+	    codechat_ws_conn_get_queued(s->conn, &queued)) {
+		if (queued + codechat_ws_frame_get_size(frame) > s->hub->config.max_outbound) {
 			codechat_message(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
 					 "session %u (%s): %" G_GUINT64_FORMAT
 					 " bytes wait for a slow reader; closing",
@@ -198,8 +181,18 @@ session_send(Session *s, const gchar *frame)
 			return;
 		}
 	}
-	s->handed += frame_size(len);
-	soup_websocket_connection_send_text(s->conn, frame);
+	codechat_ws_conn_send(s->conn, frame);
+}
+
+static void
+session_send(Session *s, const gchar *text)
+{
+	g_autoptr(CodechatWsFrame) frame = NULL;
+
+	if (!session_is_open(s) || s->slow)
+		return;
+	frame = codechat_ws_frame_new_text(text, strlen(text));
+	session_send_frame(s, frame);
 }
 
 /* a direct reply: after every earlier reply */
@@ -274,119 +267,29 @@ session_close(Session *s, gushort code, const gchar *reason)
 		       code,
 		       reason != NULL ? reason : "");
 	if (session_is_open(s))
-		soup_websocket_connection_close(s->conn, code, reason);
+		codechat_ws_conn_close(s->conn, code, reason);
 	if (s->hub != NULL)
 		hub_session_leave(s->hub, s);
-}
-
-/*
- * libsoup 3.2 refuses to send close codes between 1012 and 2999 (it sends
- * 1002 instead), but the protocol closes with 1013 "try again later".  So
- * write that close frame ourselves, straight after what libsoup already
- * wrote, and half-close the socket so that libsoup cannot put anything
- * after it; it notices the peer's answer or EOF and tears down as usual.
- * Only for sessions with nothing else queued (a refusal right after the
- * upgrade).
- */
-static gboolean
-session_close_timeout_cb(gpointer user_data)
-{
-	Session *s = user_data;
-
-	/* the peer never answered: libsoup's own close fails to write on the
-	 * half-closed socket and tears the connection down */
-	s->close_timeout_id = 0;
-	if (session_is_open(s))
-		soup_websocket_connection_close(s->conn, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
-	return G_SOURCE_REMOVE;
-}
-
-static void
-session_close_raw(Session *s, gushort code, const gchar *reason)
-{
-	GIOStream *io = soup_websocket_connection_get_io_stream(s->conn);
-	GSocket *socket = NULL;
-	guint8 frame[2 + 2 + 123];
-	gsize reason_len = MIN(strlen(reason), 123);
-
-	if (io != NULL)
-		socket = g_object_get_data(G_OBJECT(io), "GSocket");
-	if (socket == NULL && G_IS_SOCKET_CONNECTION(io))
-		socket = g_socket_connection_get_socket(G_SOCKET_CONNECTION(io));
-	/* over TLS the frame cannot go to the socket directly: the peer
-	 * gets the error frame and 1001 instead of 1013 */
-	if (socket == NULL || !session_is_open(s) ||
-	    g_object_get_data(G_OBJECT(io), "codechat-tls") != NULL) {
-		session_close(s, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, reason);
-		return;
-	}
-	frame[0] = 0x88; /* FIN, close */
-	frame[1] = (guint8)(2 + reason_len);
-	frame[2] = (guint8)(code >> 8);
-	frame[3] = (guint8)(code & 0xff);
-	memcpy(frame + 4, reason, reason_len);
-	codechat_debug(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
-		       "session %u (%s): closing with %u: %s",
-		       s->serial,
-		       s->peer,
-		       code,
-		       reason);
-	g_socket_send(socket, (const gchar *)frame, 4 + reason_len, NULL, NULL);
-	g_socket_shutdown(socket, FALSE, TRUE, NULL);
-	if (s->close_timeout_id == 0)
-		s->close_timeout_id = g_timeout_add_seconds(5, session_close_timeout_cb, s);
-	if (s->hub != NULL)
-		hub_session_leave(s->hub, s);
-}
-
-/* the slow reader did not even read up to its close frame: libsoup reads
- * EOF, fails to write, and frees its queue */
-static gboolean
-session_slow_timeout_cb(gpointer user_data)
-{
-	Session *s = user_data;
-	GIOStream *io = soup_websocket_connection_get_io_stream(s->conn);
-	GSocket *socket = io != NULL ? g_object_get_data(G_OBJECT(io), "GSocket") : NULL;
-
-	s->close_timeout_id = 0;
-	if (socket != NULL)
-		g_socket_shutdown(socket, TRUE, TRUE, NULL);
-	return G_SOURCE_REMOVE;
 }
 
 /*
  * A session whose unwritten frames passed --max-outbound-bytes.  It
- * leaves the hub at once (its rooms see it quit) and gets nothing more.
- * libsoup is in the middle of a frame and still has the rest queued, so
- * the counting stream writes the 1013 close frame right after the frame
- * in progress and then refuses everything else: libsoup tears the
- * connection down and frees its queue.  A peer that does not read even
- * that far is cut off after a while.  The client reconnects and catches
- * up with "since".
+ * leaves the hub at once (its rooms see it quit) and gets nothing more:
+ * what waits unwritten is dropped but for the frame in progress, which
+ * the close frame (1013) follows.  A peer that does not read even that
+ * far is cut off after a while.  The client reconnects and catches up
+ * with "since".
  */
 static void
 session_close_slow(Session *s)
 {
-	static const gchar reason[] = "reading too slowly";
-	guint8 frame[4 + sizeof reason - 1];
-	g_autoptr(GBytes) bytes = NULL;
-
 	codechat_debug(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
-		       "session %u (%s): closing with %u: %s",
+		       "session %u (%s): closing with %u: reading too slowly",
 		       s->serial,
 		       s->peer,
-		       CODECHAT_CLOSE_TRY_AGAIN_LATER,
-		       reason);
-	frame[0] = 0x88; /* FIN, close */
-	frame[1] = (guint8)(2 + sizeof reason - 1);
-	frame[2] = (guint8)(CODECHAT_CLOSE_TRY_AGAIN_LATER >> 8);
-	frame[3] = (guint8)(CODECHAT_CLOSE_TRY_AGAIN_LATER & 0xff);
-	memcpy(frame + 4, reason, sizeof reason - 1);
+		       CODECHAT_CLOSE_TRY_AGAIN_LATER);
 	s->slow = TRUE;
-	bytes = g_bytes_new(frame, sizeof frame);
-	codechat_counting_stream_close_after_frame(s->counting, bytes);
-	if (s->close_timeout_id == 0)
-		s->close_timeout_id = g_timeout_add_seconds(10, session_slow_timeout_cb, s);
+	codechat_ws_conn_close_now(s->conn, CODECHAT_CLOSE_TRY_AGAIN_LATER, "reading too slowly");
 	if (s->hub != NULL)
 		hub_session_leave(s->hub, s);
 }
@@ -503,12 +406,14 @@ room_has_member(Room *room, Session *s)
 
 /* one serialization, the same bytes to every member but @except */
 static void
-room_broadcast(Room *room, const gchar *frame, Session *except)
+room_broadcast(Room *room, const gchar *text, Session *except)
 {
+	g_autoptr(CodechatWsFrame) frame = codechat_ws_frame_new_text(text, strlen(text));
+
 	for (guint i = 0; i < room->members->len; i++) {
 		Session *member = g_ptr_array_index(room->members, i);
 		if (member != except)
-			session_send(member, frame);
+			session_send_frame(member, frame);
 	}
 }
 
@@ -1025,27 +930,28 @@ handle_request(CodechatHub *self, Session *s, CodechatRequest *req)
 /* connection signals */
 
 static void
-session_message_cb(SoupWebsocketConnection *conn, gint type, GBytes *message, gpointer user_data)
+session_message_cb(CodechatWsConn *conn,
+		   gboolean text,
+		   const gchar *data,
+		   gsize len,
+		   gpointer user_data)
 {
 	Session *s = user_data;
 	CodechatHub *self = s->hub;
 	g_autoptr(CodechatRequest) req = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *ref = NULL;
-	const gchar *data;
-	gsize len = 0;
 	gint req_type = -1;
 
 	if (self == NULL || s->closing)
 		return;
 	s->last_seen_us = g_get_monotonic_time();
-	if (type != SOUP_WEBSOCKET_DATA_TEXT) {
+	if (!text) {
 		session_close(s,
 			      SOUP_WEBSOCKET_CLOSE_UNSUPPORTED_DATA,
 			      "binary frames are not accepted");
 		return;
 	}
-	data = g_bytes_get_data(message, &len);
 	/* libsoup bounds each frame, not a message made of fragments */
 	if (len > self->config.max_frame) {
 		session_close(s, SOUP_WEBSOCKET_CLOSE_TOO_BIG, "message too big");
@@ -1128,7 +1034,7 @@ hub_remove_session(CodechatHub *self, Session *s)
 	if (s->hub == NULL)
 		return;
 	hub_session_leave(self, s);
-	g_signal_handlers_disconnect_by_data(s->conn, s);
+	codechat_ws_conn_disconnect(s->conn);
 	s->hub = NULL;
 	codechat_info(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
 		      "session %u (%s%s%s) gone: close code %u",
@@ -1136,7 +1042,7 @@ hub_remove_session(CodechatHub *self, Session *s)
 		      s->peer,
 		      s->nick != NULL ? ", " : "",
 		      s->nick != NULL ? s->nick : "",
-		      soup_websocket_connection_get_close_code(s->conn));
+		      codechat_ws_conn_get_close_code(s->conn));
 	g_hash_table_remove(self->sessions, s);
 	g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
 	if (self->shutting_down && g_hash_table_size(self->sessions) == 0)
@@ -1144,7 +1050,7 @@ hub_remove_session(CodechatHub *self, Session *s)
 }
 
 static void
-session_closing_cb(SoupWebsocketConnection *conn, gpointer user_data)
+session_closing_cb(CodechatWsConn *conn, gpointer user_data)
 {
 	Session *s = user_data;
 	if (s->hub != NULL)
@@ -1152,7 +1058,7 @@ session_closing_cb(SoupWebsocketConnection *conn, gpointer user_data)
 }
 
 static void
-session_closed_cb(SoupWebsocketConnection *conn, gpointer user_data)
+session_closed_cb(CodechatWsConn *conn, gpointer user_data)
 {
 	Session *s = user_data;
 	if (s->hub != NULL)
@@ -1160,28 +1066,18 @@ session_closed_cb(SoupWebsocketConnection *conn, gpointer user_data)
 }
 
 static void
-session_error_cb(SoupWebsocketConnection *conn, GError *error, gpointer user_data)
-{
-	Session *s = user_data;
-
-	codechat_debug(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
-		       "session %u (%s): %s",
-		       s->serial,
-		       s->peer,
-		       error->message);
-	/* for a frame over its limit libsoup drops the connection without a
-	 * close frame; send 1009 while the stream is still open, as the
-	 * protocol promises (libsoup writes it at once) */
-	if (g_error_matches(error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG))
-		session_close(s, SOUP_WEBSOCKET_CLOSE_TOO_BIG, "message too big");
-}
-
-static void
-session_pong_cb(SoupWebsocketConnection *conn, GBytes *message, gpointer user_data)
+session_pong_cb(CodechatWsConn *conn, gpointer user_data)
 {
 	Session *s = user_data;
 	s->last_seen_us = g_get_monotonic_time();
 }
+
+static const CodechatWsCallbacks session_callbacks = {
+    .message = session_message_cb,
+    .pong = session_pong_cb,
+    .closing = session_closing_cb,
+    .closed = session_closed_cb,
+};
 
 static gboolean
 session_hello_timeout_cb(gpointer user_data)
@@ -1208,55 +1104,54 @@ hub_keepalive_cb(gpointer user_data)
 	GHashTableIter iter;
 	Session *s;
 
-	/* libsoup before 3.5.1 has no pong timeout of its own */
+	/* one timer for every session, not a GSource each */
 	g_hash_table_iter_init(&iter, self->sessions);
 	while (g_hash_table_iter_next(&iter, (gpointer *)&s, NULL)) {
 		if (s->last_seen_us < deadline)
 			session_close(s, SOUP_WEBSOCKET_CLOSE_NORMAL, "no answer to pings");
+		else if (session_is_open(s))
+			codechat_ws_conn_ping(s->conn);
 	}
 	return G_SOURCE_CONTINUE;
 }
 
+/* reads from here on; bytes that came with the handshake are handled now */
+static void
+session_start(CodechatHub *self, Session *s)
+{
+	g_autoptr(Session) ref = session_ref(s);
+
+	/* a frame over the limit is closed with 1009 by the connection; a
+	 * message of many fragments: see session_message_cb() */
+	codechat_ws_conn_start(s->conn,
+			       &session_callbacks,
+			       s,
+			       self->config.max_frame,
+			       self->config.keepalive);
+}
+
 void
-codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, const gchar *peer)
+codechat_hub_add_connection(CodechatHub *self, CodechatWsConn *conn, const gchar *peer)
 {
 	Session *s;
 
 	g_return_if_fail(CODECHAT_IS_HUB(self));
-	g_return_if_fail(SOUP_IS_WEBSOCKET_CONNECTION(conn));
+	g_return_if_fail(conn != NULL);
 
 	s = g_new0(Session, 1);
 	s->ref_count = 1;
 	s->hub = self;
-	s->conn = g_object_ref(conn);
+	s->conn = codechat_ws_conn_ref(conn);
 	s->peer = g_strdup(peer != NULL ? peer : "unknown");
 	/* peer is ADDR:PORT, ADDR an IPv4 or IPv6 literal */
 	if (strrchr(s->peer, ':') != NULL)
 		s->address = g_strndup(s->peer, strrchr(s->peer, ':') - s->peer);
 	else
 		s->address = g_strdup(s->peer);
-	{
-		GIOStream *io = soup_websocket_connection_get_io_stream(conn);
-		/* with permessage-deflate what is written is compressed and
-		 * cannot be set against what was handed: no bound then */
-		if (CODECHAT_IS_COUNTING_STREAM(io) &&
-		    soup_websocket_connection_get_extensions(conn) == NULL)
-			s->counting = g_object_ref(CODECHAT_COUNTING_STREAM(io));
-	}
 	s->rooms = g_ptr_array_new();
 	s->tokens = self->config.burst;
 	s->refill_us = s->last_seen_us = g_get_monotonic_time();
 	s->serial = ++self->next_serial;
-
-	/* one frame over the limit: see session_error_cb(); a message of
-	 * many fragments: see session_message_cb() */
-	soup_websocket_connection_set_max_incoming_payload_size(conn, self->config.max_frame);
-	soup_websocket_connection_set_keepalive_interval(conn, self->config.keepalive);
-	g_signal_connect(conn, "message", G_CALLBACK(session_message_cb), s);
-	g_signal_connect(conn, "closing", G_CALLBACK(session_closing_cb), s);
-	g_signal_connect(conn, "closed", G_CALLBACK(session_closed_cb), s);
-	g_signal_connect(conn, "error", G_CALLBACK(session_error_cb), s);
-	g_signal_connect(conn, "pong", G_CALLBACK(session_pong_cb), s);
 
 	codechat_debug(CODECHAT_LOG_FIELDS(.peer = s->peer),
 		       "session %u: connection from %s",
@@ -1273,8 +1168,9 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 					   CODECHAT_ERROR_OVERLOADED,
 					   "the server has too many connections; try again later",
 					   NULL);
-		session_close_raw(s, CODECHAT_CLOSE_TRY_AGAIN_LATER, "too many connections");
+		session_close(s, CODECHAT_CLOSE_TRY_AGAIN_LATER, "too many connections");
 		g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
+		session_start(self, s);
 		return;
 	}
 	if (self->config.max_per_address > 0 &&
@@ -1291,8 +1187,9 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 		    CODECHAT_ERROR_OVERLOADED,
 		    "too many connections from your address; try again later",
 		    NULL);
-		session_close_raw(s, CODECHAT_CLOSE_TRY_AGAIN_LATER, "too many connections");
+		session_close(s, CODECHAT_CLOSE_TRY_AGAIN_LATER, "too many connections");
 		g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
+		session_start(self, s);
 		return;
 	}
 	if (self->config.hello_timeout > 0)
@@ -1307,6 +1204,7 @@ codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, co
 	    GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(self->per_address, s->address)) +
 			     1));
 	g_signal_emit(self, signals[SIGNAL_CONNECTIONS_CHANGED], 0);
+	session_start(self, s);
 }
 
 guint
@@ -1521,8 +1419,7 @@ codechat_hub_shutdown(CodechatHub *self)
 		Session *s = l->data;
 		if (session_is_open(s))
 			session_close(s, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "server shutting down");
-		else if (soup_websocket_connection_get_state(s->conn) ==
-			 SOUP_WEBSOCKET_STATE_CLOSED)
+		else if (codechat_ws_conn_get_state(s->conn) == CODECHAT_WS_CLOSED)
 			hub_remove_session(self, s);
 	}
 	if (g_hash_table_size(self->sessions) == 0)

@@ -3,6 +3,8 @@
 
 #include <libsoup/soup.h>
 
+#include "codechat-ws.h"
+
 #include "codechat-accounts.h"
 #include "codechat-store.h"
 
@@ -32,7 +34,7 @@ G_DECLARE_FINAL_TYPE(CodechatHub, codechat_hub, CODECHAT, HUB, GObject)
 CodechatHub *
 codechat_hub_new(CodechatStore *store, const CodechatHubConfig *config);
 void
-codechat_hub_add_connection(CodechatHub *self, SoupWebsocketConnection *conn, const gchar *peer);
+codechat_hub_add_connection(CodechatHub *self, CodechatWsConn *conn, const gchar *peer);
 guint
 codechat_hub_get_n_connections(CodechatHub *self);
 guint

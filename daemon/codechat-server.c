@@ -53,9 +53,13 @@ struct _CodechatServer {
 	gint64 started_us;	/* monotonic */
 	gpointer deflate_class; /* (owned) (nullable) SoupWebsocketExtensionDeflateClass */
 	Handshakes *handshakes; /* (owned) */
+	CodechatWsGroup *ws;	/* (owned) the WebSocket connections */
 };
 
 G_DEFINE_FINAL_TYPE(CodechatServer, codechat_server, G_TYPE_OBJECT)
+
+/* the kernel caps it at net.core.somaxconn (4096 since Linux 5.4) */
+#define CODECHAT_LISTEN_BACKLOG 4096
 
 static gchar *
 peer_string(SoupServerMessage *msg)
@@ -108,16 +112,32 @@ upgrade_complete(Upgrade *up, SoupServerMessage *msg)
 	    g_strdup(soup_message_headers_get_one(response_headers, "Sec-WebSocket-Protocol"));
 	g_autoptr(GIOStream) stolen = NULL;
 	g_autoptr(CodechatCountingStream) counting = NULL;
-	g_autoptr(SoupWebsocketConnection) conn = NULL;
+	g_autoptr(SoupWebsocketConnection) soup = NULL;
+	g_autoptr(CodechatWsConn) conn = NULL;
 	GSocket *socket;
 
 	stolen = soup_server_message_steal_connection(msg);
 	if (stolen == NULL)
 		return;
-	counting = codechat_counting_stream_new(stolen);
-	/* libsoup hangs the socket on the stream it hands out; the hub needs
-	 * it to write close codes that libsoup 3.2 refuses (1013) */
 	socket = g_object_get_data(G_OBJECT(stolen), "GSocket");
+	/* plain WebSocket: codechat's own framing on the socket */
+	if (socket != NULL && !self->tls && up->extensions == NULL) {
+		g_autoptr(GError) error = NULL;
+
+		conn = codechat_ws_conn_new_raw(self->ws, stolen, socket, &error);
+		if (conn == NULL) {
+			codechat_warning(CODECHAT_LOG_FIELDS(.peer = peer),
+					 "dropping the connection from %s: %s",
+					 peer,
+					 error->message);
+			return;
+		}
+		codechat_hub_add_connection(self->hub, conn, peer);
+		return;
+	}
+	counting = codechat_counting_stream_new(stolen);
+	/* libsoup hangs the socket on the stream it hands out; the connection
+	 * needs it to write close codes that libsoup 3.2 refuses (1013) */
 	if (socket != NULL)
 		g_object_set_data_full(G_OBJECT(counting),
 				       "GSocket",
@@ -125,14 +145,17 @@ upgrade_complete(Upgrade *up, SoupServerMessage *msg)
 				       g_object_unref);
 	/* over TLS, bytes written to the socket itself would break the
 	 * record stream: the hub must not write close frames there */
-	if (G_IS_TLS_CONNECTION(stolen))
+	if (self->tls)
 		g_object_set_data(G_OBJECT(counting), "codechat-tls", GINT_TO_POINTER(TRUE));
-	conn = soup_websocket_connection_new(G_IO_STREAM(counting),
+	soup = soup_websocket_connection_new(G_IO_STREAM(counting),
 					     uri,
 					     SOUP_WEBSOCKET_CONNECTION_SERVER,
 					     origin,
 					     protocol,
 					     g_steal_pointer(&up->extensions));
+	/* with permessage-deflate what is written is compressed and cannot
+	 * be set against what was handed: no bound on the queue then */
+	conn = codechat_ws_conn_new_soup(self->ws, soup, up->extensions == NULL ? counting : NULL);
 	/* the hub keeps its own reference */
 	codechat_hub_add_connection(self->hub, conn, peer);
 }
@@ -611,6 +634,7 @@ codechat_server_listen(CodechatServer *self, const gchar *address, GError **erro
 {
 	g_autoptr(GSocketAddress) addr = NULL;
 	g_autoptr(GError) error_local = NULL;
+	g_autoptr(GSocket) socket = NULL;
 	GSList *listeners;
 
 	g_return_val_if_fail(CODECHAT_IS_SERVER(self), FALSE);
@@ -618,10 +642,23 @@ codechat_server_listen(CodechatServer *self, const gchar *address, GError **erro
 	addr = parse_address(address, error);
 	if (addr == NULL)
 		return FALSE;
-	if (!soup_server_listen(self->soup,
-				addr,
-				self->tls ? SOUP_SERVER_LISTEN_HTTPS : 0,
-				&error_local)) {
+	/* our own socket, not soup_server_listen(): GSocket listens with a
+	 * backlog of 10, and a burst of connections then waits for SYN
+	 * retransmits (a second and more each) */
+	socket = g_socket_new(g_socket_address_get_family(addr),
+			      G_SOCKET_TYPE_STREAM,
+			      G_SOCKET_PROTOCOL_TCP,
+			      &error_local);
+	if (socket != NULL) {
+		g_socket_set_listen_backlog(socket, CODECHAT_LISTEN_BACKLOG);
+		if (!g_socket_bind(socket, addr, TRUE, &error_local) ||
+		    !g_socket_listen(socket, &error_local))
+			g_clear_object(&socket);
+	}
+	if (socket == NULL || !soup_server_listen_socket(self->soup,
+							 socket,
+							 self->tls ? SOUP_SERVER_LISTEN_HTTPS : 0,
+							 &error_local)) {
 		g_set_error(error,
 			    error_local->domain,
 			    error_local->code,
@@ -678,6 +715,7 @@ codechat_server_finalize(GObject *object)
 	g_clear_object(&self->hub);
 	/* messages still alive keep their own reference */
 	g_clear_pointer(&self->handshakes, handshakes_unref);
+	g_clear_pointer(&self->ws, codechat_ws_group_free);
 	g_clear_pointer(&self->deflate_class, g_type_class_unref);
 	g_strfreev(self->allowed_origins);
 	g_free(self->uri);
@@ -695,6 +733,12 @@ static void
 codechat_server_init(CodechatServer *self)
 {
 	self->started_us = g_get_monotonic_time();
+	{
+		g_autoptr(GError) error = NULL;
+		self->ws = codechat_ws_group_new(&error);
+		if (self->ws == NULL)
+			g_error("cannot set up the WebSocket connections: %s", error->message);
+	}
 	self->handshakes = g_new0(Handshakes, 1);
 	self->handshakes->ref_count = 1;
 	g_queue_init(&self->handshakes->pending);
