@@ -4,6 +4,7 @@
 #include <libsoup/soup.h>
 
 #include "codechat-accounts.h"
+#include "codechat-metrics.h"
 #include "codechat-store.h"
 
 G_BEGIN_DECLS
@@ -37,6 +38,13 @@ guint
 codechat_hub_get_n_connections(CodechatHub *self);
 guint
 codechat_hub_get_n_rooms(CodechatHub *self);
+CodechatMetrics *
+codechat_hub_get_metrics(CodechatHub *self);
+
+typedef void (*CodechatHubRoomFunc)(const gchar *name, guint n_members, gpointer user_data);
+
+void
+codechat_hub_foreach_room(CodechatHub *self, CodechatHubRoomFunc func, gpointer user_data);
 void
 codechat_hub_shutdown(CodechatHub *self);
 void
