@@ -687,16 +687,16 @@ test_fresh(Fixture *fx, gconstpointer user_data)
 	g_autoptr(SoupMessage) head = NULL;
 	g_autoptr(SoupMessage) post = NULL;
 	g_autofree gchar *version_key = NULL;
+	g_autofree gchar *text = NULL;
 	SoupMessageHeaders *headers;
 
+	get = http(SOUP_METHOD_GET, fx->url, &body);
+	g_assert_cmpuint(soup_message_get_status(get), ==, SOUP_STATUS_OK);
+	text = g_strndup(g_bytes_get_data(body, NULL), g_bytes_get_size(body));
 	for (guint i = 0; i < G_N_ELEMENTS(families); i++) {
 		g_autofree gchar *type_line =
 		    g_strdup_printf("# TYPE %s %s\n", families[i][0], families[i][1]);
-		g_autoptr(GBytes) text = NULL;
-		g_autoptr(SoupMessage) msg = http(SOUP_METHOD_GET, fx->url, &text);
-		g_autofree gchar *str =
-		    g_strndup(g_bytes_get_data(text, NULL), g_bytes_get_size(text));
-		g_assert_nonnull(strstr(str, type_line));
+		g_assert_nonnull(strstr(text, type_line));
 	}
 	for (guint i = 0; i < G_N_ELEMENTS(error_codes); i++)
 		g_assert_cmpfloat(errors(samples, error_codes[i]), ==, 0);
@@ -718,7 +718,6 @@ test_fresh(Fixture *fx, gconstpointer user_data)
 	g_assert_cmpfloat(sample(samples, version_key), ==, 1);
 
 	/* HEAD: the headers of a GET, no body */
-	get = http(SOUP_METHOD_GET, fx->url, &body);
 	head = http(SOUP_METHOD_HEAD, fx->url, &head_body);
 	g_assert_cmpuint(soup_message_get_status(head), ==, SOUP_STATUS_OK);
 	headers = soup_message_get_response_headers(head);
@@ -763,6 +762,7 @@ test_says(Fixture *fx, gconstpointer user_data)
 
 	for (guint i = 0; i < n_says; i++) {
 		g_autoptr(JsonObject) ack = NULL;
+		g_autofree gchar *ref = g_strdup_printf("r%u", i);
 		/* the last to join: no presence comes before the acks */
 		codechat_test_ws_sendf(ws[2],
 				       "{\"type\":\"say\",\"room\":\"general\",\"text\":\"m%u\","
@@ -770,6 +770,7 @@ test_says(Fixture *fx, gconstpointer user_data)
 				       i,
 				       i);
 		ack = codechat_test_ws_expect(ws[2], "message");
+		g_assert_cmpstr(codechat_test_json_string(ack, "ref"), ==, ref);
 	}
 	after = scrape(fx);
 	g_assert_cmpfloat(sample(after, "codechat_messages_stored_total") -
@@ -934,11 +935,13 @@ test_many_rooms(Fixture *fx, gconstpointer user_data)
 		codechat_test_ws_sendf(alice, "{\"type\":\"join\",\"room\":\"room-%03u\"}", i);
 	for (guint i = 0; i < n_rooms; i++) {
 		g_autoptr(JsonObject) joined = codechat_test_ws_expect(alice, "joined");
+		g_assert_nonnull(joined);
 	}
 	for (guint i = 0; i < n_rooms; i += 2)
 		codechat_test_ws_sendf(bob, "{\"type\":\"join\",\"room\":\"room-%03u\"}", i);
 	for (guint i = 0; i < n_rooms; i += 2) {
 		g_autoptr(JsonObject) joined = codechat_test_ws_expect(bob, "joined");
+		g_assert_nonnull(joined);
 	}
 	start = g_get_monotonic_time();
 	for (guint i = 0; i < n_scrapes; i++) {
