@@ -75,6 +75,7 @@ struct _CodechatHub {
 	gint64 post_refill_us;
 	CodechatAccounts *accounts; /* (owned) (nullable) */
 	gboolean require_auth;	    /* a token even when there are no accounts */
+	CodechatMetrics *metrics;   /* (owned) */
 };
 
 G_DEFINE_FINAL_TYPE(CodechatHub, codechat_hub, G_TYPE_OBJECT)
@@ -289,6 +290,8 @@ session_close_slow(Session *s)
 		       s->peer,
 		       CODECHAT_CLOSE_TRY_AGAIN_LATER);
 	s->slow = TRUE;
+	if (s->hub != NULL)
+		s->hub->metrics->slow_readers_closed++;
 	codechat_ws_conn_close_now(s->conn, CODECHAT_CLOSE_TRY_AGAIN_LATER, "reading too slowly");
 	if (s->hub != NULL)
 		hub_session_leave(s->hub, s);
@@ -304,6 +307,8 @@ session_send_error(Session *s, const GError *error, const gchar *ref)
 		       s->peer,
 		       codechat_error_to_code(error->code),
 		       error->message);
+	if (s->hub != NULL)
+		codechat_metrics_count_error(s->hub->metrics, error);
 	session_reply(s, frame);
 }
 
@@ -702,11 +707,13 @@ say_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
 			       "message from %s not stored: %s",
 			       msg->from,
 			       error->message);
+		codechat_metrics_count_error(self->metrics, reply);
 		session_fill_place(data->sender, data->place, err_frame);
 		say_data_free(data);
 		return;
 	}
 
+	self->metrics->messages_stored++;
 	frame = hub_deliver(self, msg, data->sender);
 	if (data->ref != NULL)
 		own = codechat_message_serialize(msg, data->ref);
@@ -744,6 +751,7 @@ handle_say(CodechatHub *self, Session *s, CodechatRequest *req)
 	if (!take_token(&s->tokens, &s->refill_us, &self->config)) {
 		g_autofree gchar *text =
 		    g_strdup_printf("slow down: %u messages per second", self->config.rate);
+		self->metrics->rate_limited++;
 		session_send_error_literal(s, CODECHAT_ERROR_RATE_LIMITED, text, req->ref);
 		return;
 	}
@@ -988,10 +996,12 @@ session_message_cb(CodechatWsConn *conn,
 	if (!g_queue_is_empty(&s->deferred) ||
 	    (!g_queue_is_empty(&s->outq) && (req == NULL || req->type != CODECHAT_REQUEST_SAY))) {
 		Deferred *d = g_new0(Deferred, 1);
-		if (req != NULL)
+		if (req != NULL) {
 			d->req = g_steal_pointer(&req);
-		else
+		} else {
+			codechat_metrics_count_error(self->metrics, error);
 			d->frame = codechat_error_frame(error, ref);
+		}
 		g_queue_push_tail(&s->deferred, d);
 		return;
 	}
@@ -1160,6 +1170,8 @@ codechat_hub_add_connection(CodechatHub *self, CodechatWsConn *conn, const gchar
 	if (self->shutting_down ||
 	    (self->config.max_connections > 0 && self->n_live >= self->config.max_connections)) {
 		g_hash_table_add(self->sessions, s);
+		if (!self->shutting_down)
+			self->metrics->refused_max_connections++;
 		codechat_message(CODECHAT_LOG_FIELDS(.peer = s->peer),
 				 "refusing a session from %s: %u connections already open",
 				 s->peer,
@@ -1177,6 +1189,7 @@ codechat_hub_add_connection(CodechatHub *self, CodechatWsConn *conn, const gchar
 	    GPOINTER_TO_UINT(g_hash_table_lookup(self->per_address, s->address)) >=
 		self->config.max_per_address) {
 		g_hash_table_add(self->sessions, s);
+		self->metrics->refused_per_address++;
 		codechat_message(CODECHAT_LOG_FIELDS(.peer = s->peer),
 				 "refusing a session from %s: %u connections from %s already open",
 				 s->peer,
@@ -1198,6 +1211,7 @@ codechat_hub_add_connection(CodechatHub *self, CodechatWsConn *conn, const gchar
 	g_hash_table_add(self->sessions, s);
 	s->counted = TRUE;
 	self->n_live++;
+	self->metrics->connections_accepted++;
 	g_hash_table_insert(
 	    self->per_address,
 	    g_strdup(s->address),
@@ -1219,18 +1233,49 @@ codechat_hub_get_n_rooms(CodechatHub *self)
 {
 	g_autoptr(GPtrArray) names = NULL;
 	guint n;
-	GHashTableIter iter;
-	const gchar *name;
 
 	g_return_val_if_fail(CODECHAT_IS_HUB(self), 0);
 	names = codechat_store_list_rooms(self->store);
-	n = names->len;
-	g_hash_table_iter_init(&iter, self->rooms);
-	while (g_hash_table_iter_next(&iter, (gpointer *)&name, NULL)) {
-		if (!g_ptr_array_find_with_equal_func(names, name, g_str_equal, NULL))
+	/* the live rooms, plus the stored ones without members: a lookup
+	 * each, so that /metrics and /healthz stay linear in the rooms */
+	n = g_hash_table_size(self->rooms);
+	for (guint i = 0; i < names->len; i++) {
+		if (!g_hash_table_contains(self->rooms, g_ptr_array_index(names, i)))
 			n++;
 	}
 	return n;
+}
+
+/**
+ * codechat_hub_foreach_room:
+ * @func: called with the name and the number of members of each room
+ *   that has members, in no particular order
+ *
+ * For /metrics: linear in the rooms, whatever the number of sessions.
+ */
+void
+codechat_hub_foreach_room(CodechatHub *self, CodechatHubRoomFunc func, gpointer user_data)
+{
+	GHashTableIter iter;
+	Room *room;
+
+	g_return_if_fail(CODECHAT_IS_HUB(self));
+	g_hash_table_iter_init(&iter, self->rooms);
+	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&room))
+		func(room->name, room->members->len, user_data);
+}
+
+/**
+ * codechat_hub_get_metrics:
+ *
+ * Returns: (transfer none): the counters of this hub, for /metrics and
+ * for the transport to count frames and bytes in
+ */
+CodechatMetrics *
+codechat_hub_get_metrics(CodechatHub *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_HUB(self), NULL);
+	return self->metrics;
 }
 
 typedef struct {
@@ -1245,6 +1290,7 @@ post_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
 	PostData *data = user_data;
 
 	if (error == NULL) {
+		data->hub->metrics->messages_stored++;
 		g_free(hub_deliver(data->hub, msg, NULL));
 		data->func(msg, NULL, data->user_data);
 	} else {
@@ -1293,6 +1339,7 @@ codechat_hub_post(CodechatHub *self,
 	    (msg->filename != NULL && !codechat_validate_filename(msg->filename, error)))
 		return FALSE;
 	if (!take_token(&self->post_tokens, &self->post_refill_us, &self->config)) {
+		self->metrics->rate_limited++;
 		g_set_error(error,
 			    CODECHAT_ERROR,
 			    CODECHAT_ERROR_RATE_LIMITED,
@@ -1517,6 +1564,7 @@ codechat_hub_finalize(GObject *object)
 	g_clear_object(&self->parser);
 	g_clear_object(&self->store);
 	g_clear_object(&self->accounts);
+	g_clear_pointer(&self->metrics, codechat_metrics_unref);
 	G_OBJECT_CLASS(codechat_hub_parent_class)->finalize(object);
 }
 
@@ -1604,6 +1652,7 @@ codechat_hub_init(CodechatHub *self)
 	self->rooms =
 	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)room_free);
 	self->parser = json_parser_new_immutable();
+	self->metrics = codechat_metrics_new();
 }
 
 CodechatHub *

@@ -6,6 +6,7 @@
 #include "codechat-ws.h"
 
 #include "codechat-accounts.h"
+#include "codechat-metrics.h"
 #include "codechat-store.h"
 
 G_BEGIN_DECLS
@@ -39,6 +40,13 @@ guint
 codechat_hub_get_n_connections(CodechatHub *self);
 guint
 codechat_hub_get_n_rooms(CodechatHub *self);
+CodechatMetrics *
+codechat_hub_get_metrics(CodechatHub *self);
+
+typedef void (*CodechatHubRoomFunc)(const gchar *name, guint n_members, gpointer user_data);
+
+void
+codechat_hub_foreach_room(CodechatHub *self, CodechatHubRoomFunc func, gpointer user_data);
 void
 codechat_hub_shutdown(CodechatHub *self);
 void

@@ -383,6 +383,79 @@ healthz_cb(SoupServer *soup,
 					 strlen(body));
 }
 
+static void
+collect_room_cb(const gchar *name, guint n_members, gpointer user_data)
+{
+	GArray *rooms = user_data;
+	CodechatMetricsRoom room = {name, n_members};
+
+	g_array_append_val(rooms, room);
+}
+
+static gint
+compare_metrics_rooms(gconstpointer a, gconstpointer b)
+{
+	return strcmp(((const CodechatMetricsRoom *)a)->name,
+		      ((const CodechatMetricsRoom *)b)->name);
+}
+
+/*
+ * Prometheus text format for the admin's scraper.  Served like /healthz on
+ * every listener; it names the rooms, so beyond trusted networks it
+ * belongs behind a firewall or a proxy (codechatd(8)).
+ */
+static void
+metrics_cb(SoupServer *soup,
+	   SoupServerMessage *msg,
+	   const char *path,
+	   GHashTable *query,
+	   gpointer user_data)
+{
+	CodechatServer *self = CODECHAT_SERVER(user_data);
+	const gchar *method = soup_server_message_get_method(msg);
+	g_autoptr(GArray) rooms = NULL;
+	CodechatMetricsGauges gauges = {0};
+	GString *text;
+	gsize len;
+
+	if (g_strcmp0(method, "GET") != 0 && g_strcmp0(method, "HEAD") != 0) {
+		soup_server_message_set_status(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
+		soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+					     "Allow",
+					     "GET, HEAD");
+		return;
+	}
+	rooms = g_array_new(FALSE, FALSE, sizeof(CodechatMetricsRoom));
+	/* the names stay the hub's: nothing runs in between */
+	codechat_hub_foreach_room(self->hub, collect_room_cb, rooms);
+	g_array_sort(rooms, compare_metrics_rooms);
+	gauges.connections = codechat_hub_get_n_connections(self->hub);
+	gauges.rooms = codechat_hub_get_n_rooms(self->hub);
+	gauges.uptime_seconds =
+	    (gdouble)(g_get_monotonic_time() - self->started_us) / G_USEC_PER_SEC;
+	gauges.version = codechat_version();
+	gauges.by_room = (const CodechatMetricsRoom *)(gpointer)rooms->data;
+	gauges.n_by_room = rooms->len;
+	{
+		/* the transport counts frames for every connection at once */
+		CodechatMetrics *metrics = codechat_hub_get_metrics(self->hub);
+		CodechatWsCounters *counters = codechat_ws_group_get_counters(self->ws);
+
+		metrics->frames_in = counters->frames_in;
+		metrics->bytes_in = counters->bytes_in;
+		metrics->frames_out = counters->frames_out;
+		metrics->bytes_out = counters->bytes_out;
+		text = codechat_metrics_render(metrics, &gauges);
+	}
+	len = text->len;
+	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+	soup_server_message_set_response(msg,
+					 CODECHAT_METRICS_CONTENT_TYPE,
+					 SOUP_MEMORY_TAKE,
+					 g_string_free(text, FALSE),
+					 len);
+}
+
 /* ADDR:PORT with an IPv4 or [IPv6] literal, or localhost */
 static GSocketAddress *
 parse_address(const gchar *address, GError **error)
@@ -763,5 +836,6 @@ codechat_server_new(CodechatHub *hub,
 	/* the WebSocket handshake: see ws_http_cb() */
 	soup_server_add_handler(self->soup, CODECHAT_WS_PATH, ws_http_cb, self, NULL);
 	soup_server_add_handler(self->soup, "/healthz", healthz_cb, self, NULL);
+	soup_server_add_handler(self->soup, "/metrics", metrics_cb, self, NULL);
 	return self;
 }

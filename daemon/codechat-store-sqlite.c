@@ -62,7 +62,8 @@ typedef struct {
 } Op;
 
 typedef struct {
-	GPtrArray *ops; /* (owned) (element-type Op) */
+	GPtrArray *ops;	  /* (owned) (element-type Op) */
+	gint64 commit_us; /* its transaction, BEGIN to COMMIT done; -1 if it failed */
 } Batch;
 
 typedef struct {
@@ -93,6 +94,10 @@ struct _CodechatStoreSqlite {
 	gboolean busy;	    /* (lock) the writer is in a transaction */
 	gboolean quit;	    /* (lock) */
 	GSource *dispatch;  /* (owned) (lock) (nullable) queued to run dispatch_done() */
+
+	CodechatStoreCommitFunc commit_func; /* main thread, (nullable) */
+	gpointer commit_data;		     /* (owned) by commit_notify */
+	GDestroyNotify commit_notify;	     /* (nullable) */
 };
 
 static void
@@ -201,12 +206,19 @@ dispatch_cb(gpointer user_data);
  * new nick is not lost with a message it was batched with.
  */
 static void
-write_batch(CodechatStoreSqlite *self, GPtrArray *ops)
+write_batch(CodechatStoreSqlite *self, Batch *batch)
 {
 	g_autoptr(GError) error = NULL;
+	GPtrArray *ops = batch->ops;
+	gint64 begin_us = g_get_monotonic_time();
 
-	if (write_ops(self, ops, &error))
+	/* the one-op retries below are not timed: they would tell about
+	 * the failure, not about the group commit */
+	batch->commit_us = -1;
+	if (write_ops(self, ops, &error)) {
+		batch->commit_us = g_get_monotonic_time() - begin_us;
 		return;
+	}
 	g_warning("%s", error->message);
 	if (ops->len == 1) {
 		Op *op = g_ptr_array_index(ops, 0);
@@ -242,7 +254,7 @@ writer_main(gpointer user_data)
 
 		batch = g_new0(Batch, 1);
 		batch->ops = g_steal_pointer(&ops);
-		write_batch(self, batch->ops);
+		write_batch(self, batch);
 
 		g_mutex_lock(&self->lock);
 		self->busy = FALSE;
@@ -282,6 +294,9 @@ dispatch_done(CodechatStoreSqlite *self, gboolean from_source)
 	}
 
 	while ((batch = g_queue_pop_head(&done)) != NULL) {
+		if (batch->commit_us >= 0 && self->commit_func != NULL)
+			self->commit_func((gdouble)batch->commit_us / G_USEC_PER_SEC,
+					  self->commit_data);
 		for (guint i = 0; i < batch->ops->len; i++) {
 			Op *op = g_ptr_array_index(batch->ops, i);
 			if (op->type == OP_NICK && op->error != NULL) {
@@ -864,6 +879,31 @@ codechat_store_sqlite_new(const gchar *data_dir, CodechatStoreSync sync, GError 
 	return CODECHAT_STORE(g_steal_pointer(&self));
 }
 
+/**
+ * codechat_store_sqlite_set_commit_func:
+ * @func: (nullable): called on the main context with the seconds that
+ *   each group-commit transaction took, BEGIN to COMMIT done (with the
+ *   fsync), once its messages are dispatched
+ * @notify: (nullable): frees @user_data with the store or the next call
+ *
+ * For the metrics.  The writer thread only measures; the figure travels
+ * with the batch, so nothing is shared between the threads for it.
+ */
+void
+codechat_store_sqlite_set_commit_func(CodechatStoreSqlite *self,
+				      CodechatStoreCommitFunc func,
+				      gpointer user_data,
+				      GDestroyNotify notify)
+{
+	g_return_if_fail(CODECHAT_IS_STORE_SQLITE(self));
+
+	if (self->commit_notify != NULL)
+		self->commit_notify(self->commit_data);
+	self->commit_func = func;
+	self->commit_data = user_data;
+	self->commit_notify = notify;
+}
+
 static void
 codechat_store_sqlite_dispose(GObject *object)
 {
@@ -900,6 +940,8 @@ codechat_store_sqlite_finalize(GObject *object)
 		close(self->lock_fd);
 	g_mutex_clear(&self->lock);
 	g_cond_clear(&self->cond);
+	if (self->commit_notify != NULL)
+		self->commit_notify(self->commit_data);
 	g_free(self->path);
 	g_free(self->epoch);
 	G_OBJECT_CLASS(codechat_store_sqlite_parent_class)->finalize(object);

@@ -100,4 +100,12 @@ typedef enum {
 CodechatStore *
 codechat_store_sqlite_new(const gchar *data_dir, CodechatStoreSync sync, GError **error);
 
+typedef void (*CodechatStoreCommitFunc)(gdouble seconds, gpointer user_data);
+
+void
+codechat_store_sqlite_set_commit_func(CodechatStoreSqlite *self,
+				      CodechatStoreCommitFunc func,
+				      gpointer user_data,
+				      GDestroyNotify notify);
+
 G_END_DECLS

@@ -47,6 +47,12 @@ drain_timeout_cb(gpointer user_data)
 }
 
 static void
+store_commit_cb(gdouble seconds, gpointer user_data)
+{
+	codechat_metrics_observe_commit(user_data, seconds);
+}
+
+static void
 hub_drained_cb(CodechatHub *hub, gpointer user_data)
 {
 	Daemon *daemon = user_data;
@@ -484,6 +490,12 @@ main(int argc, char **argv)
 		g_clear_error(&error);
 	}
 	daemon.hub = codechat_hub_new(store, &settings.config);
+	/* codechat_store_commit_seconds: the store may outlive the hub */
+	codechat_store_sqlite_set_commit_func(
+	    CODECHAT_STORE_SQLITE(store),
+	    store_commit_cb,
+	    codechat_metrics_ref(codechat_hub_get_metrics(daemon.hub)),
+	    (GDestroyNotify)codechat_metrics_unref);
 	/* D-Bus Send is not concerned: the bus is the user's own, trusted */
 	codechat_hub_set_accounts(daemon.hub,
 				  accounts,
