@@ -406,7 +406,8 @@ hub_ensure_room(CodechatHub *self, const gchar *name)
 static gboolean
 room_has_member(Room *room, Session *s)
 {
-	return room != NULL && g_ptr_array_find(room->members, s, NULL);
+	/* a session is in a few rooms, a room may have thousands of members */
+	return room != NULL && g_ptr_array_find(s->rooms, room, NULL);
 }
 
 /* one serialization, the same bytes to every member but @except */
@@ -1129,15 +1130,15 @@ hub_keepalive_cb(gpointer user_data)
 static void
 session_start(CodechatHub *self, Session *s)
 {
-	g_autoptr(Session) ref = session_ref(s);
-
 	/* a frame over the limit is closed with 1009 by the connection; a
 	 * message of many fragments: see session_message_cb() */
+	session_ref(s);
 	codechat_ws_conn_start(s->conn,
 			       &session_callbacks,
 			       s,
 			       self->config.max_frame,
 			       self->config.keepalive);
+	session_unref(s);
 }
 
 void

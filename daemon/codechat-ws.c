@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -77,10 +78,10 @@ struct _CodechatWsConn {
 	guint close_timeout_id; /* GSource id, 0 if none */
 
 	/* raw */
-	gint fd;	   /* -1 once closed, or for soup */
-	GIOStream *stream; /* (owned) (nullable) owns the socket */
-	GSocket *socket;   /* (owned) (nullable) */
-	guint8 *in;	   /* (owned) (nullable) a partial frame kept between reads */
+	gint fd;    /* -1 once closed, or for soup */
+		    /* a duplicate of libsoup's socket: its GIOStream and GSocket
+		     * objects, a kilobyte or so, are freed at once */
+	guint8 *in; /* (owned) (nullable) a partial frame kept between reads */
 	gsize in_len;
 	GByteArray *msg; /* (owned) (nullable) fragments of a message */
 	guint8 msg_op;
@@ -202,8 +203,8 @@ conn_free(CodechatWsConn *conn)
 	g_free(conn->in);
 	if (conn->msg != NULL)
 		g_byte_array_unref(conn->msg);
-	g_clear_object(&conn->socket);
-	g_clear_object(&conn->stream);
+	if (conn->fd >= 0)
+		close(conn->fd);
 	if (conn->soup != NULL)
 		g_signal_handlers_disconnect_by_data(conn->soup, conn);
 	g_clear_object(&conn->soup);
@@ -276,8 +277,8 @@ raw_finish(CodechatWsConn *conn)
 	if (conn->fd < 0)
 		return;
 	epoll_ctl(group->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
+	close(conn->fd);
 	conn->fd = -1;
-	g_socket_close(conn->socket, NULL);
 	g_clear_handle_id(&conn->close_timeout_id, g_source_remove);
 	for (guint i = 0; i < conn->q_len; i++)
 		codechat_ws_frame_unref(conn->q[(conn->q_head + i) % conn->q_cap]);
@@ -909,9 +910,7 @@ codechat_ws_conn_new_raw(CodechatWsGroup *group, GIOStream *stream, GSocket *soc
 	conn->group = group;
 	group->ref_count++;
 	conn->state = CODECHAT_WS_OPEN;
-	conn->stream = g_object_ref(stream);
-	conn->socket = g_object_ref(socket);
-	conn->fd = g_socket_get_fd(socket);
+	conn->fd = -1;
 	conn->max_message = 256 * 1024;
 
 	/* what the client sent right behind its request may already sit in
@@ -932,6 +931,20 @@ codechat_ws_conn_new_raw(CodechatWsGroup *group, GIOStream *stream, GSocket *soc
 			conn->in_len += (gsize)n;
 		}
 	}
+	/* the duplicate shares the socket's O_NONBLOCK; libsoup's objects
+	 * close only their own descriptor */
+	conn->fd = fcntl(g_socket_get_fd(socket), F_DUPFD_CLOEXEC, 3);
+	g_io_stream_close(stream, NULL, NULL);
+	if (conn->fd < 0) {
+		gint saved = errno;
+		g_set_error(error,
+			    G_IO_ERROR,
+			    g_io_error_from_errno(saved),
+			    "dup: %s",
+			    g_strerror(saved));
+		codechat_ws_conn_unref(conn);
+		return NULL;
+	}
 	/* our own writes are whole queues: no need to wait for ACKs */
 	setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	{
@@ -945,7 +958,6 @@ codechat_ws_conn_new_raw(CodechatWsGroup *group, GIOStream *stream, GSocket *soc
 				    g_io_error_from_errno(saved),
 				    "epoll_ctl: %s",
 				    g_strerror(saved));
-			conn->fd = -1;
 			codechat_ws_conn_unref(conn);
 			return NULL;
 		}
