@@ -37,20 +37,21 @@ typedef struct {
 
 struct _Session {
 	gint ref_count;
-	CodechatHub *hub;	/* (unowned) NULL once the session left the hub */
-	CodechatWsConn *conn;	/* (owned) */
-	gchar *peer;		/* (owned) */
-	gchar *address;		/* (owned) the peer's IP address */
-	gchar *nick;		/* (owned) (nullable) NULL until hello */
-	gchar *nick_fold;	/* (owned) (nullable) */
-	gchar *account_hash;	/* (owned) (nullable) the hash its token matched */
-	GPtrArray *rooms;	/* (owned) (element-type Room) unowned rooms joined */
-	gdouble tokens;		/* rate limit bucket */
-	gint64 refill_us;	/* monotonic time of the last refill */
-	gint64 last_seen_us;	/* monotonic time of the last frame or pong */
-	guint hello_timeout_id; /* GSource id, 0 if none */
-	GQueue outq;		/* (owned) (element-type OutFrame) replies in order */
-	GQueue deferred;	/* (owned) (element-type Deferred) */
+	CodechatHub *hub;      /* (unowned) NULL once the session left the hub */
+	CodechatWsConn *conn;  /* (owned) */
+	gchar *peer;	       /* (owned) */
+	gchar *address;	       /* (owned) the peer's IP address */
+	gchar *nick;	       /* (owned) (nullable) NULL until hello */
+	gchar *nick_fold;      /* (owned) (nullable) */
+	gchar *account_hash;   /* (owned) (nullable) the hash its token matched */
+	GPtrArray *rooms;      /* (owned) (element-type Room) unowned rooms joined */
+	gdouble tokens;	       /* rate limit bucket */
+	gint64 refill_us;      /* monotonic time of the last refill */
+	gint64 last_seen_us;   /* monotonic time of the last frame or pong */
+	GList hello_link;      /* in the hub's hello queue while data is set */
+	gint64 hello_deadline; /* monotonic */
+	GQueue outq;	       /* (owned) (element-type OutFrame) replies in order */
+	GQueue deferred;       /* (owned) (element-type Deferred) */
 	gboolean pumping;
 	gboolean counted; /* in the hub's n_live */
 	gboolean closing; /* we or the peer began closing: no more requests */
@@ -67,6 +68,8 @@ struct _CodechatHub {
 	GHashTable *rooms;    /* (owned) name -> Room, rooms with members */
 	JsonParser *parser;   /* (owned) reused for every frame */
 	guint keepalive_id;   /* GSource id, 0 if none */
+	GQueue hello_queue;   /* (element-type Session) unowned, waiting for hello, oldest first */
+	guint hello_timer_id; /* GSource id, 0 if none */
 	guint next_serial;
 	gboolean shutting_down;
 	guint n_live;		 /* sessions accepted and not closing */
@@ -82,6 +85,18 @@ G_DEFINE_FINAL_TYPE(CodechatHub, codechat_hub, G_TYPE_OBJECT)
 
 static void
 hub_session_leave(CodechatHub *self, Session *s);
+static void
+hub_hello_arm(CodechatHub *self);
+
+/* the session no longer waits for its hello: said, or leaving */
+static void
+hub_hello_done(CodechatHub *self, Session *s)
+{
+	if (s->hello_link.data == NULL)
+		return;
+	g_queue_unlink(&self->hello_queue, &s->hello_link);
+	s->hello_link.data = NULL;
+}
 
 enum {
 	SIGNAL_DRAINED,
@@ -138,7 +153,6 @@ session_unref(Session *s)
 		return;
 	g_queue_clear_full(&s->outq, (GDestroyNotify)out_frame_free);
 	g_queue_clear_full(&s->deferred, (GDestroyNotify)deferred_free);
-	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
 	codechat_ws_conn_disconnect(s->conn);
 	g_clear_pointer(&s->conn, codechat_ws_conn_unref);
 	g_ptr_array_unref(s->rooms);
@@ -524,7 +538,7 @@ handle_hello(CodechatHub *self, Session *s, CodechatRequest *req)
 	s->nick_fold = g_steal_pointer(&fold);
 	s->account_hash = g_strdup(account_hash);
 	g_hash_table_insert(self->nicks, s->nick_fold, s);
-	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
+	hub_hello_done(self, s);
 	codechat_info(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
 		      "%s is %s",
 		      s->peer,
@@ -1036,7 +1050,7 @@ hub_session_leave(CodechatHub *self, Session *s)
 		hub_leave_room(self, g_ptr_array_index(s->rooms, s->rooms->len - 1), s, "quit");
 	if (s->nick_fold != NULL && g_hash_table_lookup(self->nicks, s->nick_fold) == s)
 		g_hash_table_remove(self->nicks, s->nick_fold);
-	g_clear_handle_id(&s->hello_timeout_id, g_source_remove);
+	hub_hello_done(self, s);
 }
 
 static void
@@ -1091,19 +1105,40 @@ static const CodechatWsCallbacks session_callbacks = {
 };
 
 static gboolean
-session_hello_timeout_cb(gpointer user_data)
+hub_hello_timeout_cb(gpointer user_data)
 {
-	Session *s = user_data;
+	CodechatHub *self = CODECHAT_HUB(user_data);
+	gint64 now = g_get_monotonic_time();
+	GList *head;
 
-	s->hello_timeout_id = 0;
-	if (s->nick == NULL) {
+	self->hello_timer_id = 0;
+	while ((head = g_queue_peek_head_link(&self->hello_queue)) != NULL) {
+		Session *s = head->data;
+		if (s->hello_deadline > now)
+			break;
+		hub_hello_done(self, s);
 		session_send_error_literal(s,
 					   CODECHAT_ERROR_NOT_AUTHENTICATED,
 					   "no hello in time",
 					   NULL);
 		session_close(s, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "no hello in time");
 	}
+	hub_hello_arm(self);
 	return G_SOURCE_REMOVE;
+}
+
+/* one timer for the oldest session still waiting for its hello */
+static void
+hub_hello_arm(CodechatHub *self)
+{
+	GList *head = g_queue_peek_head_link(&self->hello_queue);
+	gint64 wait_ms;
+
+	if (self->hello_timer_id != 0 || head == NULL)
+		return;
+	wait_ms = (((Session *)head->data)->hello_deadline - g_get_monotonic_time() + 999) / 1000;
+	self->hello_timer_id =
+	    g_timeout_add((guint)CLAMP(wait_ms, 0, G_MAXUINT), hub_hello_timeout_cb, self);
 }
 
 static gboolean
@@ -1206,9 +1241,14 @@ codechat_hub_add_connection(CodechatHub *self, CodechatWsConn *conn, const gchar
 		session_start(self, s);
 		return;
 	}
-	if (self->config.hello_timeout > 0)
-		s->hello_timeout_id =
-		    g_timeout_add_seconds(self->config.hello_timeout, session_hello_timeout_cb, s);
+	if (self->config.hello_timeout > 0) {
+		/* every session waits as long: the queue is in deadline order */
+		s->hello_deadline =
+		    g_get_monotonic_time() + (gint64)self->config.hello_timeout * G_USEC_PER_SEC;
+		s->hello_link.data = s;
+		g_queue_push_tail_link(&self->hello_queue, &s->hello_link);
+		hub_hello_arm(self);
+	}
 	g_hash_table_add(self->sessions, s);
 	s->counted = TRUE;
 	self->n_live++;
@@ -1544,6 +1584,7 @@ codechat_hub_dispose(GObject *object)
 	g_autoptr(GList) sessions = g_hash_table_get_keys(self->sessions);
 
 	g_clear_handle_id(&self->keepalive_id, g_source_remove);
+	g_clear_handle_id(&self->hello_timer_id, g_source_remove);
 	for (GList *l = sessions; l != NULL; l = l->next) {
 		Session *s = l->data;
 		/* sessions still open at exit: drop them without telling anyone */
