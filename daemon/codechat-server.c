@@ -33,13 +33,14 @@ typedef struct {
 	guint timeout;	   /* seconds, 0 for none */
 	guint max_pending; /* 0 for no limit */
 	guint64 n_dropped; /* for the tests and the logs */
+	guint timer_id;	   /* GSource id, 0 if none; holds a reference */
 } Handshakes;
 
 typedef struct {
-	Handshakes *hs;	  /* (owned) */
-	GSocket *socket;  /* (owned) */
-	GList link;	  /* in hs->pending while waiting */
-	guint timeout_id; /* GSource id, 0 if none */
+	Handshakes *hs;	 /* (owned) */
+	GSocket *socket; /* (owned) */
+	GList link;	 /* in hs->pending while waiting */
+	gint64 deadline; /* monotonic */
 	gboolean queued;
 } Pending;
 
@@ -252,7 +253,6 @@ pending_dequeue(Pending *p)
 		g_queue_unlink(&p->hs->pending, &p->link);
 		p->queued = FALSE;
 	}
-	g_clear_handle_id(&p->timeout_id, g_source_remove);
 }
 
 static void
@@ -291,14 +291,39 @@ pending_drop(Pending *p, const gchar *why)
 	g_socket_shutdown(p->socket, TRUE, TRUE, NULL);
 }
 
-static gboolean
-pending_timeout_cb(gpointer user_data)
-{
-	Pending *p = user_data;
+static void
+handshakes_arm(Handshakes *hs);
 
-	p->timeout_id = 0;
-	pending_drop(p, "no complete HTTP request in time");
+static gboolean
+handshakes_timeout_cb(gpointer user_data)
+{
+	Handshakes *hs = user_data;
+	gint64 now = g_get_monotonic_time();
+	Pending *p;
+
+	hs->timer_id = 0;
+	while ((p = g_queue_peek_head(&hs->pending)) != NULL && p->deadline <= now)
+		pending_drop(p, "no complete HTTP request in time");
+	handshakes_arm(hs);
 	return G_SOURCE_REMOVE;
+}
+
+/* one timer for the oldest connection still sending its request: they
+ * all wait as long, so the queue is in deadline order */
+static void
+handshakes_arm(Handshakes *hs)
+{
+	Pending *p = g_queue_peek_head(&hs->pending);
+	gint64 wait_ms;
+
+	if (hs->timer_id != 0 || p == NULL || hs->timeout == 0)
+		return;
+	wait_ms = (p->deadline - g_get_monotonic_time() + 999) / 1000;
+	hs->timer_id = g_timeout_add_full(G_PRIORITY_DEFAULT,
+					  (guint)CLAMP(wait_ms, 0, G_MAXUINT),
+					  handshakes_timeout_cb,
+					  handshakes_ref(hs),
+					  (GDestroyNotify)handshakes_unref);
 }
 
 #define PENDING_KEY "codechat-pending"
@@ -322,8 +347,8 @@ request_started_cb(SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
 	p->link.data = p;
 	g_queue_push_tail_link(&hs->pending, &p->link);
 	p->queued = TRUE;
-	if (hs->timeout > 0)
-		p->timeout_id = g_timeout_add_seconds(hs->timeout, pending_timeout_cb, p);
+	p->deadline = g_get_monotonic_time() + (gint64)hs->timeout * G_USEC_PER_SEC;
+	handshakes_arm(hs);
 	g_object_set_data_full(G_OBJECT(msg), PENDING_KEY, p, pending_free);
 }
 
@@ -787,6 +812,7 @@ codechat_server_finalize(GObject *object)
 	g_clear_object(&self->soup);
 	g_clear_object(&self->hub);
 	/* messages still alive keep their own reference */
+	g_clear_handle_id(&self->handshakes->timer_id, g_source_remove);
 	g_clear_pointer(&self->handshakes, handshakes_unref);
 	g_clear_pointer(&self->ws, codechat_ws_group_free);
 	g_clear_pointer(&self->deflate_class, g_type_class_unref);
