@@ -565,11 +565,41 @@ parse_i64(const char **pp, const char *end, int64_t *out)
 	return true;
 }
 
+/* find needle, which starts with '"', in p: hop from quote to quote with memchr, which is much
+ * cheaper than memmem for the short needles and short frames here */
+static const char *
+find_quoted(const char *p, size_t n, const char *needle, size_t nl)
+{
+	const char *end = p + n, *q = p;
+	while (q + nl <= end) {
+		q = memchr(q, '"', (size_t)(end - q) - nl + 1);
+		if (q == NULL)
+			return NULL;
+		if (q[1] == needle[1] && memcmp(q, needle, nl) == 0)
+			return q;
+		q++;
+	}
+	return NULL;
+}
+
+/* the same from the end: in codechatd's messages the text is the last field but "ref" */
+static const char *
+find_quoted_rev(const char *p, size_t n, const char *needle, size_t nl)
+{
+	if (n < nl)
+		return NULL;
+	for (const char *q = p + n - nl; q >= p; q--) {
+		if (*q == '"' && q[1] == needle[1] && memcmp(q, needle, nl) == 0)
+			return q;
+	}
+	return NULL;
+}
+
 static void
 on_message(struct conn *c, const char *p, size_t n, int64_t now)
 {
 	static const char needle[] = "\"text\":\"lg ";
-	const char *q = memmem(p, n, needle, sizeof(needle) - 1);
+	const char *q = find_quoted_rev(p, n, needle, sizeof(needle) - 1);
 	const char *end = p + n;
 	int64_t sidx, seq, sent_ns;
 	struct sender *s;
@@ -620,7 +650,7 @@ json_str_field(const char *p, size_t n, const char *key, char *out, size_t outle
 {
 	char needle[48];
 	int kl = snprintf(needle, sizeof(needle), "\"%s\":\"", key);
-	const char *q = memmem(p, n, needle, (size_t)kl);
+	const char *q = find_quoted(p, n, needle, (size_t)kl);
 	size_t i = 0;
 	out[0] = '\0';
 	if (q == NULL)
@@ -680,7 +710,9 @@ static void
 on_text(struct conn *c, const char *p, size_t n, int64_t now)
 {
 	static const char tneedle[] = "\"type\":\"";
-	const char *t = memmem(p, n, tneedle, sizeof(tneedle) - 1);
+	const char *t = n > sizeof(tneedle) && memcmp(p + 1, tneedle, sizeof(tneedle) - 1) == 0
+			    ? p + 1
+			    : find_quoted(p, n, tneedle, sizeof(tneedle) - 1);
 	size_t left;
 	char buf[256];
 
