@@ -40,7 +40,6 @@
 #define HIST_BUCKETS	(64 * HIST_HALF + 2 * HIST_HALF)
 #define MAX_TALLY	32
 #define DRAIN_QUIET_NS	(100 * 1000000LL)
-#define DRAIN_MAX_NS	(3 * NS_PER_S)
 #define WS_KEY		"dGhlIHNhbXBsZSBub25jZQ=="
 
 enum scenario {
@@ -143,6 +142,7 @@ static struct {
 	int idle_conns;
 	int concurrency;
 	double hold_s;
+	double drain_s;
 	double connect_timeout_s;
 	double handshake_timeout_s;
 	int pid;
@@ -995,14 +995,19 @@ conn_dead(struct conn *c, int close_code, const char *reason)
 			}
 		}
 	} else {
+		/* say at which step of the handshake it failed */
+		static const char *const steps[] = {"", "connect", "upgrade", "welcome", "joined"};
+		char what[160];
+		snprintf(what,
+			 sizeof(what),
+			 "%s (waiting for %s)",
+			 reason ? reason : "closed",
+			 steps[c->state]);
 		G.pending--;
 		G.failed++;
-		tally_add(&G.fail_reasons, reason ? reason : "closed", 1);
+		tally_add(&G.fail_reasons, what, 1);
 		if (G.verbose)
-			fprintf(stderr,
-				"conn %d failed: %s\n",
-				c->index,
-				reason ? reason : "closed");
+			fprintf(stderr, "conn %d failed: %s\n", c->index, what);
 	}
 	c->state = CS_DEAD;
 	epoll_ctl(G.epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -1128,14 +1133,8 @@ expire_handshakes(int64_t now)
 	int64_t limit = (int64_t)(G.handshake_timeout_s * 1e9);
 	for (int i = 0; i <= G.nconns; i++) {
 		struct conn *c = &G.conns[i];
-		static const char *const names[] =
-		    {"", "connect", "upgrade", "welcome", "joined", "", ""};
-		char reason[64];
-		if (c->state < CS_CONNECTING || c->state >= CS_READY ||
-		    now - c->started_ns <= limit)
-			continue;
-		snprintf(reason, sizeof(reason), "timeout waiting for %s", names[c->state]);
-		conn_dead(c, 0, reason);
+		if (c->state >= CS_CONNECTING && c->state < CS_READY && now - c->started_ns > limit)
+			conn_dead(c, 0, "timeout");
 	}
 }
 
@@ -1144,7 +1143,7 @@ static void
 connect_all(void)
 {
 	int64_t start = now_ns(), last_check = start;
-	double budget = G.connect_timeout_s > 0 ? G.connect_timeout_s : 30.0 + G.nconns / 100.0;
+	double budget = G.connect_timeout_s > 0 ? G.connect_timeout_s : 30.0 + G.nconns / 25.0;
 	int64_t deadline = start + (int64_t)(budget * 1e9);
 
 	G.phase = PH_CONNECT;
@@ -1186,7 +1185,7 @@ drain(void)
 		G.last_rx = start;
 	for (;;) {
 		int64_t now = now_ns();
-		if (now - start > DRAIN_MAX_NS || G.stop)
+		if (now - start > (int64_t)(G.drain_s * 1e9) || G.stop)
 			break;
 		if (G.outstanding == 0 && now - G.last_rx > DRAIN_QUIET_NS)
 			break;
@@ -1375,10 +1374,12 @@ report(void)
 	       G.scenario == SC_LATENCY ? G.rate : 0,
 	       G.scenario == SC_IDLE ? G.hold_s : G.duration_s,
 	       G.scenario == SC_IDLE ? 0 : G.warmup_s);
-	printf(",\"conns_requested\":%d,\"conns_ok\":%d,\"conns_failed\":%d,\"connect_s\":%.3f,"
-	       "\"conns_per_s\":%.1f",
+	/* ok: completed the handshake (some may have been dropped since); held: still open */
+	printf(",\"conns_requested\":%d,\"conns_ok\":%d,\"conns_held\":%d,\"conns_failed\":%d,"
+	       "\"connect_s\":%.3f,\"conns_per_s\":%.1f",
 	       req,
-	       G.scenario == SC_IDLE ? ok + (int)G.disconnects : ok + (int)G.disconnects,
+	       ok + (int)G.disconnects,
+	       ok,
 	       G.failed,
 	       conn_s,
 	       conn_s > 0 ? (double)(ok + G.disconnects) / conn_s : 0);
@@ -1499,6 +1500,8 @@ usage(FILE *f)
 	    "  -warmup DUR              warm-up before it (default 1s)\n"
 	    "  -n N                     connections (idle; default 5000)\n"
 	    "  -k N                     concurrent handshakes (default 64)\n"
+	    "  -drain DUR               after -t, wait at most this for what is in flight\n"
+	    "                           (default 3s); what has not arrived by then is lost\n"
 	    "  -hold DUR                how long idle connections are held (default 10s)\n"
 	    "  -probe / -no-probe       idle: time one extra hello while held (default on)\n"
 	    "  -per-src N               connections per source address; above it, bind to\n"
@@ -1507,7 +1510,7 @@ usage(FILE *f)
 	    "  -room NAME               room of fanout and latency (default load)\n"
 	    "  -prefix P                nicks are P-N (default load)\n"
 	    "  -handshake-timeout DUR   per connection, upgrade to joined (default 10s)\n"
-	    "  -connect-timeout DUR     whole connect phase (default 30s + N/100 s)\n"
+	    "  -connect-timeout DUR     whole connect phase (default 30s + N/25 s)\n"
 	    "  -v                       log failures and disconnects\n"
 	    "  -help                    this text\n"
 	    "DUR is seconds, or a number with ms, s or m.  JSON on stdout, summary on stderr.\n",
@@ -1577,6 +1580,7 @@ parse_args(int argc, char **argv)
 	G.idle_conns = 5000;
 	G.concurrency = 64;
 	G.hold_s = 10;
+	G.drain_s = 3;
 	G.per_src = 20000;
 	G.probe = true;
 	G.handshake_timeout_s = 10;
@@ -1627,6 +1631,8 @@ parse_args(int argc, char **argv)
 			G.idle_conns = (int)parse_num(f, VAL(), 1, 10000000);
 		} else if (FLAG("k")) {
 			G.concurrency = (int)parse_num(f, VAL(), 1, 1000000);
+		} else if (FLAG("drain")) {
+			G.drain_s = parse_dur(f, VAL());
 		} else if (FLAG("hold")) {
 			G.hold_s = parse_dur(f, VAL());
 		} else if (FLAG("probe")) {
