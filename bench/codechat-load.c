@@ -964,13 +964,17 @@ conn_connected(struct conn *c)
 static void
 conn_dead(struct conn *c, int close_code, const char *reason)
 {
-	if (c->state == CS_DEAD || c->state == CS_FREE)
+	enum conn_state was = c->state;
+
+	if (was == CS_DEAD || was == CS_FREE)
 		return;
+	/* first, so that nothing below (msg_done refilling windows) writes to it again */
+	c->state = CS_DEAD;
 	if (c->index < 0) {
 		/* the probe */
-		if (c->state != CS_READY && reason != NULL)
+		if (was != CS_READY && reason != NULL)
 			G.probe_error = "failed";
-	} else if (c->state == CS_READY) {
+	} else if (was == CS_READY) {
 		if (reason != NULL) {
 			char code[16];
 			G.disconnects++;
@@ -1002,14 +1006,13 @@ conn_dead(struct conn *c, int close_code, const char *reason)
 			 sizeof(what),
 			 "%s (waiting for %s)",
 			 reason ? reason : "closed",
-			 steps[c->state]);
+			 steps[was]);
 		G.pending--;
 		G.failed++;
 		tally_add(&G.fail_reasons, what, 1);
 		if (G.verbose)
 			fprintf(stderr, "conn %d failed: %s\n", c->index, what);
 	}
-	c->state = CS_DEAD;
 	epoll_ctl(G.epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
@@ -1065,7 +1068,7 @@ conn_start(struct conn *c, int index, int64_t now)
 		src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)slot);
 		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
-			G.pending++;
+			G.pending += index >= 0;
 			epoll_ctl(G.epfd, EPOLL_CTL_ADD, fd, &ev);
 			conn_dead(c, 0, "bind failed");
 			return false;
