@@ -1108,6 +1108,7 @@ static void
 poll_once(int64_t deadline)
 {
 	static struct epoll_event evs[1024];
+	static bool have_pwait2 = true;
 	int64_t now = now_ns(), wait = deadline - now;
 	struct timespec ts;
 	int n;
@@ -1118,11 +1119,16 @@ poll_once(int64_t deadline)
 		wait = 50 * 1000000LL;
 	ts.tv_sec = wait / NS_PER_S;
 	ts.tv_nsec = wait % NS_PER_S;
-	n = epoll_pwait2(G.epfd, evs, 1024, &ts, NULL);
+	/* epoll_pwait2 (Linux 5.11) for sub-millisecond sleeps; epoll_wait where it is missing */
+	n = have_pwait2 ? epoll_pwait2(G.epfd, evs, 1024, &ts, NULL) : -1;
+	if (n < 0 && (!have_pwait2 || errno == ENOSYS)) {
+		have_pwait2 = false;
+		n = epoll_wait(G.epfd, evs, 1024, (int)((wait + 999999) / 1000000));
+	}
 	if (n < 0) {
 		if (errno == EINTR)
 			return;
-		die("epoll_pwait2: %s", strerror(errno));
+		die("epoll_wait: %s", strerror(errno));
 	}
 	now = now_ns();
 	for (int i = 0; i < n; i++)
