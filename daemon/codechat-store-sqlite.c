@@ -87,13 +87,24 @@ struct _CodechatStoreSqlite {
 	int lock_fd;		      /* DIR/codechat.lock, flock()ed while open; -1 if none */
 	GThread *thread;	      /* (owned) (nullable) the writer */
 
+	/*
+	 * Ops appended during one main loop iteration are handed to the
+	 * writer together, once nothing at the default priority is left to
+	 * do: one lock and at most one wake-up for all of them (GLib's
+	 * GCond makes a syscall for every broadcast, waiter or not).
+	 */
+	GPtrArray *local; /* (owned) main thread: appended, not handed over yet */
+	GSource *handoff; /* (owned) (nullable) hands them over */
+
 	GMutex lock;
 	GCond cond;
-	GPtrArray *pending; /* (owned) (lock) ops the writer has not taken */
-	GQueue done;	    /* (lock) Batch, written and not dispatched */
-	gboolean busy;	    /* (lock) the writer is in a transaction */
-	gboolean quit;	    /* (lock) */
-	GSource *dispatch;  /* (owned) (lock) (nullable) queued to run dispatch_done() */
+	GPtrArray *pending;	 /* (owned) (lock) ops the writer has not taken */
+	gboolean writer_waiting; /* (lock) the writer waits for ops */
+	guint n_flushing;	 /* (lock) main-thread waits for the writer */
+	GQueue done;		 /* (lock) Batch, written and not dispatched */
+	gboolean busy;		 /* (lock) the writer is in a transaction */
+	gboolean quit;		 /* (lock) */
+	GSource *dispatch;	 /* (owned) (lock) (nullable) queued to run dispatch_done() */
 
 	CodechatStoreCommitFunc commit_func; /* main thread, (nullable) */
 	gpointer commit_data;		     /* (owned) by commit_notify */
@@ -243,8 +254,11 @@ writer_main(gpointer user_data)
 		g_autoptr(GPtrArray) ops = NULL;
 		Batch *batch;
 
-		while (self->pending->len == 0 && !self->quit)
+		while (self->pending->len == 0 && !self->quit) {
+			self->writer_waiting = TRUE;
 			g_cond_wait(&self->cond, &self->lock);
+			self->writer_waiting = FALSE;
+		}
 		if (self->pending->len == 0)
 			break;
 		ops = g_steal_pointer(&self->pending);
@@ -267,7 +281,8 @@ writer_main(gpointer user_data)
 			g_source_set_name(self->dispatch, "codechat-store-dispatch");
 			g_source_attach(self->dispatch, self->context);
 		}
-		g_cond_broadcast(&self->cond);
+		if (self->n_flushing > 0)
+			g_cond_broadcast(&self->cond);
 	}
 	g_mutex_unlock(&self->lock);
 	return NULL;
@@ -326,12 +341,63 @@ dispatch_cb(gpointer user_data)
 }
 
 static void
+handoff(CodechatStoreSqlite *self)
+{
+	gboolean wake;
+
+	if (self->local->len == 0)
+		return;
+	g_mutex_lock(&self->lock);
+	g_ptr_array_extend_and_steal(self->pending, g_steal_pointer(&self->local));
+	self->local = g_ptr_array_new_with_free_func((GDestroyNotify)op_free);
+	wake = self->writer_waiting;
+	if (wake)
+		g_cond_broadcast(&self->cond);
+	g_mutex_unlock(&self->lock);
+}
+
+typedef struct {
+	GSource source;
+	CodechatStoreSqlite *store; /* (unowned) destroys the source first */
+} HandoffSource;
+
+static gboolean
+handoff_prepare(GSource *source, gint *timeout)
+{
+	CodechatStoreSqlite *self = ((HandoffSource *)source)->store;
+
+	*timeout = -1;
+	return self->local->len > 0;
+}
+
+static gboolean
+handoff_check(GSource *source)
+{
+	CodechatStoreSqlite *self = ((HandoffSource *)source)->store;
+
+	return self->local->len > 0;
+}
+
+static gboolean
+handoff_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
+{
+	handoff(((HandoffSource *)source)->store);
+	return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs handoff_funcs = {
+    handoff_prepare,
+    handoff_check,
+    handoff_dispatch,
+    NULL,
+    NULL,
+    NULL,
+};
+
+static void
 queue_op(CodechatStoreSqlite *self, Op *op)
 {
-	g_mutex_lock(&self->lock);
-	g_ptr_array_add(self->pending, op);
-	g_cond_broadcast(&self->cond);
-	g_mutex_unlock(&self->lock);
+	g_ptr_array_add(self->local, op);
 }
 
 static const gchar *
@@ -495,14 +561,18 @@ sqlite_flush(CodechatStore *store)
 	for (;;) {
 		gboolean idle;
 
+		handoff(self);
 		g_mutex_lock(&self->lock);
+		self->n_flushing++;
 		while (self->thread != NULL && (self->pending->len > 0 || self->busy))
 			g_cond_wait(&self->cond, &self->lock);
+		self->n_flushing--;
 		g_mutex_unlock(&self->lock);
 		dispatch_done(self, FALSE);
 
 		g_mutex_lock(&self->lock);
-		idle = self->pending->len == 0 && !self->busy && g_queue_is_empty(&self->done);
+		idle = self->pending->len == 0 && !self->busy && g_queue_is_empty(&self->done) &&
+		       self->local->len == 0;
 		g_mutex_unlock(&self->lock);
 		if (idle || self->thread == NULL)
 			break;
@@ -853,6 +923,14 @@ open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync s
 		return FALSE;
 
 	self->thread = g_thread_try_new("codechat-store", writer_main, self, error);
+	if (self->thread != NULL) {
+		/* below the default priority: after the iteration's input */
+		self->handoff = g_source_new(&handoff_funcs, sizeof(HandoffSource));
+		((HandoffSource *)self->handoff)->store = self;
+		g_source_set_priority(self->handoff, G_PRIORITY_DEFAULT + 1);
+		g_source_set_static_name(self->handoff, "codechat-store-handoff");
+		g_source_attach(self->handoff, self->context);
+	}
 	return self->thread != NULL;
 }
 
@@ -910,7 +988,12 @@ codechat_store_sqlite_dispose(GObject *object)
 	CodechatStoreSqlite *self = CODECHAT_STORE_SQLITE(object);
 
 	/* the writer finishes what it has, then every callback runs */
+	if (self->handoff != NULL) {
+		g_source_destroy(self->handoff);
+		g_clear_pointer(&self->handoff, g_source_unref);
+	}
 	if (self->thread != NULL) {
+		handoff(self);
 		g_mutex_lock(&self->lock);
 		self->quit = TRUE;
 		g_cond_broadcast(&self->cond);
@@ -933,6 +1016,7 @@ codechat_store_sqlite_finalize(GObject *object)
 	sqlite3_close(self->reader);
 	sqlite3_close(self->writer);
 	g_ptr_array_unref(self->pending);
+	g_ptr_array_unref(self->local);
 	g_hash_table_unref(self->convs);
 	g_hash_table_unref(self->nicks);
 	g_main_context_unref(self->context);
@@ -963,6 +1047,7 @@ codechat_store_sqlite_init(CodechatStoreSqlite *self)
 	g_cond_init(&self->cond);
 	g_queue_init(&self->done);
 	self->pending = g_ptr_array_new_with_free_func((GDestroyNotify)op_free);
+	self->local = g_ptr_array_new_with_free_func((GDestroyNotify)op_free);
 	self->convs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	self->nicks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	self->context = g_main_context_ref_thread_default();
