@@ -1129,8 +1129,10 @@ hub_keepalive_cb(gpointer user_data)
 static void
 session_start(CodechatHub *self, Session *s)
 {
-	g_autoptr(Session) ref = session_ref(s);
-
+	/* the callbacks for the bytes that came with the handshake may end
+	 * the session; a g_autoptr would do, but clang counts its cleanup
+	 * as no use (-Wunused-variable) */
+	session_ref(s);
 	/* a frame over the limit is closed with 1009 by the connection; a
 	 * message of many fragments: see session_message_cb() */
 	codechat_ws_conn_start(s->conn,
@@ -1138,6 +1140,7 @@ session_start(CodechatHub *self, Session *s)
 			       s,
 			       self->config.max_frame,
 			       self->config.keepalive);
+	session_unref(s);
 }
 
 void
