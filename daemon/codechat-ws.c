@@ -84,6 +84,7 @@ struct _CodechatWsConn {
 	gsize in_len;
 	GByteArray *msg; /* (owned) (nullable) fragments of a message */
 	guint8 msg_op;
+	gboolean in_msg;     /* a fragmented message is open, kept in msg or dropped */
 	guint64 skip;	     /* payload bytes still to drop (a frame over the limit) */
 	gboolean discard;    /* a broken peer: read and drop everything */
 	gboolean sent_close; /* our close frame is queued */
@@ -526,12 +527,9 @@ raw_handle_frame(CodechatWsConn *conn, guint8 b0, guint8 *payload, gsize len)
 	default:
 		break;
 	}
-	/* data: nothing more is taken once closing */
-	if (conn->state != CODECHAT_WS_OPEN) {
-		if (op == OP_CONTINUATION && fin)
-			g_clear_pointer(&conn->msg, g_byte_array_unref);
+	/* data: nothing more is taken once closing (raw_parse() skips it) */
+	if (conn->state != CODECHAT_WS_OPEN)
 		return;
-	}
 	if (op == OP_CONTINUATION) {
 		g_byte_array_append(conn->msg, payload, (guint)len);
 		if (fin) {
@@ -611,8 +609,8 @@ raw_parse(CodechatWsConn *conn, guint8 *buf, gsize avail)
 				raw_fail(conn, 1002, "bad control frame");
 				return avail;
 			}
-		} else if (op > OP_BINARY || (op == OP_CONTINUATION && conn->msg == NULL) ||
-			   (op != OP_CONTINUATION && conn->msg != NULL)) {
+		} else if (op > OP_BINARY || (op == OP_CONTINUATION && !conn->in_msg) ||
+			   (op != OP_CONTINUATION && conn->in_msg)) {
 			raw_fail(conn, 1002, "bad fragmentation");
 			return avail;
 		}
@@ -622,12 +620,17 @@ raw_parse(CodechatWsConn *conn, guint8 *buf, gsize avail)
 			 * peer still reads the 1009 and sees no reset */
 			g_clear_pointer(&conn->msg, g_byte_array_unref);
 			raw_begin_close(conn, 1009, "message too big", WS_CLOSE_TIMEOUT_S);
+			/* the peer still sends the rest of its message, then
+			 * its answer to our close frame */
+			conn->in_msg = (b0 & 0x80) == 0;
 			conn->skip = len;
 			used += header;
 			continue;
 		}
 		if (op < 0x8 && conn->state != CODECHAT_WS_OPEN) {
 			/* closing: data is dropped as it comes */
+			g_clear_pointer(&conn->msg, g_byte_array_unref);
+			conn->in_msg = (b0 & 0x80) == 0;
 			conn->skip = len;
 			used += header;
 			continue;
@@ -639,6 +642,9 @@ raw_parse(CodechatWsConn *conn, guint8 *buf, gsize avail)
 			p[header + i] ^= mask[i & 3];
 		used += header + (gsize)len;
 		conn->group->counters.bytes_in += header + len;
+		/* only for a whole frame: a partial one is parsed again */
+		if (op < 0x8)
+			conn->in_msg = (b0 & 0x80) == 0;
 		raw_handle_frame(conn, b0, p + header, (gsize)len);
 	}
 	return used;

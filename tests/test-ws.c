@@ -589,6 +589,31 @@ test_close_empty(Fixture *fx, gconstpointer user_data)
 /* the size limit */
 
 static void
+test_too_big_fragments(Fixture *fx, gconstpointer user_data)
+{
+	/* 20 fragments of 16 KiB: the 17th crosses the limit; the client
+	 * sends the rest of its message as clients do, then reads the 1009 */
+	CodechatTestRaw *alice = fx_raw_client(fx, "alice");
+	CodechatTestRaw *bob = fx_raw_client(fx, "bob");
+	gsize fragment = 16 * 1024;
+	gsize total = 20 * fragment;
+	g_autofree gchar *over = padded_ping(total);
+
+	g_assert_cmpuint(total, >, CODECHAT_DEFAULT_MAX_FRAME);
+	raw_join(alice, "r");
+	for (gsize at = 0; at < total; at += fragment)
+		codechat_test_raw_send_frame(bob,
+					     at + fragment >= total,
+					     at == 0 ? OP_TEXT : OP_CONT,
+					     over + at,
+					     fragment);
+	g_assert_cmpint(codechat_test_raw_wait_close(bob, T), ==, CLOSE_TOO_BIG);
+	/* the close handshake completes: our answer ends the connection */
+	assert_tcp_closed(bob, 1000);
+	assert_serving(fx, alice);
+}
+
+static void
 test_too_big_frame(Fixture *fx, gconstpointer user_data)
 {
 	/* one frame with a 64-bit length over the limit */
@@ -852,6 +877,7 @@ main(int argc, char **argv)
 	ADD("protocol-error/all-at-once", &params_default, test_protocol_errors_all);
 	ADD("close/echo", &params_default, test_close_echo);
 	ADD("close/empty", &params_default, test_close_empty);
+	ADD("too-big/fragments", &params_default, test_too_big_fragments);
 	ADD("too-big/frame", &params_default, test_too_big_frame);
 	ADD("ping/125", &params_default, test_ping_125);
 	ADD("ping/unsolicited-pong", &params_default, test_pong_unsolicited);
