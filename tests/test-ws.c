@@ -330,6 +330,9 @@ test_batch_byte_at_a_time(Fixture *fx, gconstpointer user_data)
 	append_text(out, "{\"type\":\"hello\",\"nick\":\"alice\"}");
 	/* a 16-bit length, cut inside its header too */
 	append_text(out, padded);
+	/* a message in fragments, each of them cut */
+	codechat_test_raw_build_frame(out, OP_TEXT, TRUE, "{\"type\":\"ping\",", 15);
+	codechat_test_raw_build_frame(out, FIN | OP_CONT, TRUE, "\"ref\":\"frag\"}", 13);
 	for (guint i = 0; i < out->len; i++) {
 		g_assert_true(codechat_test_raw_send_bytes(raw, out->data + i, 1));
 		g_usleep(i < 64 ? 2000 : 200);
@@ -337,6 +340,9 @@ test_batch_byte_at_a_time(Fixture *fx, gconstpointer user_data)
 	welcome = expect_message(raw, "welcome", NULL);
 	pong = expect_message(raw, "pong", NULL);
 	g_assert_cmpstr(codechat_test_json_string(pong, "ref"), ==, "big");
+	g_clear_pointer(&pong, json_object_unref);
+	pong = expect_message(raw, "pong", NULL);
+	g_assert_cmpstr(codechat_test_json_string(pong, "ref"), ==, "frag");
 }
 
 static void
