@@ -676,6 +676,11 @@ raw_read(CodechatWsConn *conn)
 			conn->state = CODECHAT_WS_CLOSING;
 			emit_closing(conn);
 		}
+		/* it may have ended only its side and still read: what is
+		 * queued (the answer to its close frame, the replies before
+		 * it) goes out first, as far as the socket takes it */
+		if (conn->fd >= 0 && conn->q_len > 0 && !raw_flush(conn))
+			return;
 		raw_finish(conn);
 		return;
 	}

@@ -592,6 +592,34 @@ test_close_empty(Fixture *fx, gconstpointer user_data)
 	assert_serving(fx, NULL);
 }
 
+static void
+test_close_half_close(Fixture *fx, gconstpointer user_data)
+{
+	/* a client that ends its side of TCP right behind its close frame
+	 * still gets the answer, and the requests before it their replies */
+	CodechatTestRaw *alice = fx_raw_client(fx, "alice");
+	const guint8 close[] = {CLOSE_NORMAL >> 8, CLOSE_NORMAL & 0xff};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonObject) pong = NULL;
+	g_autoptr(GBytes) payload = NULL;
+	gsize len = 0;
+	const guint8 *data;
+
+	g_assert_true(codechat_test_raw_send_text(alice, "{\"type\":\"ping\",\"ref\":\"last\"}"));
+	g_assert_true(codechat_test_raw_send_frame(alice, TRUE, OP_CLOSE, close, sizeof close));
+	g_socket_shutdown(codechat_test_raw_get_socket(alice), FALSE, TRUE, &error);
+	g_assert_no_error(error);
+
+	pong = expect_message(alice, "pong", NULL);
+	g_assert_cmpstr(codechat_test_json_string(pong, "ref"), ==, "last");
+	payload = expect_frame(alice, OP_CLOSE, NULL);
+	data = g_bytes_get_data(payload, &len);
+	g_assert_cmpuint(len, >=, 2);
+	g_assert_cmpuint((data[0] << 8) | data[1], ==, CLOSE_NORMAL);
+	assert_tcp_closed(alice, 1000);
+	assert_serving(fx, NULL);
+}
+
 /* the size limit */
 
 static void
@@ -883,6 +911,7 @@ main(int argc, char **argv)
 	ADD("protocol-error/all-at-once", &params_default, test_protocol_errors_all);
 	ADD("close/echo", &params_default, test_close_echo);
 	ADD("close/empty", &params_default, test_close_empty);
+	ADD("close/half-close", &params_default, test_close_half_close);
 	ADD("too-big/fragments", &params_default, test_too_big_fragments);
 	ADD("too-big/frame", &params_default, test_too_big_frame);
 	ADD("ping/125", &params_default, test_ping_125);
