@@ -490,6 +490,10 @@ raw_handle_close(CodechatWsConn *conn, const guint8 *payload, gsize len)
 	if (len >= 2)
 		code = (gushort)((payload[0] << 8) | payload[1]);
 	conn->close_code = code;
+	/* a peer sends nothing after its close frame (RFC 6455 5.5.1):
+	 * whatever still comes is read and dropped, and a second close
+	 * frame does not replace the code */
+	conn->discard = TRUE;
 	if (conn->sent_close) {
 		/* the answer to ours: done */
 		conn->finish_when_flushed = TRUE;
