@@ -1166,7 +1166,9 @@ static void
 session_start(CodechatHub *self, Session *s)
 {
 	/* a frame over the limit is closed with 1009 by the connection; a
-	 * message of many fragments: see session_message_cb() */
+	 * message of many fragments: see session_message_cb().  The
+	 * callbacks for bytes that came with the handshake may end the
+	 * session. */
 	session_ref(s);
 	codechat_ws_conn_start(s->conn,
 			       &session_callbacks,

@@ -85,6 +85,7 @@ struct _CodechatWsConn {
 	gsize in_len;
 	GByteArray *msg; /* (owned) (nullable) fragments of a message */
 	guint8 msg_op;
+	gboolean in_msg;     /* a fragmented message is open, kept in msg or dropped */
 	guint64 skip;	     /* payload bytes still to drop (a frame over the limit) */
 	gboolean discard;    /* a broken peer: read and drop everything */
 	gboolean sent_close; /* our close frame is queued */
@@ -490,6 +491,10 @@ raw_handle_close(CodechatWsConn *conn, const guint8 *payload, gsize len)
 	if (len >= 2)
 		code = (gushort)((payload[0] << 8) | payload[1]);
 	conn->close_code = code;
+	/* a peer sends nothing after its close frame (RFC 6455 5.5.1):
+	 * whatever still comes is read and dropped, and a second close
+	 * frame does not replace the code */
+	conn->discard = TRUE;
 	if (conn->sent_close) {
 		/* the answer to ours: done */
 		conn->finish_when_flushed = TRUE;
@@ -527,12 +532,9 @@ raw_handle_frame(CodechatWsConn *conn, guint8 b0, guint8 *payload, gsize len)
 	default:
 		break;
 	}
-	/* data: nothing more is taken once closing */
-	if (conn->state != CODECHAT_WS_OPEN) {
-		if (op == OP_CONTINUATION && fin)
-			g_clear_pointer(&conn->msg, g_byte_array_unref);
+	/* data: nothing more is taken once closing (raw_parse() skips it) */
+	if (conn->state != CODECHAT_WS_OPEN)
 		return;
-	}
 	if (op == OP_CONTINUATION) {
 		g_byte_array_append(conn->msg, payload, (guint)len);
 		if (fin) {
@@ -612,8 +614,8 @@ raw_parse(CodechatWsConn *conn, guint8 *buf, gsize avail)
 				raw_fail(conn, 1002, "bad control frame");
 				return avail;
 			}
-		} else if (op > OP_BINARY || (op == OP_CONTINUATION && conn->msg == NULL) ||
-			   (op != OP_CONTINUATION && conn->msg != NULL)) {
+		} else if (op > OP_BINARY || (op == OP_CONTINUATION && !conn->in_msg) ||
+			   (op != OP_CONTINUATION && conn->in_msg)) {
 			raw_fail(conn, 1002, "bad fragmentation");
 			return avail;
 		}
@@ -623,12 +625,17 @@ raw_parse(CodechatWsConn *conn, guint8 *buf, gsize avail)
 			 * peer still reads the 1009 and sees no reset */
 			g_clear_pointer(&conn->msg, g_byte_array_unref);
 			raw_begin_close(conn, 1009, "message too big", WS_CLOSE_TIMEOUT_S);
+			/* the peer still sends the rest of its message, then
+			 * its answer to our close frame */
+			conn->in_msg = (b0 & 0x80) == 0;
 			conn->skip = len;
 			used += header;
 			continue;
 		}
 		if (op < 0x8 && conn->state != CODECHAT_WS_OPEN) {
 			/* closing: data is dropped as it comes */
+			g_clear_pointer(&conn->msg, g_byte_array_unref);
+			conn->in_msg = (b0 & 0x80) == 0;
 			conn->skip = len;
 			used += header;
 			continue;
@@ -640,6 +647,9 @@ raw_parse(CodechatWsConn *conn, guint8 *buf, gsize avail)
 			p[header + i] ^= mask[i & 3];
 		used += header + (gsize)len;
 		conn->group->counters.bytes_in += header + len;
+		/* only for a whole frame: a partial one is parsed again */
+		if (op < 0x8)
+			conn->in_msg = (b0 & 0x80) == 0;
 		raw_handle_frame(conn, b0, p + header, (gsize)len);
 	}
 	return used;
@@ -671,6 +681,11 @@ raw_read(CodechatWsConn *conn)
 			conn->state = CODECHAT_WS_CLOSING;
 			emit_closing(conn);
 		}
+		/* it may have ended only its side and still read: what is
+		 * queued (the answer to its close frame, the replies before
+		 * it) goes out first, as far as the socket takes it */
+		if (conn->fd >= 0 && conn->q_len > 0 && !raw_flush(conn))
+			return;
 		raw_finish(conn);
 		return;
 	}

@@ -561,6 +561,7 @@ struct _CodechatTestRaw {
 	GSocket *socket;	 /* (unowned) of conn */
 	GByteArray *in;		 /* (owned) received, not yet parsed */
 	gboolean eof;
+	gboolean reset; /* the end came as an error (a reset), not a FIN */
 	gboolean auto_pong;
 	gboolean close_sent;
 	gint close_code; /* -1 until a close frame came */
@@ -596,8 +597,10 @@ raw_fill(CodechatTestRaw *raw, gint64 deadline)
 		return FALSE;
 	n = g_socket_receive(raw->socket, (gchar *)buf, sizeof(buf), NULL, &error);
 	if (n <= 0) {
-		if (error != NULL)
+		if (error != NULL) {
 			g_debug("raw receive: %s", error->message);
+			raw->reset = TRUE;
+		}
 		raw->eof = TRUE;
 		return FALSE;
 	}
@@ -612,8 +615,12 @@ raw_fill(CodechatTestRaw *raw, gint64 deadline)
  * opening handshake (no Origin, no subprotocol, no extensions); asserts
  * that the server switched protocols.
  */
-CodechatTestRaw *
-codechat_test_raw_connect_full(const gchar *uri, const gchar *local_address, gint rcvbuf)
+static CodechatTestRaw *
+raw_connect(const gchar *uri,
+	    const gchar *local_address,
+	    gint rcvbuf,
+	    gconstpointer early,
+	    gsize early_len)
 {
 	/* the example key of RFC 6455 section 1.3 and its accept value */
 	const gchar *key = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -646,7 +653,16 @@ codechat_test_raw_connect_full(const gchar *uri, const gchar *local_address, gin
 				  g_uri_get_host(guri),
 				  g_uri_get_port(guri),
 				  key);
-	raw_write_all(raw, (const guint8 *)request, strlen(request), &error);
+	/* what the client sends before it has seen the 101 goes in the same
+	 * write as the request */
+	if (early_len > 0) {
+		gsize request_len = strlen(request);
+		request = g_realloc(request, request_len + early_len);
+		memcpy(request + request_len, early, early_len);
+		raw_write_all(raw, (const guint8 *)request, request_len + early_len, &error);
+	} else {
+		raw_write_all(raw, (const guint8 *)request, strlen(request), &error);
+	}
 	g_assert_no_error(error);
 
 	while (end == NULL) {
@@ -666,6 +682,25 @@ codechat_test_raw_connect_full(const gchar *uri, const gchar *local_address, gin
 	g_assert_true(g_str_has_prefix(head, "HTTP/1.1 101"));
 	g_assert_nonnull(strstr(head, accept));
 	return raw;
+}
+
+CodechatTestRaw *
+codechat_test_raw_connect_full(const gchar *uri, const gchar *local_address, gint rcvbuf)
+{
+	return raw_connect(uri, local_address, rcvbuf, NULL, 0);
+}
+
+/**
+ * codechat_test_raw_connect_early:
+ * @early: bytes (frames) the client writes right behind its request, in
+ *   the same write, before it has read the 101 response
+ *
+ * Like codechat_test_raw_connect().
+ */
+CodechatTestRaw *
+codechat_test_raw_connect_early(const gchar *uri, gconstpointer early, gsize early_len)
+{
+	return raw_connect(uri, NULL, 0, early, early_len);
 }
 
 CodechatTestRaw *
@@ -732,11 +767,84 @@ codechat_test_raw_get_pings(CodechatTestRaw *raw)
 	return raw->n_pings;
 }
 
+GSocket *
+codechat_test_raw_get_socket(CodechatTestRaw *raw)
+{
+	return raw->socket;
+}
+
+/**
+ * codechat_test_raw_build_frame:
+ * @out: where the frame is appended
+ * @b0: the first byte: FIN, RSV1-3 and the opcode
+ * @masked: whether to mask the payload, as a client must
+ *
+ * Appends one frame as it goes on the wire, with the shortest length
+ * encoding for @len, so that tests can also build frames a client must
+ * not send and write several of them at once.
+ */
+void
+codechat_test_raw_build_frame(GByteArray *out,
+			      guint8 b0,
+			      gboolean masked,
+			      gconstpointer payload,
+			      gsize len)
+{
+	const guint8 *data = payload;
+	guint8 head[14];
+	guint8 mask[4];
+	gsize head_len = 0;
+	guint32 r = g_random_int();
+	guint at;
+
+	head[head_len++] = b0;
+	if (len < 126) {
+		head[head_len++] = (guint8)((masked ? 0x80 : 0) | len);
+	} else if (len <= G_MAXUINT16) {
+		head[head_len++] = (masked ? 0x80 : 0) | 126;
+		head[head_len++] = (guint8)(len >> 8);
+		head[head_len++] = (guint8)len;
+	} else {
+		head[head_len++] = (masked ? 0x80 : 0) | 127;
+		for (gint shift = 56; shift >= 0; shift -= 8)
+			head[head_len++] = (guint8)((guint64)len >> shift);
+	}
+	memcpy(mask, &r, sizeof(mask));
+	g_byte_array_append(out, head, (guint)head_len);
+	if (masked)
+		g_byte_array_append(out, mask, sizeof(mask));
+	at = out->len;
+	g_byte_array_set_size(out, (guint)(at + len));
+	for (gsize i = 0; i < len; i++)
+		out->data[at + i] = masked ? data[i] ^ mask[i & 3] : data[i];
+}
+
+/**
+ * codechat_test_raw_send_bytes:
+ *
+ * Writes @data as it is.  Write errors are not fatal.
+ *
+ * Returns: whether all of it was written
+ */
+gboolean
+codechat_test_raw_send_bytes(CodechatTestRaw *raw, gconstpointer data, gsize len)
+{
+	g_autoptr(GError) error = NULL;
+
+	raw_write_all(raw, data, len, &error);
+	if (error != NULL) {
+		g_debug("raw send: %s", error->message);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /**
  * codechat_test_raw_send_frame:
  *
  * Sends one masked frame, as a client must.  Write errors are not fatal
- * (the server may close while we still write a frame it refuses).
+ * (the server may close while we still write a frame it refuses).  After
+ * a close frame, a close from the server is not answered again.
  *
  * Returns: whether the whole frame was written
  */
@@ -747,38 +855,16 @@ codechat_test_raw_send_frame(CodechatTestRaw *raw,
 			     gconstpointer payload,
 			     gsize len)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(GByteArray) frame = g_byte_array_sized_new((guint)len + 14);
-	const guint8 *data = payload;
-	guint8 head[14];
-	guint8 mask[4];
-	gsize head_len = 0;
-	guint32 r = g_random_int();
 
-	head[head_len++] = (guint8)((fin ? 0x80 : 0x00) | (opcode & 0x0f));
-	if (len < 126) {
-		head[head_len++] = (guint8)(0x80 | len);
-	} else if (len <= G_MAXUINT16) {
-		head[head_len++] = 0x80 | 126;
-		head[head_len++] = (guint8)(len >> 8);
-		head[head_len++] = (guint8)len;
-	} else {
-		head[head_len++] = 0x80 | 127;
-		for (gint shift = 56; shift >= 0; shift -= 8)
-			head[head_len++] = (guint8)((guint64)len >> shift);
-	}
-	memcpy(mask, &r, sizeof(mask));
-	g_byte_array_append(frame, head, (guint)head_len);
-	g_byte_array_append(frame, mask, sizeof(mask));
-	g_byte_array_set_size(frame, (guint)(head_len + sizeof(mask) + len));
-	for (gsize i = 0; i < len; i++)
-		frame->data[head_len + sizeof(mask) + i] = data[i] ^ mask[i & 3];
-	raw_write_all(raw, frame->data, frame->len, &error);
-	if (error != NULL) {
-		g_debug("raw send: %s", error->message);
-		return FALSE;
-	}
-	return TRUE;
+	codechat_test_raw_build_frame(frame,
+				      (guint8)((fin ? 0x80 : 0x00) | (opcode & 0x0f)),
+				      TRUE,
+				      payload,
+				      len);
+	if ((opcode & 0x0f) == CODECHAT_TEST_WS_OP_CLOSE)
+		raw->close_sent = TRUE;
+	return codechat_test_raw_send_bytes(raw, frame->data, frame->len);
 }
 
 gboolean
@@ -830,6 +916,23 @@ codechat_test_raw_recv_frame(CodechatTestRaw *raw,
 			     gboolean *fin,
 			     GBytes **payload)
 {
+	return codechat_test_raw_recv_frame_full(raw, timeout_ms, opcode, fin, payload, NULL);
+}
+
+/**
+ * codechat_test_raw_recv_frame_full:
+ * @info: (out caller-allocates) (optional): how the frame looked on the wire
+ *
+ * Like codechat_test_raw_recv_frame().
+ */
+gboolean
+codechat_test_raw_recv_frame_full(CodechatTestRaw *raw,
+				  guint timeout_ms,
+				  guint8 *opcode,
+				  gboolean *fin,
+				  GBytes **payload,
+				  CodechatTestRawFrameInfo *info)
+{
 	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
 
 	for (;;) {
@@ -861,6 +964,12 @@ codechat_test_raw_recv_frame(CodechatTestRaw *raw,
 					data[i] ^= d[at - 4 + (i & 3)];
 				*opcode = d[0] & 0x0f;
 				*fin = (d[0] & 0x80) != 0;
+				if (info != NULL) {
+					info->rsv = (d[0] >> 4) & 0x07;
+					info->masked = masked;
+					info->header_len = at;
+					info->payload_len = (gsize)len;
+				}
 				*payload = g_bytes_new_take(g_steal_pointer(&data), (gsize)len);
 				g_byte_array_remove_range(raw->in, 0, (guint)(at + len));
 				if (*opcode == CODECHAT_TEST_WS_OP_CLOSE)
@@ -961,6 +1070,31 @@ codechat_test_raw_wait_close(CodechatTestRaw *raw, guint timeout_ms)
 			return raw->eof ? SOUP_WEBSOCKET_CLOSE_ABNORMAL : -1;
 	}
 	return raw->close_code;
+}
+
+/**
+ * codechat_test_raw_wait_eof:
+ * @reset: (out) (optional): whether the end was an error (a reset)
+ *   rather than an orderly FIN
+ *
+ * Reads and drops whatever comes until the server ends the TCP
+ * connection.
+ *
+ * Returns: %TRUE at the end of the stream, %FALSE at the deadline
+ */
+gboolean
+codechat_test_raw_wait_eof(CodechatTestRaw *raw, guint timeout_ms, gboolean *reset)
+{
+	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+	while (!raw->eof) {
+		if (!raw_fill(raw, deadline) && !raw->eof)
+			return FALSE;
+		g_byte_array_set_size(raw->in, 0);
+	}
+	if (reset != NULL)
+		*reset = raw->reset;
+	return TRUE;
 }
 
 JsonObject *

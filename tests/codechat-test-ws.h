@@ -95,6 +95,9 @@ typedef struct _CodechatTestRaw CodechatTestRaw;
 
 CodechatTestRaw *
 codechat_test_raw_connect(const gchar *uri);
+/* with @early written right behind the request, in the same write */
+CodechatTestRaw *
+codechat_test_raw_connect_early(const gchar *uri, gconstpointer early, gsize early_len);
 /* from local_address (NULL: any) with SO_RCVBUF rcvbuf (0: the default) */
 CodechatTestRaw *
 codechat_test_raw_connect_full(const gchar *uri, const gchar *local_address, gint rcvbuf);
@@ -107,6 +110,17 @@ void
 codechat_test_raw_set_auto_pong(CodechatTestRaw *raw, gboolean auto_pong);
 guint
 codechat_test_raw_get_pings(CodechatTestRaw *raw);
+GSocket *
+codechat_test_raw_get_socket(CodechatTestRaw *raw);
+/* appends a frame; @b0 is FIN, RSV1-3 and the opcode */
+void
+codechat_test_raw_build_frame(GByteArray *out,
+			      guint8 b0,
+			      gboolean masked,
+			      gconstpointer payload,
+			      gsize len);
+gboolean
+codechat_test_raw_send_bytes(CodechatTestRaw *raw, gconstpointer data, gsize len);
 gboolean
 codechat_test_raw_send_frame(CodechatTestRaw *raw,
 			     gboolean fin,
@@ -121,12 +135,28 @@ codechat_test_raw_recv_frame(CodechatTestRaw *raw,
 			     guint8 *opcode,
 			     gboolean *fin,
 			     GBytes **payload);
+typedef struct {
+	guint8 rsv; /* RSV1-3, in the low bits */
+	gboolean masked;
+	gsize header_len; /* 2, 4 or 10 bytes (plus 4 when masked) */
+	gsize payload_len;
+} CodechatTestRawFrameInfo;
+
+gboolean
+codechat_test_raw_recv_frame_full(CodechatTestRaw *raw,
+				  guint timeout_ms,
+				  guint8 *opcode,
+				  gboolean *fin,
+				  GBytes **payload,
+				  CodechatTestRawFrameInfo *info);
 JsonObject *
 codechat_test_raw_recv(CodechatTestRaw *raw, guint timeout_ms);
 JsonObject *
 codechat_test_raw_expect(CodechatTestRaw *raw, const gchar *type);
 gint
 codechat_test_raw_wait_close(CodechatTestRaw *raw, guint timeout_ms);
+gboolean
+codechat_test_raw_wait_eof(CodechatTestRaw *raw, guint timeout_ms, gboolean *reset);
 JsonObject *
 codechat_test_raw_hello(CodechatTestRaw *raw, const gchar *nick);
 
