@@ -90,6 +90,7 @@ struct _CodechatWsConn {
 	gboolean discard;    /* a broken peer: read and drop everything */
 	gboolean sent_close; /* our close frame is queued */
 	gboolean finish_when_flushed;
+	gboolean shut_wr; /* our side of TCP is shut down */
 	gboolean dirty;
 	gboolean want_out; /* EPOLLOUT registered */
 	CodechatWsFrame **q;
@@ -411,6 +412,13 @@ raw_flush(CodechatWsConn *conn)
 	if (conn->finish_when_flushed) {
 		raw_finish(conn);
 		return FALSE;
+	}
+	/* a broken peer's close reply cannot be found in what it sends: our
+	 * FIN after the close frame lets it end at once, and its EOF ends
+	 * the connection here without a reset */
+	if (conn->discard && conn->sent_close && !conn->shut_wr) {
+		conn->shut_wr = TRUE;
+		shutdown(conn->fd, SHUT_WR);
 	}
 	return TRUE;
 }
