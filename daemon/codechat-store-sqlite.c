@@ -89,9 +89,9 @@ struct _CodechatStoreSqlite {
 
 	/*
 	 * Ops appended during one main loop iteration are handed to the
-	 * writer together, once nothing at the default priority is left to
-	 * do: one lock and at most one wake-up for all of them (GLib's
-	 * GCond makes a syscall for every broadcast, waiter or not).
+	 * writer together at the next one: one lock and at most one wake-up
+	 * for all of them (GLib's GCond makes a syscall for every
+	 * broadcast, waiter or not).
 	 */
 	GPtrArray *local; /* (owned) main thread: appended, not handed over yet */
 	GSource *handoff; /* (owned) (nullable) hands them over */
@@ -924,10 +924,12 @@ open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync s
 
 	self->thread = g_thread_try_new("codechat-store", writer_main, self, error);
 	if (self->thread != NULL) {
-		/* below the default priority: after the iteration's input */
+		/* the iteration after the input came: all of it at once, and
+		 * before any output is written (that waits for nothing at the
+		 * default priority to be ready) */
 		self->handoff = g_source_new(&handoff_funcs, sizeof(HandoffSource));
 		((HandoffSource *)self->handoff)->store = self;
-		g_source_set_priority(self->handoff, G_PRIORITY_DEFAULT + 1);
+		g_source_set_priority(self->handoff, G_PRIORITY_DEFAULT);
 		g_source_set_static_name(self->handoff, "codechat-store-handoff");
 		g_source_attach(self->handoff, self->context);
 	}
