@@ -184,7 +184,22 @@ session_send_frame(Session *s, CodechatWsFrame *frame)
 	if (!session_is_open(s) || s->slow)
 		return;
 	if (s->hub != NULL && s->hub->config.max_outbound > 0 &&
-	    codechat_ws_conn_get_queued(s->conn, &queued)) {
+	    codechat_ws_conn_get_queued(s->conn, &queued) &&
+	    queued + codechat_ws_frame_get_size(frame) > s->hub->config.max_outbound) {
+		/* output waits for the end of the main loop iteration: a burst
+		 * may pass the bound before anything was written, so the
+		 * socket gets what it takes first */
+		gboolean open;
+
+		/* a write error ends the session, which may drop the last
+		 * reference of the caller's */
+		session_ref(s);
+		codechat_ws_conn_flush(s->conn);
+		open = session_is_open(s) && s->hub != NULL;
+		session_unref(s);
+		if (!open)
+			return;
+		codechat_ws_conn_get_queued(s->conn, &queued);
 		if (queued + codechat_ws_frame_get_size(frame) > s->hub->config.max_outbound) {
 			codechat_message(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
 					 "session %u (%s): %" G_GUINT64_FORMAT
@@ -424,17 +439,30 @@ room_has_member(Room *room, Session *s)
 	return room != NULL && g_ptr_array_find(s->rooms, room, NULL);
 }
 
-/* one serialization, the same bytes to every member but @except */
+/*
+ * One serialization, the same bytes to every member but @except.  A
+ * member closed as a slow reader leaves the room (and the room may go)
+ * in the middle of the loop, so it runs over a copy of the members, each
+ * held; @room is not touched after it.
+ */
 static void
 room_broadcast(Room *room, const gchar *text, Session *except)
 {
 	g_autoptr(CodechatWsFrame) frame = codechat_ws_frame_new_text(text, strlen(text));
+	Session *on_stack[128];
+	guint n = room->members->len;
+	Session **members = n <= G_N_ELEMENTS(on_stack) ? on_stack : g_new(Session *, n);
 
-	for (guint i = 0; i < room->members->len; i++) {
-		Session *member = g_ptr_array_index(room->members, i);
-		if (member != except)
-			session_send_frame(member, frame);
+	for (guint i = 0; i < n; i++)
+		members[i] = session_ref(g_ptr_array_index(room->members, i));
+	for (guint i = 0; i < n; i++) {
+		if (members[i] != except)
+			session_send_frame(members[i], frame);
 	}
+	for (guint i = 0; i < n; i++)
+		session_unref(members[i]);
+	if (members != on_stack)
+		g_free(members);
 }
 
 static void

@@ -727,7 +727,20 @@ raw_read(CodechatWsConn *conn)
 static gboolean
 group_source_prepare(GSource *source, gint *timeout)
 {
+	GroupSource *gs = (GroupSource *)source;
+	CodechatWsGroup *group = gs->group;
+	gint64 left;
+
+	/* output waits for nothing at the default priority to be ready, but
+	 * not longer than WS_MAX_FLUSH_DELAY_US: this source, at the
+	 * default priority itself, writes it then even without input */
 	*timeout = -1;
+	if (group->dirty->len == 0)
+		return FALSE;
+	left = group->dirty_since + WS_MAX_FLUSH_DELAY_US - g_get_monotonic_time();
+	if (left <= 0)
+		return TRUE;
+	*timeout = (gint)((left + 999) / 1000);
 	return FALSE;
 }
 
@@ -735,8 +748,11 @@ static gboolean
 group_source_check(GSource *source)
 {
 	GroupSource *gs = (GroupSource *)source;
+	CodechatWsGroup *group = gs->group;
 
-	return (g_source_query_unix_fd(source, gs->group->tag) & G_IO_IN) != 0;
+	return (g_source_query_unix_fd(source, group->tag) & G_IO_IN) != 0 ||
+	       (group->dirty->len > 0 &&
+		g_get_monotonic_time() - group->dirty_since >= WS_MAX_FLUSH_DELAY_US);
 }
 
 static gboolean
@@ -1144,6 +1160,16 @@ codechat_ws_conn_send_text(CodechatWsConn *conn, const gchar *text)
 		return;
 	frame = codechat_ws_frame_new_text(text, strlen(text));
 	codechat_ws_conn_send(conn, frame);
+}
+
+void
+codechat_ws_conn_flush(CodechatWsConn *conn)
+{
+	if (conn->soup == NULL && conn->fd >= 0 && !conn->want_out && conn->q_len > 0) {
+		codechat_ws_conn_ref(conn);
+		raw_flush(conn);
+		codechat_ws_conn_unref(conn);
+	}
 }
 
 gboolean

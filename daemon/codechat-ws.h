@@ -108,6 +108,9 @@ void
 codechat_ws_conn_send(CodechatWsConn *conn, CodechatWsFrame *frame);
 void
 codechat_ws_conn_send_text(CodechatWsConn *conn, const gchar *text);
+/* writes now what the socket takes of the queue */
+void
+codechat_ws_conn_flush(CodechatWsConn *conn);
 /* bytes queued and not yet written; FALSE when that cannot be known */
 gboolean
 codechat_ws_conn_get_queued(CodechatWsConn *conn, guint64 *queued);

@@ -348,8 +348,11 @@ static void
 test_slow_reader(Fixture *fx, gconstpointer user_data)
 {
 	CodechatTestRaw *slow = fx_raw(fx, NULL, 4096);
+	CodechatTestWs *bob = fx_client(fx, "bob");
 	CodechatTestWs *alice = fx_client(fx, "alice");
 	g_autoptr(JsonObject) obj = NULL;
+	guint bob_got = 0;
+	gint64 bob_last = 0;
 	g_autoptr(GString) text = g_string_new(NULL);
 	gsize rss_before, rss_max = 0;
 	gint64 max_batch_us = 0;
@@ -362,7 +365,12 @@ test_slow_reader(Fixture *fx, gconstpointer user_data)
 	g_assert_true(codechat_test_raw_send_text(slow, "{\"type\":\"join\",\"room\":\"r\"}"));
 	obj = codechat_test_raw_expect(slow, "joined");
 	g_clear_pointer(&obj, json_object_unref);
+	/* bob right behind slow in the room: when slow leaves in the middle
+	 * of a broadcast, bob must not be skipped */
+	fx_join(bob, "r");
 	fx_join(alice, "r");
+	obj = codechat_test_ws_expect(bob, "presence");
+	g_clear_pointer(&obj, json_object_unref);
 	for (guint i = 0; i < 8000; i++)
 		g_string_append_c(text, 'a' + i % 26);
 	rss_before = daemon_rss_kib(fx);
@@ -413,21 +421,88 @@ test_slow_reader(Fixture *fx, gconstpointer user_data)
 			   rss_max,
 			   max_batch_us / 1000);
 	g_assert_true(quit);
+	/* bob, who reads, got every message, in order, and slow's quit */
+	while (bob_got < sent) {
+		g_autoptr(JsonObject) m = codechat_test_ws_recv(bob, T);
+		const gchar *type;
+
+		g_assert_nonnull(m);
+		type = codechat_test_json_string(m, "type");
+		if (g_strcmp0(type, "presence") == 0)
+			continue;
+		g_assert_cmpstr(type, ==, "message");
+		if (bob_last != 0)
+			g_assert_cmpint(json_object_get_int_member(m, "id"), ==, bob_last + 1);
+		bob_last = json_object_get_int_member(m, "id");
+		bob_got++;
+	}
 	g_assert_cmpuint(rss_max, <, rss_before + 64 * 1024);
 	g_assert_cmpint(max_batch_us, <, 3 * G_USEC_PER_SEC);
 
-	/* gone from the room; the daemon goes on serving alice */
+	/* gone from the room; the daemon goes on serving alice and bob */
 	codechat_test_ws_sendf(alice, "{\"type\":\"who\",\"room\":\"r\"}");
 	obj = codechat_test_ws_expect(alice, "members");
 	{
 		JsonArray *members = json_object_get_array_member(obj, "members");
-		g_assert_cmpuint(json_array_get_length(members), ==, 1);
+		g_assert_cmpuint(json_array_get_length(members), ==, 2);
 	}
 	say_round_trip(alice, "r", "after");
 
 	/* a reader that is slow but alive finds 1013 after the frames that
 	 * went out whole, and nothing torn */
 	g_assert_cmpint(codechat_test_raw_wait_close(slow, T), ==, CLOSE_TRY_AGAIN_LATER);
+}
+
+/*
+ * Output is written at the end of a main loop iteration, and one store
+ * batch can be broadcast in one go: a reader that keeps up must not be
+ * taken for a slow one because a burst passed the bound before anything
+ * was written.
+ */
+static const gchar *const args_small_outbound[] = {"--rate-limit",
+						   "0",
+						   "--max-outbound-bytes",
+						   "16384",
+						   NULL};
+
+static void
+test_burst_fast_reader(Fixture *fx, gconstpointer user_data)
+{
+	CodechatTestWs *bob = fx_client(fx, "bob");
+	CodechatTestWs *alice = fx_client(fx, "alice");
+	g_autoptr(GString) text = g_string_new(NULL);
+	guint acked = 0, got = 0;
+	const guint n = 200;
+
+	fx_join(bob, "r");
+	fx_join(alice, "r");
+	{
+		g_autoptr(JsonObject) presence = codechat_test_ws_expect(bob, "presence");
+		(void)presence;
+	}
+	for (guint i = 0; i < 4000; i++)
+		g_string_append_c(text, 'a' + i % 26);
+	/* 200 says of 4 KB, all at once: store batches of many of them */
+	for (guint i = 0; i < n; i++)
+		codechat_test_ws_sendf(alice,
+				       "{\"type\":\"say\",\"room\":\"r\",\"text\":\"%s\","
+				       "\"ref\":\"m%u\"}",
+				       text->str,
+				       i);
+	while (acked < n) {
+		g_autoptr(JsonObject) m = codechat_test_ws_recv(alice, T);
+		g_assert_nonnull(m);
+		if (g_strcmp0(codechat_test_json_string(m, "type"), "message") == 0)
+			acked++;
+	}
+	while (got < n) {
+		g_autoptr(JsonObject) m = codechat_test_ws_recv(bob, T);
+		g_assert_nonnull(m);
+		g_assert_cmpstr(codechat_test_json_string(m, "type"), ==, "message");
+		got++;
+	}
+	g_assert_true(codechat_test_ws_is_open(bob));
+	say_round_trip(alice, "r", "after");
 }
 
 /* garbage */
@@ -592,6 +667,7 @@ main(int argc, char **argv)
 	ADD("handshake/idle-many", args_default, test_idle_many);
 	ADD("handshake/max-pending", args_max_handshakes, test_max_handshakes);
 	ADD("outbound/slow-reader", args_no_rate, test_slow_reader);
+	ADD("outbound/burst-fast-reader", args_small_outbound, test_burst_fast_reader);
 	ADD("garbage/flood", args_no_rate, test_garbage_flood);
 	g_test_add_func("/limits/settings/config-keys", test_config_keys);
 	g_test_add_func("/limits/settings/options", test_options);
