@@ -94,8 +94,10 @@ struct _CodechatStoreSqlite {
 	 * for all of them (GLib's GCond makes a syscall for every
 	 * broadcast, waiter or not).
 	 */
-	GPtrArray *local; /* (owned) main thread: appended, not handed over yet */
-	GSource *handoff; /* (owned) (nullable) hands them over */
+	GPtrArray *local;	    /* (owned) main thread: appended, not handed over yet */
+	GSource *handoff;	    /* (owned) (nullable) hands them over */
+	gint64 local_since;	    /* monotonic time the first of them came */
+	gboolean local_has_message; /* else only nick records, which can wait */
 
 	GMutex lock;
 	GCond cond;
@@ -379,6 +381,7 @@ handoff(CodechatStoreSqlite *self)
 	g_mutex_lock(&self->lock);
 	g_ptr_array_extend_and_steal(self->pending, g_steal_pointer(&self->local));
 	self->local = g_ptr_array_new_with_free_func((GDestroyNotify)op_free);
+	self->local_has_message = FALSE;
 	wake = self->writer_waiting;
 	if (wake)
 		g_cond_broadcast(&self->cond);
@@ -390,21 +393,39 @@ typedef struct {
 	CodechatStoreSqlite *store; /* (unowned) destroys the source first */
 } HandoffSource;
 
+/*
+ * Nobody waits for a nick record (hello is answered at once, and
+ * knows_nick() answers from memory), so nick records alone wait this long
+ * to be written together: a storm of new connections then costs a
+ * transaction every tenth of a second, not one per main loop iteration.
+ * A message takes them along at once.
+ */
+#define NICK_DELAY_US (100 * 1000)
+
 static gboolean
 handoff_prepare(GSource *source, gint *timeout)
 {
 	CodechatStoreSqlite *self = ((HandoffSource *)source)->store;
+	gint64 left;
 
 	*timeout = -1;
-	return self->local->len > 0;
+	if (self->local->len == 0)
+		return FALSE;
+	if (self->local_has_message)
+		return TRUE;
+	left = self->local_since + NICK_DELAY_US - g_get_monotonic_time();
+	if (left <= 0)
+		return TRUE;
+	*timeout = (gint)((left + 999) / 1000);
+	return FALSE;
 }
 
 static gboolean
 handoff_check(GSource *source)
 {
-	CodechatStoreSqlite *self = ((HandoffSource *)source)->store;
+	gint timeout;
 
-	return self->local->len > 0;
+	return handoff_prepare(source, &timeout);
 }
 
 static gboolean
@@ -426,6 +447,10 @@ static GSourceFuncs handoff_funcs = {
 static void
 queue_op(CodechatStoreSqlite *self, Op *op)
 {
+	if (self->local->len == 0)
+		self->local_since = g_get_monotonic_time();
+	if (op->type == OP_MESSAGE)
+		self->local_has_message = TRUE;
 	g_ptr_array_add(self->local, op);
 }
 

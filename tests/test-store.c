@@ -861,6 +861,68 @@ test_group_commit(Fixture *fx)
 /* the SQLite store only */
 
 static void
+count_commit(gdouble seconds, gpointer user_data)
+{
+	(*(guint *)user_data)++;
+}
+
+static gboolean
+count_at_least_one(gconstpointer data)
+{
+	return *(const guint *)data >= 1;
+}
+
+static gboolean
+never(gconstpointer data)
+{
+	return FALSE;
+}
+
+/*
+ * Nick records alone wait to be written together (nobody waits for
+ * them), across main loop iterations; a message takes them along at once.
+ */
+static void
+test_nick_batch(Fixture *fx)
+{
+	g_autoptr(GError) error = NULL;
+	guint commits = 0;
+
+	codechat_store_sqlite_set_commit_func(CODECHAT_STORE_SQLITE(fx->store),
+					      count_commit,
+					      &commits,
+					      NULL);
+	for (guint i = 0; i < 10; i++) {
+		g_autofree gchar *nick = g_strdup_printf("nick%u", i);
+		g_assert_true(codechat_store_remember_nick(fx->store, nick, &error));
+		g_assert_no_error(error);
+		/* 5 ms of main loop in between: time enough for the writer
+		 * to commit each nick on its own, were it handed over */
+		pump_until(never, NULL, 5);
+		g_assert_true(codechat_store_knows_nick(fx->store, nick));
+	}
+	g_assert_true(pump_until(count_at_least_one, &commits, WAIT_MS));
+	pump_until(never, NULL, 250);
+	/* one, or two if this machine took over 100 ms for the loop */
+	g_assert_cmpuint(commits, <=, 2);
+	commits = 0;
+
+	/* a nick, then a message: one transaction, without the wait */
+	g_assert_true(codechat_store_remember_nick(fx->store, "late", &error));
+	append(&fx->rec, new_message("r", NULL, "late", "hi"));
+	wait_all(&fx->rec);
+	g_assert_cmpuint(commits, ==, 1);
+
+	/* all of them were stored */
+	fixture_reopen(fx);
+	for (guint i = 0; i < 10; i++) {
+		g_autofree gchar *nick = g_strdup_printf("nick%u", i);
+		g_assert_true(codechat_store_knows_nick(fx->store, nick));
+	}
+	g_assert_true(codechat_store_knows_nick(fx->store, "late"));
+}
+
+static void
 test_reopen(Fixture *fx)
 {
 	g_autofree gchar *epoch = g_strdup(codechat_store_get_epoch(fx->store));
@@ -1460,6 +1522,7 @@ main(int argc, char **argv)
 		if (!kind->sqlite)
 			continue;
 		add(kind, "reopen", test_reopen);
+		add(kind, "nick-batch", test_nick_batch);
 		add(kind, "reopen-paging", test_reopen_paging);
 		add(kind, "epoch", test_epoch);
 		add(kind, "schema", test_schema);
