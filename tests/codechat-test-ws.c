@@ -377,6 +377,40 @@ assert_type(JsonObject *obj, const gchar *type)
  *
  * Returns: (transfer full): the object
  */
+/**
+ * codechat_test_padded_ping:
+ *
+ * Returns: (transfer full): a ping request padded with an ignored member
+ *   to exactly @size bytes
+ */
+gchar *
+codechat_test_padded_ping(gsize size)
+{
+	const gchar *head = "{\"type\":\"ping\",\"ref\":\"big\",\"pad\":\"";
+	const gchar *tail = "\"}";
+	gsize fixed = strlen(head) + strlen(tail);
+	g_autofree gchar *pad = NULL;
+
+	g_assert_cmpuint(size, >, fixed);
+	pad = g_strnfill(size - fixed, 'p');
+	return g_strconcat(head, pad, tail, NULL);
+}
+
+/**
+ * codechat_test_ws_join:
+ *
+ * Joins @room and waits for its "joined".
+ */
+void
+codechat_test_ws_join(CodechatTestWs *ws, const gchar *room)
+{
+	g_autoptr(JsonObject) joined = NULL;
+
+	codechat_test_ws_sendf(ws, "{\"type\":\"join\",\"room\":\"%s\"}", room);
+	joined = codechat_test_ws_expect(ws, "joined");
+	g_assert_cmpstr(codechat_test_json_string(joined, "room"), ==, room);
+}
+
 JsonObject *
 codechat_test_ws_expect(CodechatTestWs *ws, const gchar *type)
 {

@@ -52,6 +52,10 @@ JsonObject *
 codechat_test_ws_recv(CodechatTestWs *ws, guint timeout_ms);
 JsonObject *
 codechat_test_ws_expect(CodechatTestWs *ws, const gchar *type);
+void
+codechat_test_ws_join(CodechatTestWs *ws, const gchar *room);
+gchar *
+codechat_test_padded_ping(gsize size);
 JsonObject *
 codechat_test_ws_expect_error(CodechatTestWs *ws, const gchar *code, const gchar *ref);
 void

@@ -2439,28 +2439,14 @@ test_close_invalid_utf8(Fixture *fx, gconstpointer user_data)
 	g_assert_cmpint(codechat_test_raw_wait_close(anon, T), ==, SOUP_WEBSOCKET_CLOSE_BAD_DATA);
 }
 
-/* a ping padded with an ignored member to exactly @size bytes */
-static gchar *
-padded_ping(gsize size)
-{
-	const gchar *head = "{\"type\":\"ping\",\"ref\":\"big\",\"pad\":\"";
-	const gchar *tail = "\"}";
-	gsize fixed = strlen(head) + strlen(tail);
-	g_autofree gchar *pad = NULL;
-
-	g_assert_cmpuint(size, >, fixed);
-	pad = g_strnfill(size - fixed, 'p');
-	return g_strconcat(head, pad, tail, NULL);
-}
-
 static void
 test_close_too_big(Fixture *fx, gconstpointer user_data)
 {
 	CodechatTestWs *alice = fx_client(fx, "alice");
 	CodechatTestRaw *raw = fx_raw_client(fx, "bob");
-	g_autofree gchar *at_limit = padded_ping(CODECHAT_DEFAULT_MAX_FRAME);
-	g_autofree gchar *over = padded_ping(CODECHAT_DEFAULT_MAX_FRAME + 1);
-	g_autofree gchar *huge = padded_ping(1024 * 1024);
+	g_autofree gchar *at_limit = codechat_test_padded_ping(CODECHAT_DEFAULT_MAX_FRAME);
+	g_autofree gchar *over = codechat_test_padded_ping(CODECHAT_DEFAULT_MAX_FRAME + 1);
+	g_autofree gchar *huge = codechat_test_padded_ping(1024 * 1024);
 	g_autoptr(JsonObject) pong = NULL;
 
 	g_assert_cmpuint(strlen(at_limit), ==, CODECHAT_DEFAULT_MAX_FRAME);
@@ -2480,7 +2466,7 @@ test_close_too_big_huge(Fixture *fx, gconstpointer user_data)
 {
 	/* far over the limit: still a 1009 close, not a reset */
 	CodechatTestRaw *raw = fx_raw_client(fx, "alice");
-	g_autofree gchar *huge = padded_ping(4 * 1024 * 1024 + 1);
+	g_autofree gchar *huge = codechat_test_padded_ping(4 * 1024 * 1024 + 1);
 
 	codechat_test_raw_send_text(raw, huge);
 	g_assert_cmpint(codechat_test_raw_wait_close(raw, T), ==, SOUP_WEBSOCKET_CLOSE_TOO_BIG);
@@ -2493,8 +2479,8 @@ test_close_too_big_fragmented(Fixture *fx, gconstpointer user_data)
 	CodechatTestRaw *small = fx_raw_client(fx, "alice");
 	CodechatTestRaw *raw = fx_raw_client(fx, "bob");
 	g_autoptr(JsonObject) pong = NULL;
-	g_autofree gchar *ok = padded_ping(200 * 1024);
-	g_autofree gchar *over = padded_ping(300 * 1024);
+	g_autofree gchar *ok = codechat_test_padded_ping(200 * 1024);
+	g_autofree gchar *over = codechat_test_padded_ping(300 * 1024);
 	gsize half = 100 * 1024;
 
 	g_assert_true(

@@ -596,15 +596,6 @@ fx_client(Fixture *fx, const gchar *nick)
 	return ws;
 }
 
-static void
-fx_join(CodechatTestWs *ws, const gchar *room)
-{
-	g_autoptr(JsonObject) joined = NULL;
-
-	codechat_test_ws_sendf(ws, "{\"type\":\"join\",\"room\":\"%s\"}", room);
-	joined = codechat_test_ws_expect(ws, "joined");
-}
-
 /* a GET that must succeed with the right type and parse strictly */
 static GHashTable *
 scrape(Fixture *fx)
@@ -749,10 +740,10 @@ test_says(Fixture *fx, gconstpointer user_data)
 
 	for (guint i = 0; i < G_N_ELEMENTS(nicks); i++) {
 		ws[i] = fx_client(fx, nicks[i]);
-		fx_join(ws[i], "general");
+		codechat_test_ws_join(ws[i], "general");
 	}
 	dave = fx_client(fx, "dave");
-	fx_join(dave, "other");
+	codechat_test_ws_join(dave, "other");
 	before = scrape(fx);
 	g_assert_cmpfloat(sample(before, "codechat_connections"), ==, 4);
 	g_assert_cmpfloat(sample(before, "codechat_connections_accepted_total"), ==, 4);
@@ -868,7 +859,7 @@ test_rate_limited(Fixture *fx, gconstpointer user_data)
 	const guint n = 6;
 	guint ok = 0, limited = 0;
 
-	fx_join(alice, "r");
+	codechat_test_ws_join(alice, "r");
 	for (guint i = 0; i < n; i++)
 		codechat_test_ws_sendf(
 		    alice,

@@ -193,20 +193,6 @@ append_text(GByteArray *out, const gchar *text)
 	codechat_test_raw_build_frame(out, FIN | OP_TEXT, TRUE, text, strlen(text));
 }
 
-/* a ping padded with an ignored member to exactly @size bytes */
-static gchar *
-padded_ping(gsize size)
-{
-	const gchar *head = "{\"type\":\"ping\",\"ref\":\"big\",\"pad\":\"";
-	const gchar *tail = "\"}";
-	gsize fixed = strlen(head) + strlen(tail);
-	g_autofree gchar *pad = NULL;
-
-	g_assert_cmpuint(size, >, fixed);
-	pad = g_strnfill(size - fixed, 'p');
-	return g_strconcat(head, pad, tail, NULL);
-}
-
 /* @raw has read the server's close frame and answered it: the daemon must
  * now end the TCP connection, with a FIN and soon */
 static void
@@ -322,7 +308,7 @@ test_batch_byte_at_a_time(Fixture *fx, gconstpointer user_data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonObject) welcome = NULL;
 	g_autoptr(JsonObject) pong = NULL;
-	g_autofree gchar *padded = padded_ping(300);
+	g_autofree gchar *padded = codechat_test_padded_ping(300);
 
 	/* every byte its own segment */
 	g_socket_set_option(codechat_test_raw_get_socket(raw), IPPROTO_TCP, TCP_NODELAY, 1, &error);
@@ -631,7 +617,7 @@ test_too_big_fragments(Fixture *fx, gconstpointer user_data)
 	CodechatTestRaw *bob = fx_raw_client(fx, "bob");
 	gsize fragment = 16 * 1024;
 	gsize total = 20 * fragment;
-	g_autofree gchar *over = padded_ping(total);
+	g_autofree gchar *over = codechat_test_padded_ping(total);
 
 	g_assert_cmpuint(total, >, CODECHAT_DEFAULT_MAX_FRAME);
 	raw_join(alice, "r");
@@ -653,7 +639,7 @@ test_too_big_frame(Fixture *fx, gconstpointer user_data)
 	/* one frame with a 64-bit length over the limit */
 	CodechatTestRaw *alice = fx_raw_client(fx, "alice");
 	CodechatTestRaw *bob = fx_raw_client(fx, "bob");
-	g_autofree gchar *over = padded_ping(300 * 1024);
+	g_autofree gchar *over = codechat_test_padded_ping(300 * 1024);
 
 	raw_join(alice, "r");
 	codechat_test_raw_send_text(bob, over);
