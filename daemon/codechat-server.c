@@ -366,6 +366,21 @@ codechat_server_set_handshake_limits(CodechatServer *self, guint timeout, guint 
 	self->handshakes->max_pending = max_pending;
 }
 
+/* read-only endpoints: anything but GET and HEAD gets 405 */
+static gboolean
+refuse_unless_get(SoupServerMessage *msg)
+{
+	const gchar *method = soup_server_message_get_method(msg);
+
+	if (g_strcmp0(method, "GET") == 0 || g_strcmp0(method, "HEAD") == 0)
+		return FALSE;
+	soup_server_message_set_status(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
+	soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+				     "Allow",
+				     "GET, HEAD");
+	return TRUE;
+}
+
 static void
 healthz_cb(SoupServer *soup,
 	   SoupServerMessage *msg,
@@ -374,17 +389,11 @@ healthz_cb(SoupServer *soup,
 	   gpointer user_data)
 {
 	CodechatServer *self = CODECHAT_SERVER(user_data);
-	const gchar *method = soup_server_message_get_method(msg);
 	g_autoptr(JsonBuilder) builder = NULL;
 	gchar *body;
 
-	if (g_strcmp0(method, "GET") != 0 && g_strcmp0(method, "HEAD") != 0) {
-		soup_server_message_set_status(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
-		soup_message_headers_replace(soup_server_message_get_response_headers(msg),
-					     "Allow",
-					     "GET, HEAD");
+	if (refuse_unless_get(msg))
 		return;
-	}
 	builder = json_builder_new_immutable();
 	json_builder_begin_object(builder);
 	json_builder_set_member_name(builder, "status");
@@ -437,19 +446,13 @@ metrics_cb(SoupServer *soup,
 	   gpointer user_data)
 {
 	CodechatServer *self = CODECHAT_SERVER(user_data);
-	const gchar *method = soup_server_message_get_method(msg);
 	g_autoptr(GArray) rooms = NULL;
 	CodechatMetricsGauges gauges = {0};
 	GString *text;
 	gsize len;
 
-	if (g_strcmp0(method, "GET") != 0 && g_strcmp0(method, "HEAD") != 0) {
-		soup_server_message_set_status(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
-		soup_message_headers_replace(soup_server_message_get_response_headers(msg),
-					     "Allow",
-					     "GET, HEAD");
+	if (refuse_unless_get(msg))
 		return;
-	}
 	rooms = g_array_new(FALSE, FALSE, sizeof(CodechatMetricsRoom));
 	/* the names stay the hub's: nothing runs in between */
 	codechat_hub_foreach_room(self->hub, collect_room_cb, rooms);
