@@ -117,6 +117,20 @@ def main():
         "the Flatpak must be built with -Dsystemd_user_unit=false",
     )
     check(opts.get("tests") == "false", "the Flatpak must be built with -Dtests=false")
+
+    # flatpak build-finish exports only desktop files, icons and D-Bus
+    # services named after the app ID
+    exported = ("share/applications/", "share/icons/", "share/dbus-1/services/")
+    with open(os.path.join(source_root, "tests", "installed-files.txt"), encoding="utf-8") as f:
+        installed = f.read().split()
+    for path in installed:
+        if path.startswith(exported):
+            check(
+                os.path.basename(path).startswith(app_id),
+                f"{path} is not named after {app_id}: flatpak would not export it",
+            )
+    check(any(p.startswith("share/dbus-1/services/") for p in installed), "no D-Bus service file")
+    check(f"bin/{manifest.get('command')}" in installed, "the command is not an installed program")
     return report()
 
 
