@@ -390,7 +390,10 @@ nginx_stop(Fixture *f)
 	g_autofree gchar *log = NULL;
 
 	g_subprocess_send_signal(f->nginx, SIGTERM);
-	g_assert_cmpint(codechat_test_wait_exit(f->nginx, WAIT_TIMEOUT_MS), ==, 0);
+	/* the wait of nginx_try_start(), whose callback must not outlive @f */
+	g_assert_true(codechat_test_wait_until(&f->nginx_exited, WAIT_TIMEOUT_MS));
+	g_assert_true(g_subprocess_get_if_exited(f->nginx));
+	g_assert_cmpint(g_subprocess_get_exit_status(f->nginx), ==, 0);
 	nginx_pid = 0;
 	log = nginx_read(f, "error.log");
 	g_test_message("nginx's error.log:\n%s", log);
