@@ -29,11 +29,12 @@
 #define NGINX_START_TRIES 5
 
 /* what the committed file says, and what the test puts instead */
-#define SITE_LISTEN	 "listen 443 ssl;"
-#define SITE_LISTEN_IPV6 "listen [::]:443 ssl;"
-#define SITE_CERT	 "/etc/letsencrypt/live/chat.example.org/fullchain.pem"
-#define SITE_KEY	 "/etc/letsencrypt/live/chat.example.org/privkey.pem"
-#define SITE_UPSTREAM	 "127.0.0.1:7373"
+#define SITE_LISTEN	  "listen 443 ssl;"
+#define SITE_LISTEN_IPV6  "listen [::]:443 ssl;"
+#define SITE_CERT	  "/etc/letsencrypt/live/chat.example.org/fullchain.pem"
+#define SITE_KEY	  "/etc/letsencrypt/live/chat.example.org/privkey.pem"
+#define SITE_UPSTREAM	  "127.0.0.1:7373"
+#define SITE_READ_TIMEOUT "proxy_read_timeout 120s;"
 
 static const gchar *site_path = NULL; /* data/nginx/codechat.conf */
 static gchar *nginx_path = NULL;      /* (owned) (nullable) */
@@ -47,6 +48,13 @@ typedef struct {
 } Pki;
 
 static Pki pki;
+
+/* what a case changes: codechatd's --keepalive and nginx's
+ * proxy_read_timeout, to see the one keep the other from cutting */
+typedef struct {
+	const gchar *keepalive;	   /* (nullable) seconds, else the default */
+	const gchar *read_timeout; /* (nullable) else the site's */
+} Options;
 
 typedef struct {
 	CodechatTestDaemon *daemon; /* (owned) */
@@ -201,9 +209,10 @@ replace_all(const gchar *text, const gchar *from, const gchar *to)
 }
 
 /* the committed site, listening on 127.0.0.1:@port with the test's
- * certificate, in front of codechatd on @upstream_port */
+ * certificate, in front of codechatd on @upstream_port; with another
+ * proxy_read_timeout if @options says so */
 static gchar *
-site_conf(guint16 port, guint16 upstream_port)
+site_conf(guint16 port, guint16 upstream_port, const Options *options)
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *text = NULL;
@@ -213,6 +222,7 @@ site_conf(guint16 port, guint16 upstream_port)
 	g_autofree gchar *step2 = NULL;
 	g_autofree gchar *step3 = NULL;
 	g_autofree gchar *step4 = NULL;
+	g_autofree gchar *step5 = NULL;
 
 	g_file_get_contents(site_path, &text, NULL, &error);
 	g_assert_no_error(error);
@@ -221,7 +231,13 @@ site_conf(guint16 port, guint16 upstream_port)
 	step2 = replace_all(step1, SITE_LISTEN_IPV6, "");
 	step3 = replace_all(step2, SITE_CERT, pki.cert);
 	step4 = replace_all(step3, SITE_KEY, pki.key);
-	return replace_all(step4, SITE_UPSTREAM, upstream);
+	step5 = replace_all(step4, SITE_UPSTREAM, upstream);
+	if (options != NULL && options->read_timeout != NULL) {
+		g_autofree gchar *timeout =
+		    g_strdup_printf("proxy_read_timeout %s;", options->read_timeout);
+		return replace_all(step5, SITE_READ_TIMEOUT, timeout);
+	}
+	return g_steal_pointer(&step5);
 }
 
 /*
@@ -311,7 +327,7 @@ nginx_listens(Fixture *f)
 /* starts nginx on a free port: FALSE if another program took the port
  * first, and nginx exited for it */
 static gboolean
-nginx_try_start(Fixture *f)
+nginx_try_start(Fixture *f, const Options *options)
 {
 	g_autoptr(GSubprocessLauncher) launcher = NULL;
 	g_autoptr(GError) error = NULL;
@@ -324,7 +340,7 @@ nginx_try_start(Fixture *f)
 	gint64 deadline = g_get_monotonic_time() + WAIT_TIMEOUT_MS * 1000;
 
 	f->port = free_port();
-	site = site_conf(f->port, f->daemon->port);
+	site = site_conf(f->port, f->daemon->port, options);
 	g_file_set_contents(site_file, site, -1, &error);
 	g_assert_no_error(error);
 	conf = main_conf(f->dir, site_file);
@@ -373,11 +389,11 @@ nginx_try_start(Fixture *f)
 }
 
 static void
-nginx_start(Fixture *f)
+nginx_start(Fixture *f, const Options *options)
 {
 	guint tries = 0;
 
-	while (!nginx_try_start(f))
+	while (!nginx_try_start(f, options))
 		g_assert_cmpuint(++tries, <, NGINX_START_TRIES);
 	f->uri = g_strdup_printf("wss://127.0.0.1:%u/v1/ws", f->port);
 	f->https_base = g_strdup_printf("https://127.0.0.1:%u", f->port);
@@ -409,10 +425,15 @@ nginx_stop(Fixture *f)
 static void
 fixture_setup(Fixture *f, gconstpointer data)
 {
-	const gchar *const args[] = {"--bus", "none", "--notify", "off", NULL};
+	const Options *options = data;
+	const gchar *args[] = {"--bus", "none", "--notify", "off", NULL, NULL, NULL};
 	g_autoptr(GError) error = NULL;
 
 	g_assert_nonnull(nginx_path);
+	if (options != NULL && options->keepalive != NULL) {
+		args[4] = "--keepalive";
+		args[5] = options->keepalive;
+	}
 	f->daemon = codechat_test_daemon_start(args);
 	daemon_pid = pid_of(f->daemon->proc);
 	signal(SIGABRT, abort_handler);
@@ -420,7 +441,7 @@ fixture_setup(Fixture *f, gconstpointer data)
 
 	f->dir = g_dir_make_tmp("codechat-test-nginx-XXXXXX", &error);
 	g_assert_no_error(error);
-	nginx_start(f);
+	nginx_start(f, options);
 }
 
 static void
@@ -538,6 +559,41 @@ wait_access_log(Fixture *f, const gchar *needle, guint count)
 	}
 }
 
+/* GET @path through nginx from @local_address (any when NULL): the
+ * status, the body in @body */
+static guint
+https_get(Fixture *f, const gchar *local_address, const gchar *path, gchar **body)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GTlsDatabase) database = g_tls_file_database_new(pki.ca, &error);
+	g_autoptr(GSocketAddress) local = NULL;
+	g_autoptr(SoupSession) session = NULL;
+	g_autofree gchar *url = g_strconcat(f->https_base, path, NULL);
+	g_autoptr(SoupMessage) msg = soup_message_new(SOUP_METHOD_GET, url);
+	g_autoptr(GBytes) bytes = NULL;
+
+	g_assert_no_error(error);
+	if (local_address != NULL)
+		local = g_inet_socket_address_new_from_string(local_address, 0);
+	/* soup's timeout bounds the wait: this blocks */
+	session = soup_session_new_with_options("timeout",
+						10,
+						"tls-database",
+						database,
+						"local-address",
+						local,
+						NULL);
+	bytes = soup_session_send_and_read(session, msg, NULL, &error);
+	g_assert_no_error(error);
+	*body = g_strndup(g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes));
+	g_test_message("GET %s from %s: %u\n%.300s",
+		       url,
+		       local_address != NULL ? local_address : "127.0.0.1",
+		       soup_message_get_status(msg),
+		       *body);
+	return soup_message_get_status(msg);
+}
+
 typedef struct {
 	gboolean done;
 	gchar *line;
@@ -608,9 +664,10 @@ test_send_history(Fixture *f, gconstpointer data)
 	wait_access_log(f, WS_UPGRADED, 2);
 }
 
-/* a message from one client reaches another one live, both through nginx */
+/* a message from one client reaches another one live, both through
+ * nginx, after @idle_ms of silence between them */
 static void
-test_watch(Fixture *f, gconstpointer data)
+watch_and_send(Fixture *f, guint idle_ms)
 {
 	g_autoptr(GSubprocessLauncher) launcher = NULL;
 	g_autoptr(GSubprocess) watcher = NULL;
@@ -643,36 +700,20 @@ test_watch(Fixture *f, gconstpointer data)
 	g_assert_no_error(error);
 	lines = g_data_input_stream_new(g_subprocess_get_stdout_pipe(watcher));
 
-	/* bob is in the room once `who`, through nginx too, says so */
+	/* bob is in the room once /metrics, through nginx too, counts a
+	 * session there: the only one */
 	for (;;) {
-		g_autofree gchar *who = NULL;
-		g_autofree gchar *who_err = NULL;
-		g_autoptr(GPtrArray) members = NULL;
-		gboolean joined = FALSE;
+		g_autofree gchar *metrics = NULL;
 
-		g_assert_cmpint(run_client(f,
-					   NULL,
-					   &who,
-					   &who_err,
-					   "poller",
-					   "--json",
-					   "who",
-					   "--room",
-					   "general"),
-				==,
-				0);
-		members = parse_json_lines(who);
-		for (guint i = 0; i < members->len; i++)
-			if (g_strcmp0(json_object_get_string_member(g_ptr_array_index(members, i),
-								    "nick"),
-				      "bob") == 0)
-				joined = TRUE;
-		if (joined)
+		g_assert_cmpuint(https_get(f, NULL, "/metrics", &metrics), ==, SOUP_STATUS_OK);
+		if (strstr(metrics, "\ncodechat_sessions{room=\"general\"} 1\n") != NULL)
 			break;
 		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
 		codechat_test_sleep_ms(POLL_INTERVAL_MS);
 	}
 
+	if (idle_ms > 0)
+		codechat_test_sleep_ms(idle_ms);
 	g_assert_cmpint(run_client(f,
 				   NULL,
 				   &out,
@@ -699,6 +740,29 @@ test_watch(Fixture *f, gconstpointer data)
 	/* SIGTERM: watch closes its WebSocket cleanly and exits with 0 */
 	g_subprocess_send_signal(watcher, SIGTERM);
 	g_assert_cmpint(codechat_test_wait_exit(watcher, RUN_TIMEOUT_MS), ==, 0);
+}
+
+static void
+test_watch(Fixture *f, gconstpointer data)
+{
+	watch_and_send(f, 0);
+}
+
+/* codechatd's pings keep an idle WebSocket open through nginx: here with
+ * a ping every second and nginx's timeout at three (slack for a slow,
+ * sanitized daemon), the watch waits longer than that, and nginx has
+ * cut nothing (with --keepalive 0 it logs "upstream timed out", and watch
+ * reconnects) */
+static const Options keepalive_options = {"1", "3s"};
+
+static void
+test_keepalive(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *log = NULL;
+
+	watch_and_send(f, 3500);
+	log = nginx_read(f, "error.log");
+	g_assert_null(strstr(log, "timed out"));
 }
 
 /* nginx's certificate is checked like codechatd's own: without the CA the
@@ -738,41 +802,6 @@ test_untrusted(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(count_messages(messages, "alice", "trusted"), ==, 1);
 	g_assert_cmpuint(count_messages(messages, "mallory", "never delivered"), ==, 0);
 	g_assert_cmpuint(messages->len, ==, 1);
-}
-
-/* GET @path through nginx from @local_address (any when NULL): the
- * status, the body in @body */
-static guint
-https_get(Fixture *f, const gchar *local_address, const gchar *path, gchar **body)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GTlsDatabase) database = g_tls_file_database_new(pki.ca, &error);
-	g_autoptr(GSocketAddress) local = NULL;
-	g_autoptr(SoupSession) session = NULL;
-	g_autofree gchar *url = g_strconcat(f->https_base, path, NULL);
-	g_autoptr(SoupMessage) msg = soup_message_new(SOUP_METHOD_GET, url);
-	g_autoptr(GBytes) bytes = NULL;
-
-	g_assert_no_error(error);
-	if (local_address != NULL)
-		local = g_inet_socket_address_new_from_string(local_address, 0);
-	/* soup's timeout bounds the wait: this blocks */
-	session = soup_session_new_with_options("timeout",
-						10,
-						"tls-database",
-						database,
-						"local-address",
-						local,
-						NULL);
-	bytes = soup_session_send_and_read(session, msg, NULL, &error);
-	g_assert_no_error(error);
-	*body = g_strndup(g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes));
-	g_test_message("GET %s from %s: %u\n%.300s",
-		       url,
-		       local_address != NULL ? local_address : "127.0.0.1",
-		       soup_message_get_status(msg),
-		       *body);
-	return soup_message_get_status(msg);
 }
 
 static void
@@ -840,7 +869,7 @@ test_metrics_elsewhere(Fixture *f, gconstpointer data)
 static void
 test_skip(void)
 {
-	g_test_skip("nginx is not installed (apt-get install nginx-light)");
+	g_test_skip("nginx is not installed (apt-get install nginx)");
 }
 
 int
@@ -883,6 +912,12 @@ main(int argc, char **argv)
 	g_test_add("/codechat/nginx/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 	ADD("send-history", test_send_history);
 	ADD("watch", test_watch);
+	g_test_add("/codechat/nginx/keepalive",
+		   Fixture,
+		   &keepalive_options,
+		   fixture_setup,
+		   test_keepalive,
+		   fixture_teardown);
 	ADD("untrusted", test_untrusted);
 	ADD("healthz", test_healthz);
 	ADD("metrics-elsewhere", test_metrics_elsewhere);
