@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import http.server
 
 # every FROM: Debian 12, optionally pinned to a digest
@@ -212,7 +211,9 @@ def static_checks(tap, root, version, stages):
     for ins in final:
         final_by_kw.setdefault(ins.keyword, []).append(ins)
 
-    tap.check(len(stages) >= 2, "at least two stages (a build and a runtime)", f"{len(stages)} stages")
+    tap.check(
+        len(stages) >= 2, "at least two stages (a build and a runtime)", f"{len(stages)} stages"
+    )
 
     names = set()
     for stage in stages:
@@ -229,17 +230,29 @@ def static_checks(tap, root, version, stages):
 
     users = final_by_kw.get("USER", [])
     user = users[-1].args.split(":")[0] if users else ""
-    tap.check(user not in ("", "root", "0"), "the final stage runs as a user other than root", f"USER is “{user}”")
+    tap.check(
+        user not in ("", "root", "0"),
+        "the final stage runs as a user other than root",
+        f"USER is “{user}”",
+    )
 
     env = {}
     for ins in final_by_kw.get("ENV", []):
         env.update(key_values(ins.args))
     known = known_env_names(root)
-    tap.check("CODECHATD_LISTEN" in known, "codechat-config.c reads settings from CODECHATD_*", sorted(known))
+    tap.check(
+        "CODECHATD_LISTEN" in known,
+        "codechat-config.c reads settings from CODECHATD_*",
+        sorted(known),
+    )
     ours = sorted(name for name in env if name.startswith("CODECHATD_"))
     tap.check(bool(ours), "the final stage sets CODECHATD_* variables")
     for name in ours:
-        tap.check(name in known, f"{name} is a variable codechatd reads", "known: " + " ".join(sorted(known)))
+        tap.check(
+            name in known,
+            f"{name} is a variable codechatd reads",
+            "known: " + " ".join(sorted(known)),
+        )
 
     volumes = []
     for ins in final_by_kw.get("VOLUME", []):
@@ -279,8 +292,11 @@ def static_checks(tap, root, version, stages):
     cmds = final_by_kw.get("CMD", [])
     cmd = exec_form(cmds[-1].args) if cmds else None
     tap.check(
-        cmd is not None and os.path.basename(cmd[0]) == "codechatd" and "ENTRYPOINT" not in final_by_kw,
-        "the final stage's CMD runs codechatd, with no ENTRYPOINT (so `IMAGE codechatd user add NICK` works)",
+        cmd is not None
+        and os.path.basename(cmd[0]) == "codechatd"
+        and "ENTRYPOINT" not in final_by_kw,
+        "the final stage's CMD runs codechatd, with no ENTRYPOINT "
+        "(so that `IMAGE codechatd user add NICK` works)",
         cmds[-1] if cmds else "no CMD",
     )
 
@@ -308,7 +324,11 @@ def static_checks(tap, root, version, stages):
                 continue
             flags, rest = ins.flags_and_rest()
             if "from" in flags:
-                tap.check(flags["from"] in seen, f"line {ins.lineno}: {ins.keyword} --from={flags['from']} names an earlier stage")
+                tap.check(
+                    flags["from"] in seen,
+                    f"line {ins.lineno}: {ins.keyword} --from={flags['from']} "
+                    "names an earlier stage",
+                )
                 continue
             sources = exec_form(rest)
             sources = sources[:-1] if sources is not None else shlex.split(rest)[:-1]
@@ -326,7 +346,8 @@ def static_checks(tap, root, version, stages):
                     left_out = [path for path in needed if ignored(patterns, path)]
                     tap.check(
                         not left_out,
-                        f"line {ins.lineno}: .dockerignore keeps the {len(needed)} meson files in the context",
+                        f"line {ins.lineno}: .dockerignore keeps the {len(needed)} meson "
+                        "files in the context",
                         f"left out: {left_out}",
                     )
         words = stage[0].flags_and_rest()[1].split()
@@ -365,7 +386,9 @@ def start_daemon(cmd, env, log_path):
     """runs cmd until it prints its first line or exits: (process, the
     line or None, what it wrote on stderr so far)"""
     with open(log_path, "w", encoding="utf-8") as log:
-        daemon = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True)
+        daemon = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True
+        )
     found = []
     reader = threading.Thread(target=lambda: found.append(daemon.stdout.readline()), daemon=True)
     reader.start()
@@ -394,12 +417,25 @@ def stop_daemon(daemon):
     return status
 
 
-def run_healthcheck(health_cmd, env, timeout):
+def run(cmd, env, timeout):
+    """(exit status or None on a timeout, stdout, stderr)"""
     try:
-        result = subprocess.run(health_cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None, "timed out"
-    return result.returncode, result.stdout + result.stderr
+        result = subprocess.run(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as e:
+        return None, e.stdout or "", e.stderr or ""
+    return result.returncode, result.stdout, result.stderr
+
+
+def run_healthcheck(health_cmd, env, timeout):
+    rc, out, err = run(health_cmd, env, timeout)
+    return rc, out + err
 
 
 def runtime_checks(tap, codechatd, env, cmd, health_cmd, health_timeout):
@@ -421,38 +457,52 @@ def runtime_checks(tap, codechatd, env, cmd, health_cmd, health_timeout):
             refused = True  # loopback: no protected mode to see
         tap.check(
             refused,
-            f"without accounts, codechatd on {host} refuses to start and says “codechatd user add”",
+            f"without accounts, codechatd on {host} refuses to start and says "
+            "“codechatd user add”",
             f"exit {status}\nstdout: {line}\nstderr: {log}",
         )
 
-        try:
-            result = subprocess.run([codechatd, "user", "add", "alice"], env=run_env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=DAEMON_WAIT_S)
-        except subprocess.TimeoutExpired as e:
-            result = subprocess.CompletedProcess(e.cmd, None, e.stdout or "", e.stderr or "")
-        lines = result.stdout.splitlines()
+        rc, out, err = run([codechatd, "user", "add", "alice"], run_env, DAEMON_WAIT_S)
+        lines = out.splitlines()
         tap.check(
-            result.returncode == 0 and len(lines) == 1 and len(lines[0]) >= 16,
+            rc == 0 and len(lines) == 1 and len(lines[0]) >= 16,
             "`codechatd user add alice` in the image's environment prints a token",
-            f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}",
+            f"exit {rc}\nstdout: {out}\nstderr: {err}",
         )
 
         log_path = os.path.join(tmp, "daemon.log")
         daemon, line, log = start_daemon(daemon_cmd, run_env, log_path)
         try:
             m = re.match(r"codechatd: listening on wss?://.*:(\d+)/v1/ws$", line or "")
-            if not tap.check(m is not None, "with an account, codechatd starts with the image's environment", f"stdout: {line}\nstderr: {log}"):
+            if not tap.check(
+                m is not None,
+                "with an account, codechatd starts with the image's environment",
+                f"stdout: {line}\nstderr: {log}",
+            ):
                 return
             health_env = dict(run_env)
             health_env["CODECHATD_LISTEN"] = f"{host}:{m.group(1)}"
             rc, out = run_healthcheck(health_cmd, health_env, health_timeout)
-            tap.check(rc == 0, "the HEALTHCHECK command succeeds against the running codechatd", f"exit {rc}: {out}")
+            tap.check(
+                rc == 0,
+                "the HEALTHCHECK command succeeds against the running codechatd",
+                f"exit {rc}: {out}",
+            )
         finally:
             status = stop_daemon(daemon)
         with open(log_path, encoding="utf-8", errors="replace") as f:
-            tap.check(status == 0, "codechatd stops cleanly on SIGTERM", f"exit {status}\nstderr: {f.read()}")
+            tap.check(
+                status == 0,
+                "codechatd stops cleanly on SIGTERM",
+                f"exit {status}\nstderr: {f.read()}",
+            )
 
         rc, out = run_healthcheck(health_cmd, health_env, health_timeout)
-        tap.check(rc not in (0, None), "the HEALTHCHECK command fails once codechatd is stopped", f"exit {rc}: {out}")
+        tap.check(
+            rc not in (0, None),
+            "the HEALTHCHECK command fails once codechatd is stopped",
+            f"exit {rc}: {out}",
+        )
 
         server = http.server.HTTPServer(("127.0.0.1", 0), ErrorHandler)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -463,7 +513,11 @@ def runtime_checks(tap, codechatd, env, cmd, health_cmd, health_timeout):
         finally:
             server.shutdown()
             server.server_close()
-        tap.check(rc not in (0, None), "the HEALTHCHECK command fails when /healthz answers 503", f"exit {rc}: {out}")
+        tap.check(
+            rc not in (0, None),
+            "the HEALTHCHECK command fails when /healthz answers 503",
+            f"exit {rc}: {out}",
+        )
 
 
 def main(argv):
