@@ -94,6 +94,13 @@ own_nick(const CodechatDaemonSettings *settings)
 	return g_strdup("codechatd");
 }
 
+/* notify is on: the journal says once why nothing shows */
+static void
+notifier_unavailable_cb(CodechatNotifier *notifier, const gchar *reason, gpointer user_data)
+{
+	g_warning("desktop notifications are unavailable: %s", reason);
+}
+
 /* desktop notifications of the messages posted, as the notify setting
  * says; at start and again when a reload changes notify or nick */
 static void
@@ -111,6 +118,10 @@ daemon_update_notifier(Daemon *daemon)
 	daemon->notifier = codechat_notifier_new(
 	    mode,
 	    daemon->settings->nick != NULL ? daemon->settings->nick : g_get_user_name());
+	g_signal_connect(daemon->notifier,
+			 "unavailable",
+			 G_CALLBACK(notifier_unavailable_cb),
+			 NULL);
 	g_signal_connect_object(daemon->hub,
 				"message-posted",
 				G_CALLBACK(codechat_notifier_handle),
