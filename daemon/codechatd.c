@@ -129,14 +129,13 @@ daemon_update_notifier(Daemon *daemon)
 				G_CONNECT_SWAPPED);
 }
 
-/* the settings that take a restart: the listening socket, the store, the
+/* the settings that take a restart, with listen: the store, the
  * certificate, the bus, the log writer and what every handshake offers
  * are set up once */
 static const struct {
 	const gchar *name;
 	goffset offset;
 } restart_strings[] = {
-    {"listen", G_STRUCT_OFFSET(CodechatDaemonSettings, listen)},
     {"data-dir", G_STRUCT_OFFSET(CodechatDaemonSettings, data_dir)},
     {"sync", G_STRUCT_OFFSET(CodechatDaemonSettings, sync)},
     {"tls-cert", G_STRUCT_OFFSET(CodechatDaemonSettings, tls_cert)},
@@ -194,14 +193,23 @@ daemon_reload(Daemon *daemon)
 	g_autoptr(GString) changes = g_string_new(NULL);
 	g_autofree gchar *old_origins = origins_text(running->allowed_origins);
 	g_autofree gchar *new_origins = NULL;
+	g_autofree gchar *listen_wanted = NULL;
 	const gchar *shown_path;
 	gboolean notifier_changed;
 	gboolean nick_changed;
 
 	codechat_daemon_settings_copy(&next, daemon->flags);
 	if (!codechat_daemon_config_load(daemon->config_path, &file, &file_path, &error) ||
-	    !codechat_daemon_settings_resolve_paths(&next, file, file_path, &error) ||
-	    !codechat_daemon_settings_resolve(&next, file, file_path, &error)) {
+	    !codechat_daemon_settings_resolve_paths(&next, file, file_path, &error)) {
+		g_warning("not reloading the config, the running settings stay: %s",
+			  error->message);
+		return;
+	}
+	/* the defaults that depend on the address (max-connections-per-address)
+	 * follow the one listened on, not one that takes a restart */
+	listen_wanted = g_steal_pointer(&next.listen);
+	next.listen = g_strdup(running->listen);
+	if (!codechat_daemon_settings_resolve(&next, file, file_path, &error)) {
 		g_warning("not reloading the config, the running settings stay: %s",
 			  error->message);
 		return;
@@ -211,6 +219,8 @@ daemon_reload(Daemon *daemon)
 	if (next.bus == NULL)
 		next.bus = g_strdup(running->bus);
 
+	if (g_strcmp0(listen_wanted, running->listen) != 0)
+		g_warning("listen changed: restart codechatd to apply");
 	for (gsize i = 0; i < G_N_ELEMENTS(restart_strings); i++) {
 		gchar **old_value = &G_STRUCT_MEMBER(gchar *, running, restart_strings[i].offset);
 		gchar **new_value = &G_STRUCT_MEMBER(gchar *, &next, restart_strings[i].offset);
