@@ -290,6 +290,16 @@ chat_add_room(Chat *chat, const gchar *name)
 	return room;
 }
 
+/* the user asked for notifications by the setting: say once, in the
+ * chat, that they cannot be shown */
+static void
+chat_notifier_unavailable_cb(CodechatNotifier *notifier, const gchar *reason, gpointer user_data)
+{
+	Chat *chat = user_data;
+
+	chat_status(chat, _("desktop notifications are unavailable: %s"), reason);
+}
+
 static void
 chat_notify(Chat *chat, JsonObject *message)
 {
@@ -1333,9 +1343,14 @@ codechat_cmd_chat(CodechatApplication *app)
 	chat_add_room(chat, room);
 
 	notify_mode = codechat_application_get_notify_mode(app);
-	if (notify_mode != CODECHAT_NOTIFY_OFF)
+	if (notify_mode != CODECHAT_NOTIFY_OFF) {
 		chat->notifier =
 		    codechat_notifier_new(notify_mode, codechat_application_get_nick(app));
+		g_signal_connect(chat->notifier,
+				 "unavailable",
+				 G_CALLBACK(chat_notifier_unavailable_cb),
+				 chat);
+	}
 
 	chat->session = codechat_application_new_session(app);
 	codechat_session_add_room(chat->session, room);

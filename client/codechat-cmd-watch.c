@@ -137,6 +137,18 @@ failed_cb(CodechatSession *session, const GError *error, gpointer user_data)
 	watch_stop(state, g_error_copy(error));
 }
 
+/* the user asked for notifications (--notify or the setting): say once
+ * that they cannot be shown, rather than nothing but under -v */
+static void
+notifier_unavailable_cb(CodechatNotifier *notifier, const gchar *reason, gpointer user_data)
+{
+	WatchState *state = user_data;
+
+	codechat_application_note(state->app,
+				  _("desktop notifications are unavailable: %s"),
+				  reason);
+}
+
 /* --notify and --notify=MODE */
 static gchar *notify_option = NULL;
 static gboolean notify_bare = FALSE;
@@ -202,8 +214,13 @@ codechat_cmd_watch(CodechatApplication *app)
 
 	state = g_new0(WatchState, 1);
 	state->app = app;
-	if (mode != CODECHAT_NOTIFY_OFF)
+	if (mode != CODECHAT_NOTIFY_OFF) {
 		state->notifier = codechat_notifier_new(mode, codechat_application_get_nick(app));
+		g_signal_connect(state->notifier,
+				 "unavailable",
+				 G_CALLBACK(notifier_unavailable_cb),
+				 state);
+	}
 	state->session = codechat_application_new_session(app);
 	for (guint i = 0; rooms != NULL && rooms[i] != NULL; i++)
 		codechat_session_add_room(state->session, rooms[i]);

@@ -40,6 +40,30 @@ codechat_daemon_settings_clear(CodechatDaemonSettings *settings)
 	g_clear_pointer(&settings->allowed_origins, g_strfreev);
 }
 
+/**
+ * codechat_daemon_settings_copy:
+ * @dest: (out caller-allocates): cleared or uninitialised
+ *
+ * A deep copy, for a reload: the flags of the command line are kept
+ * aside before they are resolved, and resolved anew over a fresh read of
+ * the environment and the file.
+ */
+void
+codechat_daemon_settings_copy(CodechatDaemonSettings *dest, const CodechatDaemonSettings *src)
+{
+	*dest = *src;
+	dest->listen = g_strdup(src->listen);
+	dest->data_dir = g_strdup(src->data_dir);
+	dest->sync = g_strdup(src->sync);
+	dest->bus = g_strdup(src->bus);
+	dest->notify = g_strdup(src->notify);
+	dest->nick = g_strdup(src->nick);
+	dest->log_format = g_strdup(src->log_format);
+	dest->tls_cert = g_strdup(src->tls_cert);
+	dest->tls_key = g_strdup(src->tls_key);
+	dest->allowed_origins = g_strdupv(src->allowed_origins);
+}
+
 static gboolean
 check_choice(const gchar *option, const gchar *value, const gchar *const *choices, GError **error)
 {

@@ -46,6 +46,8 @@ void
 codechat_daemon_settings_init(CodechatDaemonSettings *settings);
 void
 codechat_daemon_settings_clear(CodechatDaemonSettings *settings);
+void
+codechat_daemon_settings_copy(CodechatDaemonSettings *dest, const CodechatDaemonSettings *src);
 gboolean
 codechat_daemon_config_load(const gchar *explicit_path,
 			    GKeyFile **file,

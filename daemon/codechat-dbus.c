@@ -333,3 +333,13 @@ codechat_dbus_service_new(CodechatHub *hub, const gchar *listen_uri, const gchar
 				0);
 	return self;
 }
+
+/* at a reload: Send's default sender and GetStatus' nick from then on */
+void
+codechat_dbus_service_set_nick(CodechatDbusService *self, const gchar *nick)
+{
+	g_return_if_fail(CODECHAT_IS_DBUS_SERVICE(self));
+	g_return_if_fail(nick != NULL);
+	g_free(self->nick);
+	self->nick = g_strdup(nick);
+}

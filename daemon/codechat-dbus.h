@@ -18,6 +18,8 @@ G_DECLARE_FINAL_TYPE(CodechatDbusService,
 
 CodechatDbusService *
 codechat_dbus_service_new(CodechatHub *hub, const gchar *listen_uri, const gchar *nick);
+void
+codechat_dbus_service_set_nick(CodechatDbusService *self, const gchar *nick);
 GVariant *
 codechat_dbus_message_to_variant(const CodechatMessage *msg);
 

@@ -1189,6 +1189,25 @@ hub_keepalive_cb(gpointer user_data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* the queue is in deadline order: every session waits as long, unless a
+ * reload shortened the wait, so the place is almost always the tail */
+static void
+hub_hello_enqueue(CodechatHub *self, Session *s)
+{
+	GList *after = g_queue_peek_tail_link(&self->hello_queue);
+
+	while (after != NULL && ((Session *)after->data)->hello_deadline > s->hello_deadline)
+		after = after->prev;
+	if (after != NULL) {
+		g_queue_insert_after_link(&self->hello_queue, after, &s->hello_link);
+	} else {
+		/* the new head: the timer may be set for a later deadline */
+		g_queue_push_head_link(&self->hello_queue, &s->hello_link);
+		g_clear_handle_id(&self->hello_timer_id, g_source_remove);
+	}
+	hub_hello_arm(self);
+}
+
 /* reads from here on; bytes that came with the handshake are handled now */
 static void
 session_start(CodechatHub *self, Session *s)
@@ -1276,8 +1295,7 @@ codechat_hub_add_connection(CodechatHub *self, CodechatWsConn *conn, const gchar
 		s->hello_deadline =
 		    g_get_monotonic_time() + (gint64)self->config.hello_timeout * G_USEC_PER_SEC;
 		s->hello_link.data = s;
-		g_queue_push_tail_link(&self->hello_queue, &s->hello_link);
-		hub_hello_arm(self);
+		hub_hello_enqueue(self, s);
 	}
 	g_hash_table_add(self->sessions, s);
 	s->counted = TRUE;
@@ -1742,4 +1760,38 @@ codechat_hub_new(CodechatStore *store, const CodechatHubConfig *config)
 		self->keepalive_id =
 		    g_timeout_add_seconds(self->config.keepalive, hub_keepalive_cb, self);
 	return self;
+}
+
+/**
+ * codechat_hub_set_config:
+ * @config: the new limits, from a reload of the config file
+ *
+ * Applies @config without dropping anyone: the limits on connections
+ * count from the next one, the rate limit from the next message (a
+ * bucket fuller than the new burst is cut down to it), the hello timeout
+ * from the next connection and max_outbound from the next frame queued.
+ */
+void
+codechat_hub_set_config(CodechatHub *self, const CodechatHubConfig *config)
+{
+	GHashTableIter iter;
+	Session *s;
+	guint old_keepalive;
+
+	g_return_if_fail(CODECHAT_IS_HUB(self));
+	g_return_if_fail(config != NULL);
+
+	old_keepalive = self->config.keepalive;
+	self->config = *config;
+	if (self->config.keepalive == old_keepalive || self->shutting_down)
+		return;
+	g_clear_handle_id(&self->keepalive_id, g_source_remove);
+	if (self->config.keepalive == 0)
+		return;
+	/* a session idle under the old interval (or none) gets two of the
+	 * new ones to answer a ping before it counts as dead */
+	g_hash_table_iter_init(&iter, self->sessions);
+	while (g_hash_table_iter_next(&iter, (gpointer *)&s, NULL))
+		s->last_seen_us = g_get_monotonic_time();
+	self->keepalive_id = g_timeout_add_seconds(self->config.keepalive, hub_keepalive_cb, self);
 }

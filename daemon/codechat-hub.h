@@ -35,6 +35,8 @@ G_DECLARE_FINAL_TYPE(CodechatHub, codechat_hub, CODECHAT, HUB, GObject)
 CodechatHub *
 codechat_hub_new(CodechatStore *store, const CodechatHubConfig *config);
 void
+codechat_hub_set_config(CodechatHub *self, const CodechatHubConfig *config);
+void
 codechat_hub_add_connection(CodechatHub *self, CodechatWsConn *conn, const gchar *peer);
 guint
 codechat_hub_get_n_connections(CodechatHub *self);

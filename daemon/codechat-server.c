@@ -316,7 +316,7 @@ handshakes_arm(Handshakes *hs)
 	Pending *p = g_queue_peek_head(&hs->pending);
 	gint64 wait_ms;
 
-	if (hs->timer_id != 0 || p == NULL || hs->timeout == 0)
+	if (hs->timer_id != 0 || p == NULL || p->deadline == G_MAXINT64)
 		return;
 	wait_ms = (p->deadline - g_get_monotonic_time() + 999) / 1000;
 	hs->timer_id = g_timeout_add_full(G_PRIORITY_DEFAULT,
@@ -324,6 +324,24 @@ handshakes_arm(Handshakes *hs)
 					  handshakes_timeout_cb,
 					  handshakes_ref(hs),
 					  (GDestroyNotify)handshakes_unref);
+}
+
+/* in deadline order, which is the order of arrival unless a reload
+ * shortened the timeout: the place is almost always the tail */
+static void
+pending_enqueue(Handshakes *hs, Pending *p)
+{
+	GList *after = g_queue_peek_tail_link(&hs->pending);
+
+	while (after != NULL && ((Pending *)after->data)->deadline > p->deadline)
+		after = after->prev;
+	if (after != NULL) {
+		g_queue_insert_after_link(&hs->pending, after, &p->link);
+	} else {
+		/* the new head: the timer may be set for a later deadline */
+		g_queue_push_head_link(&hs->pending, &p->link);
+		g_clear_handle_id(&hs->timer_id, g_source_remove);
+	}
 }
 
 #define PENDING_KEY "codechat-pending"
@@ -345,9 +363,13 @@ request_started_cb(SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
 	p->hs = handshakes_ref(hs);
 	p->socket = g_object_ref(socket);
 	p->link.data = p;
-	g_queue_push_tail_link(&hs->pending, &p->link);
+	/* without a timeout (max_pending alone) it waits for ever, even if a
+	 * reload sets one later */
+	p->deadline = hs->timeout == 0
+			  ? G_MAXINT64
+			  : g_get_monotonic_time() + (gint64)hs->timeout * G_USEC_PER_SEC;
+	pending_enqueue(hs, p);
 	p->queued = TRUE;
-	p->deadline = g_get_monotonic_time() + (gint64)hs->timeout * G_USEC_PER_SEC;
 	handshakes_arm(hs);
 	g_object_set_data_full(G_OBJECT(msg), PENDING_KEY, p, pending_free);
 }
@@ -358,12 +380,22 @@ request_read_cb(SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
 	g_object_set_data(G_OBJECT(msg), PENDING_KEY, NULL);
 }
 
+/* also at a reload: the timeout applies to connections from then on */
 void
 codechat_server_set_handshake_limits(CodechatServer *self, guint timeout, guint max_pending)
 {
 	g_return_if_fail(CODECHAT_IS_SERVER(self));
 	self->handshakes->timeout = timeout;
 	self->handshakes->max_pending = max_pending;
+}
+
+/* also at a reload: handshakes from then on are checked against them */
+void
+codechat_server_set_allowed_origins(CodechatServer *self, const gchar *const *allowed_origins)
+{
+	g_return_if_fail(CODECHAT_IS_SERVER(self));
+	g_strfreev(self->allowed_origins);
+	self->allowed_origins = g_strdupv((gchar **)allowed_origins);
 }
 
 /* read-only endpoints: anything but GET and HEAD gets 405 */

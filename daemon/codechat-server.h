@@ -19,6 +19,8 @@ codechat_server_new(CodechatHub *hub,
 		    gboolean permessage_deflate);
 void
 codechat_server_set_handshake_limits(CodechatServer *self, guint timeout, guint max_pending);
+void
+codechat_server_set_allowed_origins(CodechatServer *self, const gchar *const *allowed_origins);
 gboolean
 codechat_server_set_tls_files(CodechatServer *self,
 			      const gchar *cert_path,

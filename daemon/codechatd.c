@@ -32,6 +32,10 @@ typedef struct {
 	guint owner_id;		   /* g_bus_own_name() id, 0 if none */
 	const gchar *bus_name;	   /* "session" or "system", for messages */
 	gboolean name_acquired;
+	CodechatDaemonSettings *settings;    /* (unowned) main()'s, as running */
+	const CodechatDaemonSettings *flags; /* (unowned) the command line's, unresolved */
+	const gchar *config_path;	     /* (unowned) (nullable) --config */
+	CodechatNotifier *notifier;	     /* (owned) (nullable) NULL when notify is off */
 } Daemon;
 
 static gboolean
@@ -77,6 +81,233 @@ static void
 begin_shutdown(Daemon *daemon)
 {
 	quit_signal_cb(daemon);
+}
+
+/* the sender of D-Bus Send when the caller names none */
+static gchar *
+own_nick(const CodechatDaemonSettings *settings)
+{
+	if (settings->nick != NULL)
+		return g_strdup(settings->nick);
+	if (codechat_validate_nick(g_get_user_name(), NULL))
+		return g_strdup(g_get_user_name());
+	return g_strdup("codechatd");
+}
+
+/* notify is on: the journal says once why nothing shows */
+static void
+notifier_unavailable_cb(CodechatNotifier *notifier, const gchar *reason, gpointer user_data)
+{
+	g_warning("desktop notifications are unavailable: %s", reason);
+}
+
+/* desktop notifications of the messages posted, as the notify setting
+ * says; at start and again when a reload changes notify or nick */
+static void
+daemon_update_notifier(Daemon *daemon)
+{
+	CodechatNotifyMode mode = CODECHAT_NOTIFY_OFF;
+
+	if (daemon->notifier != NULL) {
+		g_signal_handlers_disconnect_by_data(daemon->hub, daemon->notifier);
+		g_clear_object(&daemon->notifier);
+	}
+	codechat_notify_mode_from_string(daemon->settings->notify, &mode);
+	if (mode == CODECHAT_NOTIFY_OFF)
+		return;
+	daemon->notifier = codechat_notifier_new(
+	    mode,
+	    daemon->settings->nick != NULL ? daemon->settings->nick : g_get_user_name());
+	g_signal_connect(daemon->notifier,
+			 "unavailable",
+			 G_CALLBACK(notifier_unavailable_cb),
+			 NULL);
+	g_signal_connect_object(daemon->hub,
+				"message-posted",
+				G_CALLBACK(codechat_notifier_handle),
+				daemon->notifier,
+				G_CONNECT_SWAPPED);
+}
+
+/* the settings that take a restart, with listen: the store, the
+ * certificate, the bus, the log writer and what every handshake offers
+ * are set up once */
+static const struct {
+	const gchar *name;
+	goffset offset;
+} restart_strings[] = {
+    {"data-dir", G_STRUCT_OFFSET(CodechatDaemonSettings, data_dir)},
+    {"sync", G_STRUCT_OFFSET(CodechatDaemonSettings, sync)},
+    {"tls-cert", G_STRUCT_OFFSET(CodechatDaemonSettings, tls_cert)},
+    {"tls-key", G_STRUCT_OFFSET(CodechatDaemonSettings, tls_key)},
+    {"bus", G_STRUCT_OFFSET(CodechatDaemonSettings, bus)},
+    {"log-format", G_STRUCT_OFFSET(CodechatDaemonSettings, log_format)},
+};
+
+static void
+note_change(GString *changes, const gchar *name, const gchar *old_value, const gchar *new_value)
+{
+	if (g_strcmp0(old_value, new_value) == 0)
+		return;
+	if (changes->len > 0)
+		g_string_append(changes, ", ");
+	g_string_append_printf(changes,
+			       "%s %s → %s",
+			       name,
+			       old_value != NULL ? old_value : "(none)",
+			       new_value != NULL ? new_value : "(none)");
+}
+
+static void
+note_number(GString *changes, const gchar *name, guint64 old_value, guint64 new_value)
+{
+	g_autofree gchar *old_text = g_strdup_printf("%" G_GUINT64_FORMAT, old_value);
+	g_autofree gchar *new_text = g_strdup_printf("%" G_GUINT64_FORMAT, new_value);
+
+	note_change(changes, name, old_text, new_text);
+}
+
+static gchar *
+origins_text(GStrv origins)
+{
+	return origins != NULL && origins[0] != NULL ? g_strjoinv(";", origins) : NULL;
+}
+
+/*
+ * SIGHUP: the config file is read again from where it was found at start,
+ * under the same flags and CODECHATD_* variables, and checked in full
+ * before anything is applied: a file that does not parse or holds a bad
+ * value leaves every setting as it was.  The limits, the Origin
+ * allow-list, notify and nick apply at once, to new connections and
+ * messages; no session is dropped.  A changed setting that takes a
+ * restart is named in a warning and left as it runs.
+ */
+static void
+daemon_reload(Daemon *daemon)
+{
+	CodechatDaemonSettings *running = daemon->settings;
+	g_auto(CodechatDaemonSettings) next = {0};
+	g_autoptr(GKeyFile) file = NULL;
+	g_autofree gchar *file_path = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GString) changes = g_string_new(NULL);
+	g_autofree gchar *old_origins = origins_text(running->allowed_origins);
+	g_autofree gchar *new_origins = NULL;
+	g_autofree gchar *listen_wanted = NULL;
+	const gchar *shown_path;
+	gboolean notifier_changed;
+	gboolean nick_changed;
+
+	codechat_daemon_settings_copy(&next, daemon->flags);
+	if (!codechat_daemon_config_load(daemon->config_path, &file, &file_path, &error) ||
+	    !codechat_daemon_settings_resolve_paths(&next, file, file_path, &error)) {
+		g_warning("not reloading the config, the running settings stay: %s",
+			  error->message);
+		return;
+	}
+	/* the defaults that depend on the address (max-connections-per-address)
+	 * follow the one listened on, not one that takes a restart */
+	listen_wanted = g_steal_pointer(&next.listen);
+	next.listen = g_strdup(running->listen);
+	if (!codechat_daemon_settings_resolve(&next, file, file_path, &error)) {
+		g_warning("not reloading the config, the running settings stay: %s",
+			  error->message);
+		return;
+	}
+	shown_path = file_path != NULL ? file_path : "(no config file)";
+	/* no bus in any layer: the one chosen at start */
+	if (next.bus == NULL)
+		next.bus = g_strdup(running->bus);
+
+	if (g_strcmp0(listen_wanted, running->listen) != 0)
+		g_warning("listen changed: restart codechatd to apply");
+	for (gsize i = 0; i < G_N_ELEMENTS(restart_strings); i++) {
+		gchar **old_value = &G_STRUCT_MEMBER(gchar *, running, restart_strings[i].offset);
+		gchar **new_value = &G_STRUCT_MEMBER(gchar *, &next, restart_strings[i].offset);
+
+		if (g_strcmp0(*old_value, *new_value) == 0)
+			continue;
+		g_warning("%s changed: restart codechatd to apply", restart_strings[i].name);
+		g_free(*new_value);
+		*new_value = g_strdup(*old_value);
+	}
+	if (next.deflate != running->deflate) {
+		g_warning("permessage-deflate changed: restart codechatd to apply");
+		next.deflate = running->deflate;
+	}
+	if (next.allow_anonymous != running->allow_anonymous) {
+		g_warning("allow-anonymous changed: restart codechatd to apply");
+		next.allow_anonymous = running->allow_anonymous;
+	}
+
+	note_number(changes, "rate-limit", running->config.rate, next.config.rate);
+	note_number(changes, "rate-burst", running->config.burst, next.config.burst);
+	note_number(changes,
+		    "hello-timeout",
+		    running->config.hello_timeout,
+		    next.config.hello_timeout);
+	note_number(changes, "keepalive", running->config.keepalive, next.config.keepalive);
+	note_number(changes,
+		    "max-connections",
+		    running->config.max_connections,
+		    next.config.max_connections);
+	note_number(changes,
+		    "max-connections-per-address",
+		    running->config.max_per_address,
+		    next.config.max_per_address);
+	note_number(changes,
+		    "max-outbound-bytes",
+		    running->config.max_outbound,
+		    next.config.max_outbound);
+	note_number(changes,
+		    "handshake-timeout",
+		    running->server_handshake_timeout,
+		    next.server_handshake_timeout);
+	note_number(changes,
+		    "max-handshakes",
+		    running->server_max_handshakes,
+		    next.server_max_handshakes);
+	new_origins = origins_text(next.allowed_origins);
+	note_change(changes, "allow-origin", old_origins, new_origins);
+	note_change(changes, "notify", running->notify, next.notify);
+	note_change(changes, "nick", running->nick, next.nick);
+	nick_changed = g_strcmp0(running->nick, next.nick) != 0;
+	notifier_changed = nick_changed || g_strcmp0(running->notify, next.notify) != 0;
+
+	codechat_hub_set_config(daemon->hub, &next.config);
+	codechat_server_set_allowed_origins(daemon->server,
+					    (const gchar *const *)next.allowed_origins);
+	codechat_server_set_handshake_limits(daemon->server,
+					     next.server_handshake_timeout,
+					     next.server_max_handshakes);
+	codechat_daemon_settings_clear(running);
+	*running = next;
+	memset(&next, 0, sizeof(next));
+	if (notifier_changed)
+		daemon_update_notifier(daemon);
+	if (nick_changed && daemon->dbus != NULL) {
+		g_autofree gchar *nick = own_nick(running);
+		codechat_dbus_service_set_nick(daemon->dbus, nick);
+	}
+	g_log_structured(G_LOG_DOMAIN,
+			 G_LOG_LEVEL_MESSAGE,
+			 "CODECHAT_CONFIG",
+			 shown_path,
+			 "MESSAGE",
+			 "reloaded %s: %s",
+			 shown_path,
+			 changes->len > 0 ? changes->str : "nothing changed");
+}
+
+static gboolean
+reload_signal_cb(gpointer user_data)
+{
+	Daemon *daemon = user_data;
+
+	/* shutting down: nothing left to reload for */
+	if (daemon->drain_timeout_id == 0)
+		daemon_reload(daemon);
+	return G_SOURCE_CONTINUE;
 }
 
 static void
@@ -203,11 +434,11 @@ main(int argc, char **argv)
 	g_autoptr(GOptionContext) context = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CodechatStore) store = NULL;
-	g_autoptr(CodechatNotifier) notifier = NULL;
 	g_autofree gchar *config_path = NULL;
 	g_autoptr(GKeyFile) config_file = NULL;
 	g_autofree gchar *config_file_path = NULL;
 	g_auto(CodechatDaemonSettings) settings = {0};
+	g_auto(CodechatDaemonSettings) flags = {0};
 	/* CODECHAT_LOCALEDIR, when set, replaces LOCALEDIR, as in codechat:
 	 * for running from the build tree (the tests set it to <build>/po) */
 	const gchar *localedir = g_getenv("CODECHAT_LOCALEDIR");
@@ -413,7 +644,8 @@ main(int argc, char **argv)
 	    _("Settings come from the options, then CODECHATD_* environment variables\n"
 	      "(CODECHATD_LISTEN, CODECHATD_RATE_LIMIT, ...), then the [daemon] group of\n"
 	      "the config file, then the defaults. codechatd runs in the foreground;\n"
-	      "SIGINT and SIGTERM close every session with 1001 and exit.\n"
+	      "SIGINT and SIGTERM close every session with 1001 and exit; SIGHUP\n"
+	      "reloads the config file.\n"
 	      "\n"
 	      "codechatd [--data-dir DIR] user add|list|remove NICK manages accounts:\n"
 	      "“user add” prints the new token once. Once an account exists, every\n"
@@ -435,6 +667,11 @@ main(int argc, char **argv)
 		g_printerr(_("Run “codechatd --help” to see the options.\n"));
 		return 1;
 	}
+	/* a reload resolves the flags anew, over what the file says then */
+	codechat_daemon_settings_copy(&flags, &settings);
+	daemon.flags = &flags;
+	daemon.settings = &settings;
+	daemon.config_path = config_path;
 	if (!codechat_daemon_config_load(config_path, &config_file, &config_file_path, &error) ||
 	    !codechat_daemon_settings_resolve_paths(&settings,
 						    config_file,
@@ -529,37 +766,20 @@ main(int argc, char **argv)
 		g_clear_object(&daemon.hub);
 		return 1;
 	}
-	if (g_strcmp0(settings.notify, "mentions") == 0 || g_strcmp0(settings.notify, "all") == 0) {
-		CodechatNotifyMode mode = CODECHAT_NOTIFY_OFF;
-
-		codechat_notify_mode_from_string(settings.notify, &mode);
-		notifier = codechat_notifier_new(mode,
-						 settings.nick != NULL ? settings.nick
-								       : g_get_user_name());
-		g_signal_connect_object(daemon.hub,
-					"message-posted",
-					G_CALLBACK(codechat_notifier_handle),
-					notifier,
-					G_CONNECT_SWAPPED);
-	}
+	daemon_update_notifier(&daemon);
 
 	daemon.loop = g_main_loop_new(NULL, FALSE);
 	g_signal_connect(daemon.hub, "drained", G_CALLBACK(hub_drained_cb), &daemon);
 	g_unix_signal_add(SIGINT, quit_signal_cb, &daemon);
 	g_unix_signal_add(SIGTERM, quit_signal_cb, &daemon);
+	g_unix_signal_add(SIGHUP, reload_signal_cb, &daemon);
 
 	if (g_strcmp0(settings.bus, "none") != 0) {
-		g_autofree gchar *own_nick = NULL;
-		if (settings.nick != NULL)
-			own_nick = g_strdup(settings.nick);
-		else if (codechat_validate_nick(g_get_user_name(), NULL))
-			own_nick = g_strdup(g_get_user_name());
-		else
-			own_nick = g_strdup("codechatd");
+		g_autofree gchar *nick = own_nick(&settings);
 		daemon.bus_name = g_strcmp0(settings.bus, "system") == 0 ? "system" : "session";
 		daemon.dbus = codechat_dbus_service_new(daemon.hub,
 							codechat_server_get_uri(daemon.server),
-							own_nick);
+							nick);
 		daemon.owner_id = g_bus_own_name(
 		    g_strcmp0(settings.bus, "system") == 0 ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION,
 		    CODECHAT_DBUS_NAME,
@@ -590,6 +810,9 @@ main(int argc, char **argv)
 				       G_DBUS_INTERFACE_SKELETON(daemon.dbus)) != NULL)
 		g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(daemon.dbus));
 	g_clear_object(&daemon.dbus);
+	if (daemon.notifier != NULL)
+		g_signal_handlers_disconnect_by_data(daemon.hub, daemon.notifier);
+	g_clear_object(&daemon.notifier);
 	/* every message in flight is committed and answered before exit */
 	codechat_store_flush(store);
 	codechat_server_disconnect(daemon.server);

@@ -21,7 +21,8 @@
  * therefore costs one D-Bus call per window, never one per message.
  *
  * No session bus, no notification server, a server that fails: one
- * g_debug, and the notifier goes quiet for RETRY_AFTER_US. */
+ * g_debug and one ::unavailable per notifier, and the notifier goes quiet
+ * for RETRY_AFTER_US. */
 
 typedef struct {
 	CodechatNotifier *notifier;	  /* (unowned) owns this */
@@ -58,6 +59,13 @@ enum {
 };
 
 static GParamSpec *properties[N_PROPS];
+
+enum {
+	SIGNAL_UNAVAILABLE,
+	N_SIGNALS,
+};
+
+static guint signals[N_SIGNALS];
 
 const gchar *
 codechat_notify_mode_to_string(CodechatNotifyMode mode)
@@ -173,6 +181,13 @@ report_failure(CodechatNotifier *self, const gchar *what, const GError *error)
 		what,
 		error != NULL ? ": " : "",
 		error != NULL ? error->message : "");
+	{
+		g_autofree gchar *reason = g_strdup_printf("%s%s%s",
+							   what,
+							   error != NULL ? ": " : "",
+							   error != NULL ? error->message : "");
+		g_signal_emit(self, signals[SIGNAL_UNAVAILABLE], 0, reason);
+	}
 }
 
 /* libnotify initialised and a server found; lazily, on the first
@@ -188,7 +203,7 @@ ensure_ready(CodechatNotifier *self)
 		return FALSE;
 	if (!notify_is_initted()) {
 		if (!notify_init(CODECHAT_NOTIFY_APP_ID)) {
-			report_failure(self, "notify_init failed", NULL);
+			report_failure(self, _("libnotify cannot be set up"), NULL);
 			return FALSE;
 		}
 		self->initted = TRUE;
@@ -196,7 +211,7 @@ ensure_ready(CodechatNotifier *self)
 	/* connects and asks the server; unlike notify_get_server_caps(), a
 	 * missing server is no warning here */
 	if (!notify_get_server_info(NULL, NULL, NULL, NULL)) {
-		report_failure(self, "no notification server on the session bus", NULL);
+		report_failure(self, _("no notification server on the session bus"), NULL);
 		return FALSE;
 	}
 	caps = notify_get_server_caps();
@@ -213,7 +228,7 @@ burst_show(Burst *burst)
 	g_autoptr(GError) error = NULL;
 
 	if (!notify_notification_show(burst->notification, &error)) {
-		report_failure(self, "the notification server failed", error);
+		report_failure(self, _("the notification server failed"), error);
 		return FALSE;
 	}
 	burst->shown_at = g_get_monotonic_time();
@@ -478,6 +493,26 @@ codechat_notifier_class_init(CodechatNotifierClass *klass)
 			      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_EXPLICIT_NOTIFY |
 				  G_PARAM_STATIC_STRINGS);
 	g_object_class_install_properties(object_class, N_PROPS, properties);
+
+	/**
+	 * CodechatNotifier::unavailable:
+	 * @reason: why, translated, for people
+	 *
+	 * Emitted once per notifier, at the first failure to show a
+	 * notification: no session bus, no notification server, or a server
+	 * that failed.  The notifier retries later by itself; a program
+	 * whose user asked for notifications says it here.
+	 */
+	signals[SIGNAL_UNAVAILABLE] = g_signal_new("unavailable",
+						   G_TYPE_FROM_CLASS(klass),
+						   G_SIGNAL_RUN_LAST,
+						   0,
+						   NULL,
+						   NULL,
+						   NULL,
+						   G_TYPE_NONE,
+						   1,
+						   G_TYPE_STRING);
 }
 
 static void

@@ -252,11 +252,13 @@ read_line_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	r->done = TRUE;
 }
 
-/* reads the client's stdout until a line that contains @needle */
-static void
-client_wait_output(Client *c, const gchar *needle)
+/* reads the client's stdout until a line that contains @needle; returns
+ * how many of the lines read contain @counted (when not %NULL) */
+static guint
+client_wait_output_counting(Client *c, const gchar *needle, const gchar *counted)
 {
 	gint64 deadline = g_get_monotonic_time() + WAIT_TIMEOUT_MS * 1000;
+	guint n = 0;
 
 	for (;;) {
 		g_autoptr(GCancellable) cancellable = g_cancellable_new();
@@ -281,9 +283,18 @@ client_wait_output(Client *c, const gchar *needle)
 		g_assert_nonnull(r.line); /* not the end of the output */
 		line = r.line;
 		g_test_message("client: %s", line);
+		if (counted != NULL && strstr(line, counted) != NULL)
+			n++;
 		if (strstr(line, needle) != NULL)
-			return;
+			return n;
 	}
+}
+
+/* reads the client's stdout until a line that contains @needle */
+static void
+client_wait_output(Client *c, const gchar *needle)
+{
+	client_wait_output_counting(c, needle, NULL);
 }
 
 /* waits for the client's exit, and all it wrote on stderr; returns its
@@ -525,6 +536,115 @@ test_chat_env_all(Fixture *f)
 	g_assert_cmpint(client_wait_exit(chat), ==, 0);
 }
 
+#define UNAVAILABLE                                                                                \
+	"codechat: desktop notifications are unavailable: no notification server on the "          \
+	"session bus"
+
+#define CHAT_UNAVAILABLE                                                                           \
+	"-- desktop notifications are unavailable: no notification server on the session bus"
+
+static guint
+count(const gchar *haystack, const gchar *needle)
+{
+	guint n = 0;
+
+	for (const gchar *p = haystack; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* the bus without a notification server: org.freedesktop.Notifications
+ * has no owner, and nothing activates one */
+static void
+stop_server(Fixture *f)
+{
+	g_clear_pointer(&f->fake, codechat_test_notifications_stop);
+}
+
+/* --notify and no notification server: one warning on stderr however
+ * many messages would have notified, every message still printed, and
+ * the exit status of a clean stop */
+static void
+test_watch_no_server(Fixture *f)
+{
+	g_autoptr(Client) watch = NULL;
+
+	stop_server(f);
+	watch = watch_start(f, "alice", "general", "--notify=all", NULL);
+	post(f, "bob", "general", "first");
+	post(f, "bob", "general", "alice: second");
+	client_wait_output(watch, "first");
+	client_wait_output(watch, "alice: second");
+	post_and_settle(f, watch, "general", "third");
+	client_stop(watch);
+	g_assert_cmpuint(count(watch->err->text->str, UNAVAILABLE), ==, 1);
+}
+
+/* the same when the notify setting asked for them, with no flag */
+static void
+test_watch_setting_no_server(Fixture *f)
+{
+	const gchar *const env[] = {"GSETTINGS_BACKEND=keyfile", NULL};
+	g_autoptr(Client) watch = NULL;
+
+	stop_server(f);
+	config_set(f, "notify", "all");
+	watch = watch_start(f, "alice", "general", NULL, env);
+	post(f, "bob", "general", "first");
+	post_and_settle(f, watch, "general", "second");
+	client_stop(watch);
+	g_assert_cmpuint(count(watch->err->text->str, UNAVAILABLE), ==, 1);
+}
+
+/* notifications off: no server is no news */
+static void
+test_watch_off_no_server(Fixture *f)
+{
+	g_autoptr(Client) watch = NULL;
+
+	stop_server(f);
+	watch = watch_start(f, "alice", "general", "--notify=off", NULL);
+	post_and_settle(f, watch, "general", "alice: nothing special");
+	client_stop(watch);
+	g_assert_null(strstr(watch->err->text->str, "notifications are unavailable"));
+}
+
+/* a notification server: no warning */
+static void
+test_watch_server_no_warning(Fixture *f)
+{
+	g_autoptr(Client) watch = watch_start(f, "alice", "general", "--notify=all", NULL);
+
+	post(f, "bob", "general", "first");
+	expect_call(f, 0, "general", "bob", "first");
+	post_and_settle(f, watch, "general", "second");
+	client_stop(watch);
+	g_assert_null(strstr(watch->err->text->str, "notifications are unavailable"));
+}
+
+/* chat says it once, as a status line among the messages */
+static void
+test_chat_no_server(Fixture *f)
+{
+	const gchar *const env[] = {"CODECHAT_NOTIFY=all", NULL};
+	const gchar *const args[] = {"chat", "--room", "general", NULL};
+	g_autoptr(Client) chat = NULL;
+	GOutputStream *in;
+	g_autoptr(GError) error = NULL;
+
+	stop_server(f);
+	chat = client_start(f, NULL, "alice", env, args);
+	wait_member(f, "general", "alice", TRUE);
+	post(f, "bob", "general", "first");
+	post(f, "bob", "general", "second");
+	post(f, "bob", "general", "third");
+	g_assert_cmpuint(client_wait_output_counting(chat, "third", CHAT_UNAVAILABLE), ==, 1);
+	in = g_subprocess_get_stdin_pipe(chat->proc);
+	g_assert_true(g_output_stream_close(in, NULL, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(client_wait_exit(chat), ==, 0);
+}
+
 /* each case in a subprocess of its own: one private bus per process (a
  * second GTestDBus would inherit the first one's watcher pipe), and a
  * timeout on the whole case */
@@ -565,5 +685,10 @@ main(int argc, char **argv)
 	ADD("watch-setting-all", test_watch_setting_all);
 	ADD("watch-env-beats-setting", test_watch_env_beats_setting);
 	ADD("chat-env-all", test_chat_env_all);
+	ADD("watch-no-server", test_watch_no_server);
+	ADD("watch-setting-no-server", test_watch_setting_no_server);
+	ADD("watch-off-no-server", test_watch_off_no_server);
+	ADD("watch-server-no-warning", test_watch_server_no_warning);
+	ADD("chat-no-server", test_chat_no_server);
 	return g_test_run();
 }
