@@ -3,11 +3,10 @@
 
 #include <libsoup/soup.h>
 
-#include "codechat-ws.h"
-
 #include "codechat-accounts.h"
 #include "codechat-metrics.h"
 #include "codechat-store.h"
+#include "codechat-ws.h"
 
 G_BEGIN_DECLS
 
