@@ -3,6 +3,7 @@
 
 #include "config.h"
 
+#include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
@@ -30,6 +31,108 @@ static void
 die_with_parent(gpointer user_data)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/*
+ * Redis mode: with $CODECHAT_TEST_REDIS set to a redis-server program
+ * (`meson test --setup redis`), every daemon keeps its history in a Redis
+ * of its data dir's own, started on a unix socket in that dir the first
+ * time a daemon starts there and kept until the data dir is removed: a
+ * daemon restarted on the same data dir finds its history again, as with
+ * SQLite, and tests stay apart from each other.
+ */
+static GHashTable *redis_servers; /* (owned) data dir → (owned) GSubprocess */
+
+static gboolean
+redis_answers(const gchar *socket_path)
+{
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+	g_autoptr(GSocketAddress) address = g_unix_socket_address_new(socket_path);
+	g_autoptr(GSocketConnection) conn = NULL;
+	gchar reply[16] = {0};
+	gssize n;
+
+	conn = g_socket_client_connect(client, G_SOCKET_CONNECTABLE(address), NULL, NULL);
+	if (conn == NULL)
+		return FALSE;
+	if (!g_output_stream_write_all(g_io_stream_get_output_stream(G_IO_STREAM(conn)),
+				       "PING\r\n",
+				       6,
+				       NULL,
+				       NULL,
+				       NULL))
+		return FALSE;
+	n = g_input_stream_read(g_io_stream_get_input_stream(G_IO_STREAM(conn)),
+				reply,
+				sizeof reply - 1,
+				NULL,
+				NULL);
+	return n > 0 && g_str_has_prefix(reply, "+PONG");
+}
+
+/* the Redis of @data_dir, started if it is not running; returns its URL */
+static gchar *
+redis_for_data_dir(const gchar *redis_server, const gchar *data_dir)
+{
+	g_autofree gchar *socket_path = g_build_filename(data_dir, "redis.sock", NULL);
+	g_autoptr(GError) error = NULL;
+
+	if (redis_servers == NULL)
+		redis_servers =
+		    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_object_unref);
+	if (!g_hash_table_contains(redis_servers, data_dir)) {
+		g_autoptr(GSubprocessLauncher) launcher =
+		    g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+		GSubprocess *proc;
+
+		g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
+		/* every acknowledged message on disk before the reply, as
+		 * README asks of a production Redis */
+		proc = g_subprocess_launcher_spawn(launcher,
+						   &error,
+						   redis_server,
+						   "--port",
+						   "0",
+						   "--unixsocket",
+						   socket_path,
+						   "--unixsocketperm",
+						   "700",
+						   "--dir",
+						   data_dir,
+						   "--save",
+						   "",
+						   "--appendonly",
+						   "yes",
+						   "--appendfsync",
+						   "always",
+						   "--daemonize",
+						   "no",
+						   NULL);
+		g_assert_no_error(error);
+		g_hash_table_insert(redis_servers, g_strdup(data_dir), proc);
+		for (guint i = 0; !redis_answers(socket_path); i++) {
+			/* five seconds, or redis-server failed: its stderr says why */
+			g_assert_cmpuint(i, <, 500);
+			g_usleep(10 * 1000);
+		}
+	}
+	return g_strconcat("unix://", socket_path, NULL);
+}
+
+/* stops the Redis of @data_dir, if one runs */
+static void
+redis_stop_for_data_dir(const gchar *data_dir)
+{
+	GSubprocess *proc;
+
+	if (redis_servers == NULL)
+		return;
+	proc = g_hash_table_lookup(redis_servers, data_dir);
+	if (proc == NULL)
+		return;
+	g_subprocess_send_signal(proc, SIGTERM);
+	g_subprocess_wait(proc, NULL, NULL);
+	g_hash_table_remove(redis_servers, data_dir);
 }
 
 /**
@@ -73,6 +176,10 @@ codechat_test_daemon_start_in(const gchar *data_dir,
 	g_auto(GStrv) wrapper = NULL;
 	CodechatTestDaemon *daemon = g_new0(CodechatTestDaemon, 1);
 	const gchar *wrapper_line = g_getenv("CODECHAT_TEST_DAEMON_WRAPPER");
+	const gchar *redis_server = g_getenv("CODECHAT_TEST_REDIS");
+	g_autofree gchar *redis_url = NULL;
+	gboolean has_redis = FALSE;
+	const gchar *effective_dir;
 	const gchar *p;
 
 	if (data_dir != NULL) {
@@ -93,8 +200,23 @@ codechat_test_daemon_start_in(const gchar *data_dir,
 	g_ptr_array_add(argv, (gpointer)(listen != NULL ? listen : "127.0.0.1:0"));
 	g_ptr_array_add(argv, (gpointer) "--data-dir");
 	g_ptr_array_add(argv, daemon->data_dir);
-	for (guint i = 0; extra_args != NULL && extra_args[i] != NULL; i++)
+	effective_dir = daemon->data_dir;
+	for (guint i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
 		g_ptr_array_add(argv, (gpointer)extra_args[i]);
+		if (g_str_has_prefix(extra_args[i], "--redis"))
+			has_redis = TRUE;
+		/* the last --data-dir wins, also for the Redis that goes with it */
+		if (g_str_equal(extra_args[i], "--data-dir") && extra_args[i + 1] != NULL)
+			effective_dir = extra_args[i + 1];
+		else if (g_str_has_prefix(extra_args[i], "--data-dir="))
+			effective_dir = extra_args[i] + strlen("--data-dir=");
+	}
+	/* a test that picks its own Redis keeps it */
+	if (redis_server != NULL && redis_server[0] != '\0' && !has_redis) {
+		redis_url = redis_for_data_dir(redis_server, effective_dir);
+		g_ptr_array_add(argv, (gpointer) "--redis");
+		g_ptr_array_add(argv, redis_url);
+	}
 	g_ptr_array_add(argv, NULL);
 
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE);
@@ -202,8 +324,10 @@ codechat_test_daemon_free(CodechatTestDaemon *daemon)
 		g_subprocess_wait(daemon->proc, NULL, NULL);
 	}
 	g_clear_object(&daemon->proc);
-	if (daemon->data_dir != NULL)
+	if (daemon->data_dir != NULL) {
+		redis_stop_for_data_dir(daemon->data_dir);
 		codechat_test_rm_rf(daemon->data_dir);
+	}
 	g_free(daemon->data_dir);
 	g_free(daemon->uri);
 	g_free(daemon->http_base);
