@@ -89,6 +89,14 @@ struct sender {
 	int inflight;
 };
 
+#define MAX_SERVERS 16
+
+struct server {
+	struct sockaddr_in addr;
+	char host[96];
+	char path[256];
+};
+
 struct conn {
 	int fd;
 	int index; /* N of the nick load-N; -1 for the probe */
@@ -130,9 +138,11 @@ struct hist {
 static struct {
 	/* options */
 	enum scenario scenario;
-	struct sockaddr_in addr;
-	char host[96];
-	char path[256];
+	/* the servers: client N connects to server N % nservers (several
+	 * codechatd on one Redis), the probe to the first */
+	struct server servers[MAX_SERVERS];
+	int nservers;
+	bool default_server;
 	int clients;
 	int senders;
 	int window;
@@ -355,6 +365,13 @@ self_cpu_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* the server of a connection: clients spread over the servers in turn */
+static struct server *
+conn_server(const struct conn *c)
+{
+	return &G.servers[c->index < 0 ? 0 : c->index % G.nservers];
 }
 
 /* ---- connections: output ---- */
@@ -955,8 +972,8 @@ conn_connected(struct conn *c)
 		     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 		     "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n"
 		     "Sec-WebSocket-Protocol: codechat.v1\r\n\r\n",
-		     G.path,
-		     G.host);
+		     conn_server(c)->path,
+		     conn_server(c)->host);
 	conn_queue(c, req, (size_t)n);
 	conn_flush(c);
 }
@@ -1077,7 +1094,9 @@ conn_start(struct conn *c, int index, int64_t now)
 	G.pending += index >= 0;
 	epoll_ctl(G.epfd, EPOLL_CTL_ADD, fd, &ev);
 	c->out_armed = true;
-	if (connect(fd, (struct sockaddr *)&G.addr, sizeof(G.addr)) < 0 && errno != EINPROGRESS) {
+	if (connect(fd, (struct sockaddr *)&conn_server(c)->addr, sizeof(conn_server(c)->addr)) <
+		0 &&
+	    errno != EINPROGRESS) {
 		char reason[96];
 		snprintf(reason, sizeof(reason), "connect: %s", strerror(errno));
 		conn_dead(c, 0, reason);
@@ -1499,7 +1518,9 @@ usage(FILE *f)
 {
 	fputs(
 	    "usage: codechat-load [flags]\n"
-	    "  -url ws://IP:PORT/PATH   server (numeric IPv4; default ws://127.0.0.1:7373/v1/ws)\n"
+	    "  -url ws://IP:PORT/PATH   server (numeric IPv4; default ws://127.0.0.1:7373/v1/ws);\n"
+	    "                           repeat it for several daemons on one Redis: client N\n"
+	    "                           connects to server N modulo their number\n"
 	    "  -scenario NAME           fanout, latency or idle (default fanout)\n"
 	    "  -c N                     clients in the room (fanout, latency; default 100)\n"
 	    "  -s N                     senders among them (fanout; default 10)\n"
@@ -1558,27 +1579,38 @@ parse_url(const char *url)
 	const char *p, *slash;
 	char hostport[96], ip[64];
 	unsigned port = 0;
+	struct server *srv;
+
+	/* the first -url replaces the default, the next ones add servers */
+	if (G.default_server) {
+		G.nservers = 0;
+		G.default_server = false;
+	}
+	if (G.nservers == MAX_SERVERS)
+		die("-url: at most %d servers", MAX_SERVERS);
+	srv = &G.servers[G.nservers++];
 
 	if (strncmp(url, "ws://", 5) != 0)
 		die("-url: want ws://IP:PORT/PATH, not '%s'", url);
 	p = url + 5;
 	slash = strchr(p, '/');
 	snprintf(hostport, sizeof(hostport), "%.*s", (int)(slash ? slash - p : (long)strlen(p)), p);
-	snprintf(G.path, sizeof(G.path), "%s", slash ? slash : "/v1/ws");
+	snprintf(srv->path, sizeof(srv->path), "%s", slash ? slash : "/v1/ws");
 	if (sscanf(hostport, "%63[0-9.]:%u", ip, &port) != 2 || port == 0 || port > 65535)
 		die("-url: want a numeric IPv4 address and a port, not '%s'", hostport);
-	memset(&G.addr, 0, sizeof(G.addr));
-	G.addr.sin_family = AF_INET;
-	G.addr.sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, ip, &G.addr.sin_addr) != 1)
+	memset(&srv->addr, 0, sizeof(srv->addr));
+	srv->addr.sin_family = AF_INET;
+	srv->addr.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, ip, &srv->addr.sin_addr) != 1)
 		die("-url: bad address '%s'", ip);
-	snprintf(G.host, sizeof(G.host), "%s", hostport);
+	snprintf(srv->host, sizeof(srv->host), "%s", hostport);
 }
 
 static void
 parse_args(int argc, char **argv)
 {
 	parse_url("ws://127.0.0.1:7373/v1/ws");
+	G.default_server = true;
 	G.scenario = SC_FANOUT;
 	G.clients = 100;
 	G.senders = 10;
