@@ -281,10 +281,32 @@ say_acked(CodechatTestWs *ws, const gchar *room, guint i)
 #define N_BEFORE 6
 #define N_DURING 12
 
+/* says and waits for the acknowledgement; another's message that comes
+ * first must be @other_id */
+static guint64
+say_acked_past(CodechatTestWs *ws, const gchar *room, guint i, guint64 *other_id)
+{
+	g_autofree gchar *ref = g_strdup_printf("s%u", i);
+
+	codechat_test_ws_sendf(ws,
+			       "{\"type\":\"say\",\"room\":\"%s\",\"text\":\"m%u\",\"ref\":\"%s\"}",
+			       room,
+			       i,
+			       ref);
+	for (;;) {
+		g_autoptr(JsonObject) msg = codechat_test_ws_expect(ws, "message");
+		if (g_strcmp0(codechat_test_json_string(msg, "ref"), ref) == 0)
+			return (guint64)codechat_test_json_int(msg, "id");
+		g_assert_cmpuint(*other_id, ==, 0);
+		*other_id = (guint64)codechat_test_json_int(msg, "id");
+	}
+}
+
 /*
  * bob resumes with since = 2 while alice keeps talking, before, during
- * and after the store reads the replay: bob gets joined, then every id
- * above 2 once, in order, and nothing else.
+ * and after the store reads the replay, and says something right behind
+ * his join: bob gets joined, then every id above 2 once, in order, his
+ * own among them with its ref, and nothing else.
  */
 static void
 test_join_since_busy(Fixture *fx, gconstpointer data)
@@ -292,8 +314,9 @@ test_join_since_busy(Fixture *fx, gconstpointer data)
 	g_autoptr(CodechatTestWs) alice = client(fx, "alice");
 	g_autoptr(CodechatTestWs) bob = client(fx, "bob");
 	g_autoptr(JsonObject) joined = NULL;
-	guint64 last = 0, next = 3, last_id;
+	guint64 last = 0, next = 3, last_id, bob_id = 0;
 	guint n_during = 0;
+	gboolean bob_seen = FALSE;
 	gint64 sent_us;
 
 	codechat_test_ws_join(alice, "busy");
@@ -306,27 +329,45 @@ test_join_since_busy(Fixture *fx, gconstpointer data)
 	expect_presence(alice, "bob", "join");
 	/* alice's says come in while the query is in flight (and after) */
 	for (guint i = 0; i < N_DURING; i++) {
-		last = say_acked(alice, "busy", N_BEFORE + 1 + i);
+		guint64 id = say_acked_past(alice, "busy", N_BEFORE + 1 + i, &bob_id);
+		last = MAX(last, id);
 		if (g_get_monotonic_time() - sent_us < (gint64)fx->params->delay_ms * 1000 - 5000)
 			n_during++;
+		if (i == 2)
+			codechat_test_ws_send_text(
+			    bob,
+			    "{\"type\":\"say\",\"room\":\"busy\",\"text\":\"b\",\"ref\":\"b\"}");
 		pump_for(fx->params->delay_ms / 6 + 1);
 	}
-	g_assert_cmpuint(last, ==, N_BEFORE + N_DURING);
+	if (bob_id == 0) {
+		g_autoptr(JsonObject) msg = codechat_test_ws_expect(alice, "message");
+		bob_id = (guint64)codechat_test_json_int(msg, "id");
+	}
+	last = MAX(last, bob_id);
+	g_assert_cmpuint(last, ==, N_BEFORE + N_DURING + 1);
 	codechat_test_note("%u messages stored while the replay was read", n_during);
 	if (fx->params->delay_ms > 0)
 		g_assert_cmpuint(n_during, >=, 3);
 
 	joined = codechat_test_ws_expect(bob, "joined");
 	last_id = (guint64)codechat_test_json_int(joined, "last_id");
-	g_assert_cmpuint(last_id, >=, 2);
+	g_assert_cmpuint(last_id, >=, N_BEFORE);
 	g_assert_cmpuint(last_id, <=, last);
+	/* a page read when asked holds what was there then */
+	if (fx->params->at_call)
+		g_assert_cmpuint(last_id, ==, N_BEFORE);
 	g_assert_false(json_object_has_member(joined, "truncated"));
 	while (next <= last) {
 		g_autoptr(JsonObject) msg = codechat_test_ws_expect(bob, "message");
 		g_assert_cmpint(codechat_test_json_int(msg, "id"), ==, (gint64)next);
-		g_assert_false(json_object_has_member(msg, "ref"));
+		if (json_object_has_member(msg, "ref")) {
+			g_assert_cmpstr(codechat_test_json_string(msg, "ref"), ==, "b");
+			g_assert_cmpuint(next, ==, bob_id);
+			bob_seen = TRUE;
+		}
 		next++;
 	}
+	g_assert_true(bob_seen);
 	/* no duplicate comes late */
 	pump_for(fx->params->delay_ms + 50);
 	g_assert_cmpuint(codechat_test_ws_pending(bob), ==, 0);
