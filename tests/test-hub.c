@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "codechat-dbus.h"
 #include "codechat-hub.h"
 #include "codechat-server.h"
 #include "codechat-store.h"
@@ -583,6 +584,107 @@ test_get_history_async(Fixture *fx, gconstpointer data)
 	g_clear_error(&res.error);
 }
 
+typedef struct {
+	gboolean done;
+	GVariant *reply; /* (owned) (nullable) */
+	GError *error;	 /* (owned) (nullable) */
+} CallResult;
+
+static void
+call_done_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	CallResult *res = user_data;
+
+	res->reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &res->error);
+	res->done = TRUE;
+}
+
+static void
+dbus_get_history(GDBusConnection *conn,
+		 const gchar *room,
+		 guint64 before,
+		 guint limit,
+		 CallResult *res)
+{
+	memset(res, 0, sizeof(*res));
+	g_dbus_connection_call(conn,
+			       g_dbus_connection_get_unique_name(conn),
+			       CODECHAT_DBUS_PATH,
+			       "io.github.codechat.Codechat.Daemon1",
+			       "GetHistory",
+			       g_variant_new("(stu)", room, before, limit),
+			       G_VARIANT_TYPE("(aa{sv})"),
+			       G_DBUS_CALL_FLAGS_NONE,
+			       -1,
+			       NULL,
+			       call_done_cb,
+			       res);
+	g_assert_true(codechat_test_pump_flag(&res->done, T));
+}
+
+/* D-Bus GetHistory over a store that answers late: the invocation waits */
+static void
+test_dbus_get_history(Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GTestDBus) bus = g_test_dbus_new(G_TEST_DBUS_NONE);
+	g_autoptr(GDBusConnection) conn = NULL;
+	g_autoptr(CodechatDbusService) service = NULL;
+	g_autoptr(CodechatTestWs) alice = client(fx, "alice");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) page = NULL;
+	g_autofree gchar *remote = NULL;
+	CallResult res;
+	gint64 start;
+	guint64 id = 0;
+
+	g_test_dbus_up(bus);
+	conn = g_dbus_connection_new_for_address_sync(
+	    g_test_dbus_get_bus_address(bus),
+	    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+		G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+	    NULL,
+	    NULL,
+	    &error);
+	g_assert_no_error(error);
+	service = codechat_dbus_service_new(fx->hub, fx->uri, "bot");
+	g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(service),
+					 conn,
+					 CODECHAT_DBUS_PATH,
+					 &error);
+	g_assert_no_error(error);
+
+	codechat_test_ws_join(alice, "r");
+	for (guint i = 1; i <= 5; i++)
+		say_acked(alice, "r", i);
+
+	start = g_get_monotonic_time();
+	dbus_get_history(conn, "r", 0, 3, &res);
+	g_assert_no_error(res.error);
+	/* answered when the store answered, not before */
+	g_assert_cmpint(g_get_monotonic_time() - start, >=, (gint64)fx->params->delay_ms * 1000);
+	g_variant_get(res.reply, "(@aa{sv})", &page);
+	g_assert_cmpuint(g_variant_n_children(page), ==, 3);
+	{
+		g_autoptr(GVariant) first = g_variant_get_child_value(page, 0);
+		g_assert_true(g_variant_lookup(first, "id", "t", &id));
+		g_assert_cmpuint(id, ==, 3);
+	}
+	g_clear_pointer(&res.reply, g_variant_unref);
+
+	/* bad arguments get a named error */
+	dbus_get_history(conn, "Not A Room", 0, 0, &res);
+	g_assert_nonnull(res.error);
+	remote = g_dbus_error_get_remote_error(res.error);
+	g_assert_cmpstr(remote, ==, "io.github.codechat.Codechat.Error.BadRoom");
+	g_clear_error(&res.error);
+
+	g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(service));
+	g_clear_object(&service);
+	g_dbus_connection_close_sync(conn, NULL, NULL);
+	g_clear_object(&conn);
+	g_test_dbus_down(bus);
+}
+
 /* ------------------------------------------------------------------ */
 /* messages of other daemons */
 
@@ -779,6 +881,7 @@ main(int argc, char **argv)
 	ADD("close-in-flight", &late, test_close_in_flight);
 	ADD("hub-gone-in-flight", &late, test_hub_gone_in_flight);
 	ADD("get-history-async", &late, test_get_history_async);
+	ADD("dbus-get-history", &late, test_dbus_get_history);
 	ADD("remote-message", &none, test_remote_message);
 	ADD("remote-message/during-replay/late", &late, test_remote_message_during_replay);
 	ADD("remote-message/during-replay/early", &early, test_remote_message_during_replay);
