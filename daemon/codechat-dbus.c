@@ -183,6 +183,26 @@ handle_list_members(CodechatDbusDaemon1 *object,
 	return TRUE;
 }
 
+static void
+get_history_done_cb(GPtrArray *page, const GError *error, gpointer user_data)
+{
+	GDBusMethodInvocation *invocation = user_data;
+	g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE("aa{sv}"));
+
+	if (page == NULL) {
+		g_dbus_method_invocation_return_gerror(invocation, error);
+		g_object_unref(invocation);
+		return;
+	}
+	for (guint i = 0; i < page->len; i++)
+		g_variant_builder_add_value(
+		    &builder,
+		    codechat_dbus_message_to_variant(g_ptr_array_index(page, i)));
+	g_dbus_method_invocation_return_value(invocation, g_variant_new("(aa{sv})", &builder));
+	g_object_unref(invocation);
+}
+
+/* the store may answer later (a network store): the invocation waits */
 static gboolean
 handle_get_history(CodechatDbusDaemon1 *object,
 		   GDBusMethodInvocation *invocation,
@@ -191,22 +211,13 @@ handle_get_history(CodechatDbusDaemon1 *object,
 		   guint limit)
 {
 	CodechatDbusService *self = CODECHAT_DBUS_SERVICE(object);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GPtrArray) page =
-	    codechat_hub_get_history(self->hub, room, before, limit, &error);
-	g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE("aa{sv}"));
 
-	if (page == NULL) {
-		g_dbus_method_invocation_return_gerror(invocation, error);
-		return TRUE;
-	}
-	for (guint i = 0; i < page->len; i++)
-		g_variant_builder_add_value(
-		    &builder,
-		    codechat_dbus_message_to_variant(g_ptr_array_index(page, i)));
-	codechat_dbus_daemon1_complete_get_history(object,
-						   invocation,
-						   g_variant_builder_end(&builder));
+	codechat_hub_get_history_async(self->hub,
+				       room,
+				       before,
+				       limit,
+				       get_history_done_cb,
+				       g_object_ref(invocation));
 	return TRUE;
 }
 

@@ -27,8 +27,15 @@ typedef struct {
  * already.  Nearly always both queues are empty.
  */
 typedef struct {
-	gchar *frame; /* (owned) (nullable) NULL while a say waits for the store */
+	gchar *frame;	  /* (owned) (nullable) NULL while a say waits for the store */
+	GPtrArray *extra; /* (owned) (nullable) (element-type utf8) frames right behind it */
 } OutFrame;
+
+/* a message of a room that came while the session's replay was read */
+typedef struct {
+	guint64 id;
+	gchar *frame; /* (owned) */
+} LiveFrame;
 
 typedef struct {
 	CodechatRequest *req; /* (owned) (nullable) a request to handle */
@@ -52,6 +59,8 @@ struct _Session {
 	gint64 hello_deadline; /* monotonic */
 	GQueue outq;	       /* (owned) (element-type OutFrame) replies in order */
 	GQueue deferred;       /* (owned) (element-type Deferred) */
+	Room *replay_room;     /* (unowned) (nullable) joined with since, replay being read */
+	GPtrArray *held;       /* (owned) (nullable) (element-type LiveFrame) held meanwhile */
 	gboolean pumping;
 	gboolean counted; /* in the hub's n_live */
 	gboolean closing; /* we or the peer began closing: no more requests */
@@ -135,7 +144,15 @@ static void
 out_frame_free(OutFrame *out)
 {
 	g_free(out->frame);
+	g_clear_pointer(&out->extra, g_ptr_array_unref);
 	g_free(out);
+}
+
+static void
+live_frame_free(LiveFrame *live)
+{
+	g_free(live->frame);
+	g_free(live);
 }
 
 static void
@@ -153,6 +170,7 @@ session_unref(Session *s)
 		return;
 	g_queue_clear_full(&s->outq, (GDestroyNotify)out_frame_free);
 	g_queue_clear_full(&s->deferred, (GDestroyNotify)deferred_free);
+	g_clear_pointer(&s->held, g_ptr_array_unref);
 	codechat_ws_conn_disconnect(s->conn);
 	g_clear_pointer(&s->conn, codechat_ws_conn_unref);
 	g_ptr_array_unref(s->rooms);
@@ -264,6 +282,8 @@ session_pump(Session *s)
 		while ((head = g_queue_peek_head(&s->outq)) != NULL && head->frame != NULL) {
 			g_queue_pop_head(&s->outq);
 			session_send(s, head->frame);
+			for (guint i = 0; head->extra != NULL && i < head->extra->len; i++)
+				session_send(s, g_ptr_array_index(head->extra, i));
 			out_frame_free(head);
 		}
 		if (!g_queue_is_empty(&s->outq))
@@ -443,10 +463,13 @@ room_has_member(Room *room, Session *s)
  * One serialization, the same bytes to every member but @except.  A
  * member closed as a slow reader leaves the room (and the room may go)
  * in the middle of the loop, so it runs over a copy of the members, each
- * held; @room is not touched after it.
+ * held; @room is not touched after it.  A member whose replay (join with
+ * since) is still being read gets nothing yet: a message (@id > 0) waits
+ * for the end of the replay, and a presence event is dropped, since
+ * "joined" will list the members as they are then.
  */
 static void
-room_broadcast(Room *room, const gchar *text, Session *except)
+room_broadcast(Room *room, const gchar *text, guint64 id, Session *except)
 {
 	g_autoptr(CodechatWsFrame) frame = codechat_ws_frame_new_text(text, strlen(text));
 	Session *on_stack[128];
@@ -456,8 +479,20 @@ room_broadcast(Room *room, const gchar *text, Session *except)
 	for (guint i = 0; i < n; i++)
 		members[i] = session_ref(g_ptr_array_index(room->members, i));
 	for (guint i = 0; i < n; i++) {
-		if (members[i] != except)
-			session_send_frame(members[i], frame);
+		Session *member = members[i];
+
+		if (member == except)
+			continue;
+		if (member->replay_room != NULL && member->replay_room == room) {
+			if (id > 0) {
+				LiveFrame *live = g_new0(LiveFrame, 1);
+				live->id = id;
+				live->frame = g_strdup(text);
+				g_ptr_array_add(member->held, live);
+			}
+			continue;
+		}
+		session_send_frame(member, frame);
 	}
 	for (guint i = 0; i < n; i++)
 		session_unref(members[i]);
@@ -476,7 +511,7 @@ room_send_presence(Room *room, Session *s, const gchar *event)
 	builder_add_string(builder, "event", event);
 	json_builder_end_object(builder);
 	frame = codechat_builder_to_string(builder);
-	room_broadcast(room, frame, s);
+	room_broadcast(room, frame, 0, s);
 }
 
 /* takes @s out of @room, tells the others, and drops the room when empty */
@@ -485,6 +520,10 @@ hub_leave_room(CodechatHub *self, Room *room, Session *s, const gchar *event)
 {
 	g_ptr_array_remove(room->members, s);
 	g_ptr_array_remove(s->rooms, room);
+	if (s->replay_room == room) {
+		s->replay_room = NULL;
+		g_clear_pointer(&s->held, g_ptr_array_unref);
+	}
 	room_send_presence(room, s, event);
 	g_signal_emit(self, signals[SIGNAL_MEMBER_LEFT], 0, room->name, s->nick);
 	codechat_info(CODECHAT_LOG_FIELDS(.room = room->name, .nick = s->nick),
@@ -610,70 +649,195 @@ builder_add_messages(JsonBuilder *builder, GPtrArray *msgs)
 	json_builder_end_array(builder);
 }
 
-static void
-handle_join(CodechatHub *self, Session *s, CodechatRequest *req)
+/*
+ * What a client is told when the store failed: `overloaded` when the
+ * store says it is unavailable for now (a network store that lost its
+ * server), so that the client tries again, else `internal` with
+ * @internal_message.
+ */
+static GError *
+hub_store_error(const GError *error, const gchar *internal_message)
 {
-	g_autoptr(JsonBuilder) builder = NULL;
-	g_autoptr(GPtrArray) replay = NULL;
-	g_autoptr(GError) error = NULL;
-	gboolean truncated = FALSE;
-	Room *room;
+	if (g_error_matches(error, CODECHAT_ERROR, CODECHAT_ERROR_OVERLOADED))
+		return g_error_new_literal(CODECHAT_ERROR,
+					   CODECHAT_ERROR_OVERLOADED,
+					   "the history store is unavailable, try again");
+	return g_error_new_literal(CODECHAT_ERROR, CODECHAT_ERROR_INTERNAL, internal_message);
+}
 
-	if (req->has_since) {
-		/* the newest page of what was missed; more than a page is
-		 * paged back with history */
-		replay = codechat_store_query(self->store,
-					      req->room,
-					      req->since,
-					      CODECHAT_STORE_NO_BOUND,
-					      CODECHAT_MAX_PAGE,
-					      TRUE,
-					      &truncated,
-					      &error);
-		if (replay == NULL) {
-			codechat_warning(CODECHAT_LOG_FIELDS(.room = req->room, .nick = s->nick),
-					 "cannot read the history of %s: %s",
-					 req->room,
-					 error->message);
-			session_send_error_literal(s,
-						   CODECHAT_ERROR_INTERNAL,
-						   "the server cannot read the history",
-						   req->ref);
-			return;
-		}
-	}
+/* the error frame for a reply that fills a place, counted like any error sent */
+static gchar *
+hub_error_frame(CodechatHub *self, const GError *error, const gchar *ref)
+{
+	codechat_metrics_count_error(self->metrics, error);
+	return codechat_error_frame(error, ref);
+}
 
-	room = hub_ensure_room(self, req->room);
-	if (!room_has_member(room, s)) {
-		room_send_presence(room, s, "join");
-		g_ptr_array_add(room->members, s);
-		g_ptr_array_add(s->rooms, room);
-		g_signal_emit(self, signals[SIGNAL_MEMBER_JOINED], 0, room->name, s->nick);
-		codechat_info(CODECHAT_LOG_FIELDS(.room = room->name, .nick = s->nick),
-			      "%s joined %s",
-			      s->nick,
-			      room->name);
-	}
+/* @s becomes a member of @room unless it is one: the others see it join */
+static void
+hub_join_room(CodechatHub *self, Room *room, Session *s)
+{
+	if (room_has_member(room, s))
+		return;
+	room_send_presence(room, s, "join");
+	g_ptr_array_add(room->members, s);
+	g_ptr_array_add(s->rooms, room);
+	g_signal_emit(self, signals[SIGNAL_MEMBER_JOINED], 0, room->name, s->nick);
+	codechat_info(CODECHAT_LOG_FIELDS(.room = room->name, .nick = s->nick),
+		      "%s joined %s",
+		      s->nick,
+		      room->name);
+}
 
-	builder = reply_begin("joined", req->ref);
+static gchar *
+hub_joined_frame(CodechatHub *self,
+		 Room *room,
+		 const gchar *ref,
+		 guint64 last_id,
+		 gboolean truncated)
+{
+	g_autoptr(JsonBuilder) builder = reply_begin("joined", ref);
+
 	builder_add_string(builder, "room", room->name);
 	builder_add_members(builder, room);
-	builder_add_int(builder,
-			"last_id",
-			(gint64)codechat_store_get_last_id(self->store, room->name));
+	builder_add_int(builder, "last_id", (gint64)last_id);
 	builder_add_string(builder, "epoch", codechat_store_get_epoch(self->store));
 	builder_add_string(builder, "topic", "");
 	if (truncated) {
 		json_builder_set_member_name(builder, "truncated");
 		json_builder_add_boolean_value(builder, TRUE);
 	}
-	reply_send(s, builder);
+	json_builder_end_object(builder);
+	return codechat_builder_to_string(builder);
+}
 
-	for (guint i = 0; replay != NULL && i < replay->len; i++) {
-		g_autofree gchar *frame =
-		    codechat_message_serialize(g_ptr_array_index(replay, i), NULL);
-		session_reply(s, frame);
+typedef struct {
+	CodechatHub *hub; /* (owned) */
+	Session *s;	  /* (owned) */
+	gchar *ref;	  /* (owned) (nullable) */
+	guint64 since;
+	gboolean was_member; /* already in the room before this join */
+	OutFrame *place;     /* (unowned) in the session's queue */
+} JoinData;
+
+static void
+join_data_free(JoinData *data)
+{
+	g_object_unref(data->hub);
+	session_unref(data->s);
+	g_free(data->ref);
+	g_free(data);
+}
+
+/*
+ * The replay of a join with since was read.  The session has been a
+ * member since the request, but its room's live messages were held
+ * (room_broadcast()): now it gets "joined", the replay, and then the held
+ * messages that the replay does not hold, so that every id comes once
+ * and in order whenever the store read its page.
+ */
+static void
+join_replay_cb(GPtrArray *page, gboolean more, const GError *error, gpointer user_data)
+{
+	JoinData *data = user_data;
+	CodechatHub *self = data->hub;
+	Session *s = data->s;
+	g_autoptr(GPtrArray) live = NULL;
+	g_autofree gchar *joined = NULL;
+	Room *room = s->replay_room;
+	guint64 last_id;
+
+	/* the session left (or the hub let it go) meanwhile: nobody to tell */
+	if (s->hub == NULL || s->closing || room == NULL) {
+		join_data_free(data);
+		return;
 	}
+	live = g_steal_pointer(&s->held);
+	s->replay_room = NULL;
+
+	if (error != NULL) {
+		g_autoptr(GError) reply =
+		    hub_store_error(error, "the server cannot read the history");
+		g_autofree gchar *err_frame = hub_error_frame(self, reply, data->ref);
+
+		codechat_warning(CODECHAT_LOG_FIELDS(.room = room->name, .nick = s->nick),
+				 "cannot read the history of %s: %s",
+				 room->name,
+				 error->message);
+		/* a failed resume leaves the session as it was: out of a room
+		 * it was not in (the others see it part again), so that the
+		 * client, told the error, joins again later rather than
+		 * believing it missed nothing */
+		if (!data->was_member)
+			hub_leave_room(self, room, s, "part");
+		session_fill_place(s, data->place, err_frame);
+		join_data_free(data);
+		return;
+	}
+
+	/* everything up to last_id came in the replay (or is at most since),
+	 * everything above it comes live: the newest replayed id, else what
+	 * the store holds but at most since, since the store may already
+	 * hold messages of the held ones that the page did not see */
+	if (page->len > 0)
+		last_id = ((CodechatMessage *)g_ptr_array_index(page, page->len - 1))->id;
+	else
+		last_id = MIN(codechat_store_get_last_id(self->store, room->name), data->since);
+	joined = hub_joined_frame(self, room, data->ref, last_id, more);
+	data->place->extra = g_ptr_array_new_with_free_func(g_free);
+	for (guint i = 0; i < page->len; i++)
+		g_ptr_array_add(data->place->extra,
+				codechat_message_serialize(g_ptr_array_index(page, i), NULL));
+	for (guint i = 0; i < live->len; i++) {
+		LiveFrame *held = g_ptr_array_index(live, i);
+		if (held->id > last_id)
+			g_ptr_array_add(data->place->extra, g_steal_pointer(&held->frame));
+	}
+	session_fill_place(s, data->place, joined);
+	join_data_free(data);
+}
+
+static void
+handle_join(CodechatHub *self, Session *s, CodechatRequest *req)
+{
+	g_autofree gchar *joined = NULL;
+	Room *room = hub_ensure_room(self, req->room);
+	JoinData *data;
+
+	if (!req->has_since) {
+		hub_join_room(self, room, s);
+		joined = hub_joined_frame(self,
+					  room,
+					  req->ref,
+					  codechat_store_get_last_id(self->store, room->name),
+					  FALSE);
+		session_reply(s, joined);
+		return;
+	}
+
+	/* the newest page of what was missed (more than a page is paged back
+	 * with history), read while the room's live traffic for the session
+	 * is held; requests behind the join wait, says too (see
+	 * session_message_cb()), so that nothing of the session's own falls
+	 * between the replay and what was held */
+	data = g_new0(JoinData, 1);
+	data->hub = g_object_ref(self);
+	data->s = session_ref(s);
+	data->ref = g_strdup(req->ref);
+	data->since = req->since;
+	data->was_member = room_has_member(room, s);
+	hub_join_room(self, room, s);
+	s->replay_room = room;
+	s->held = g_ptr_array_new_with_free_func((GDestroyNotify)live_frame_free);
+	data->place = session_hold_place(s);
+	codechat_store_query_async(self->store,
+				   req->room,
+				   req->since,
+				   CODECHAT_STORE_NO_BOUND,
+				   CODECHAT_MAX_PAGE,
+				   TRUE,
+				   join_replay_cb,
+				   data);
 }
 
 static void
@@ -712,7 +876,9 @@ say_data_free(SayData *data)
 }
 
 /* a stored message to everyone who gets it but @sender (whose copy is
- * its acknowledgement), then to D-Bus and the notifier; returns the frame */
+ * its acknowledgement), then to D-Bus and the notifier; returns the frame.
+ * Without a sender (D-Bus, another daemon) a direct message goes to the
+ * sessions of both its nicks. */
 static gchar *
 hub_deliver(CodechatHub *self, CodechatMessage *msg, Session *sender)
 {
@@ -721,12 +887,18 @@ hub_deliver(CodechatHub *self, CodechatMessage *msg, Session *sender)
 	if (msg->room != NULL) {
 		Room *room = g_hash_table_lookup(self->rooms, msg->room);
 		if (room != NULL)
-			room_broadcast(room, frame, sender);
+			room_broadcast(room, frame, msg->id, sender);
 	} else {
 		g_autofree gchar *fold = codechat_nick_fold(msg->to);
 		Session *peer = g_hash_table_lookup(self->nicks, fold);
 		if (peer != NULL && peer != sender)
 			session_send(peer, frame);
+		if (sender == NULL && msg->from != NULL) {
+			g_autofree gchar *from_fold = codechat_nick_fold(msg->from);
+			Session *author = g_hash_table_lookup(self->nicks, from_fold);
+			if (author != NULL && author != peer)
+				session_send(author, frame);
+		}
 	}
 	g_signal_emit(self, signals[SIGNAL_MESSAGE_POSTED], 0, msg);
 	return frame;
@@ -742,9 +914,7 @@ say_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
 
 	if (error != NULL) {
 		g_autoptr(GError) reply =
-		    g_error_new_literal(CODECHAT_ERROR,
-					CODECHAT_ERROR_INTERNAL,
-					"the server could not store the message");
+		    hub_store_error(error, "the server could not store the message");
 		g_autofree gchar *err_frame = codechat_error_frame(reply, data->ref);
 		codechat_debug(CODECHAT_LOG_FIELDS(.room = msg->room, .nick = msg->from),
 			       "message from %s not stored: %s",
@@ -817,15 +987,75 @@ handle_say(CodechatHub *self, Session *s, CodechatRequest *req)
 	codechat_store_append(self->store, conv, msg, say_stored_cb, data);
 }
 
+typedef struct {
+	CodechatHub *hub; /* (owned) */
+	Session *s;	  /* (owned) */
+	gchar *ref;	  /* (owned) (nullable) */
+	gchar *room;	  /* (owned) (nullable) */
+	gchar *with;	  /* (owned) (nullable) for a direct conversation */
+	OutFrame *place;  /* (unowned) in the session's queue */
+} HistoryData;
+
+static void
+history_data_free(HistoryData *data)
+{
+	g_object_unref(data->hub);
+	session_unref(data->s);
+	g_free(data->ref);
+	g_free(data->room);
+	g_free(data->with);
+	g_free(data);
+}
+
+static void
+history_read_cb(GPtrArray *page, gboolean more, const GError *error, gpointer user_data)
+{
+	HistoryData *data = user_data;
+	CodechatHub *self = data->hub;
+	Session *s = data->s;
+	g_autoptr(JsonBuilder) builder = NULL;
+	g_autofree gchar *frame = NULL;
+
+	/* the hub let the session go meanwhile; its queue goes with it */
+	if (s->hub == NULL) {
+		history_data_free(data);
+		return;
+	}
+	if (error != NULL) {
+		g_autoptr(GError) reply =
+		    hub_store_error(error, "the server cannot read the history");
+
+		codechat_warning(CODECHAT_LOG_FIELDS(.room = data->room, .nick = s->nick),
+				 "cannot read the history of %s: %s",
+				 data->room != NULL ? data->room : data->with,
+				 error->message);
+		frame = hub_error_frame(self, reply, data->ref);
+		session_fill_place(s, data->place, frame);
+		history_data_free(data);
+		return;
+	}
+
+	builder = reply_begin("history", data->ref);
+	if (data->room != NULL)
+		builder_add_string(builder, "room", data->room);
+	else
+		builder_add_string(builder, "with", data->with);
+	builder_add_messages(builder, page);
+	json_builder_set_member_name(builder, "more");
+	json_builder_add_boolean_value(builder, more);
+	json_builder_end_object(builder);
+	frame = codechat_builder_to_string(builder);
+	session_fill_place(s, data->place, frame);
+	history_data_free(data);
+}
+
+/* the reply takes its place in the session's order when the store answers */
 static void
 handle_history(CodechatHub *self, Session *s, CodechatRequest *req)
 {
-	g_autoptr(JsonBuilder) builder = NULL;
-	g_autoptr(GPtrArray) page = NULL;
-	g_autoptr(GError) error = NULL;
 	g_autofree gchar *conv = NULL;
 	guint limit = req->limit > 0 ? req->limit : CODECHAT_DEFAULT_PAGE;
-	gboolean more = FALSE;
+	HistoryData *data;
 
 	if (req->room != NULL) {
 		conv = g_strdup(req->room);
@@ -839,45 +1069,31 @@ handle_history(CodechatHub *self, Session *s, CodechatRequest *req)
 		conv = codechat_store_direct_key(s->nick, req->with);
 	}
 
+	data = g_new0(HistoryData, 1);
+	data->hub = g_object_ref(self);
+	data->s = session_ref(s);
+	data->ref = g_strdup(req->ref);
+	data->room = g_strdup(req->room);
+	data->with = g_strdup(req->with);
+	data->place = session_hold_place(s);
 	if (req->has_after)
-		page = codechat_store_query(self->store,
-					    conv,
-					    req->after,
-					    CODECHAT_STORE_NO_BOUND,
-					    limit,
-					    FALSE,
-					    &more,
-					    &error);
+		codechat_store_query_async(self->store,
+					   conv,
+					   req->after,
+					   CODECHAT_STORE_NO_BOUND,
+					   limit,
+					   FALSE,
+					   history_read_cb,
+					   data);
 	else
-		page = codechat_store_query(self->store,
-					    conv,
-					    0,
-					    req->has_before ? req->before : CODECHAT_STORE_NO_BOUND,
-					    limit,
-					    TRUE,
-					    &more,
-					    &error);
-	if (page == NULL) {
-		codechat_warning(CODECHAT_LOG_FIELDS(.room = req->room, .nick = s->nick),
-				 "cannot read the history of %s: %s",
-				 conv,
-				 error->message);
-		session_send_error_literal(s,
-					   CODECHAT_ERROR_INTERNAL,
-					   "the server cannot read the history",
-					   req->ref);
-		return;
-	}
-
-	builder = reply_begin("history", req->ref);
-	if (req->room != NULL)
-		builder_add_string(builder, "room", req->room);
-	else
-		builder_add_string(builder, "with", req->with);
-	builder_add_messages(builder, page);
-	json_builder_set_member_name(builder, "more");
-	json_builder_add_boolean_value(builder, more);
-	reply_send(s, builder);
+		codechat_store_query_async(self->store,
+					   conv,
+					   0,
+					   req->has_before ? req->before : CODECHAT_STORE_NO_BOUND,
+					   limit,
+					   TRUE,
+					   history_read_cb,
+					   data);
 }
 
 static void
@@ -1035,8 +1251,9 @@ session_message_cb(CodechatWsConn *conn,
 		handle_hello(self, s, req);
 		return;
 	}
-	/* keep the order of replies: see session_pump() */
-	if (!g_queue_is_empty(&s->deferred) ||
+	/* keep the order of replies: see session_pump(); while a replay is
+	 * read (handle_join()) says wait too */
+	if (!g_queue_is_empty(&s->deferred) || s->replay_room != NULL ||
 	    (!g_queue_is_empty(&s->outq) && (req == NULL || req->type != CODECHAT_REQUEST_SAY))) {
 		Deferred *d = g_new0(Deferred, 1);
 		if (req != NULL) {
@@ -1384,9 +1601,7 @@ post_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
 		data->func(msg, NULL, data->user_data);
 	} else {
 		g_autoptr(GError) reply =
-		    g_error_new_literal(CODECHAT_ERROR,
-					CODECHAT_ERROR_INTERNAL,
-					"the server could not store the message");
+		    hub_store_error(error, "the server could not store the message");
 		data->func(msg, reply, data->user_data);
 	}
 	g_object_unref(data->hub);
@@ -1493,40 +1708,76 @@ codechat_hub_list_members(CodechatHub *self, const gchar *room_name, GError **er
 	return g_strv_builder_end(builder);
 }
 
+typedef struct {
+	CodechatHub *hub; /* (owned) */
+	CodechatHubHistoryFunc func;
+	gpointer user_data;
+} GetHistoryData;
+
+static void
+get_history_read_cb(GPtrArray *page, gboolean more, const GError *error, gpointer user_data)
+{
+	GetHistoryData *data = user_data;
+
+	if (error != NULL) {
+		g_autoptr(GError) reply =
+		    hub_store_error(error, "the server cannot read the history");
+		codechat_warning(CODECHAT_LOG_FIELDS(.room = NULL),
+				 "cannot read the history: %s",
+				 error->message);
+		data->func(NULL, reply, data->user_data);
+	} else {
+		data->func(page, NULL, data->user_data);
+	}
+	g_object_unref(data->hub);
+	g_free(data);
+}
+
 /**
- * codechat_hub_get_history:
+ * codechat_hub_get_history_async:
  * @before: only ids below this one; 0 for the latest page
  * @limit: 1 to 500, 0 for the default page
- *
- * Returns: (transfer container) (element-type CodechatMessage): oldest first
+ * @func: called once with the page (oldest first) or an error (a
+ *   %CODECHAT_ERROR), perhaps before this function returns
  */
-GPtrArray *
-codechat_hub_get_history(CodechatHub *self,
-			 const gchar *room,
-			 guint64 before,
-			 guint limit,
-			 GError **error)
+void
+codechat_hub_get_history_async(CodechatHub *self,
+			       const gchar *room,
+			       guint64 before,
+			       guint limit,
+			       CodechatHubHistoryFunc func,
+			       gpointer user_data)
 {
-	gboolean more = FALSE;
+	g_autoptr(GError) error = NULL;
+	GetHistoryData *data;
 
-	if (!codechat_validate_room(room, error))
-		return NULL;
+	g_return_if_fail(CODECHAT_IS_HUB(self));
+	g_return_if_fail(func != NULL);
+	if (!codechat_validate_room(room, &error)) {
+		func(NULL, error, user_data);
+		return;
+	}
 	if (limit > CODECHAT_MAX_PAGE) {
-		g_set_error(error,
+		g_set_error(&error,
 			    CODECHAT_ERROR,
 			    CODECHAT_ERROR_BAD_REQUEST,
 			    "limit must be at most %d",
 			    CODECHAT_MAX_PAGE);
-		return NULL;
+		func(NULL, error, user_data);
+		return;
 	}
-	return codechat_store_query(self->store,
-				    room,
-				    0,
-				    before == 0 ? CODECHAT_STORE_NO_BOUND : before,
-				    limit == 0 ? CODECHAT_DEFAULT_PAGE : limit,
-				    TRUE,
-				    &more,
-				    error);
+	data = g_new0(GetHistoryData, 1);
+	data->hub = g_object_ref(self);
+	data->func = func;
+	data->user_data = user_data;
+	codechat_store_query_async(self->store,
+				   room,
+				   0,
+				   before == 0 ? CODECHAT_STORE_NO_BOUND : before,
+				   limit == 0 ? CODECHAT_DEFAULT_PAGE : limit,
+				   TRUE,
+				   get_history_read_cb,
+				   data);
 }
 
 const gchar *
@@ -1745,6 +1996,27 @@ codechat_hub_init(CodechatHub *self)
 	self->metrics = codechat_metrics_new();
 }
 
+/*
+ * A message that another daemon on the same store appended: out to this
+ * daemon's sessions like one of its own, with no acknowledgement to
+ * anyone.  It is not counted in messages_stored (the other daemon counts
+ * it); the frames it makes are counted by the transport like any other.
+ */
+static void
+store_remote_message_cb(CodechatStore *store,
+			const gchar *conv,
+			CodechatMessage *msg,
+			gpointer user_data)
+{
+	CodechatHub *self = CODECHAT_HUB(user_data);
+
+	codechat_debug(CODECHAT_LOG_FIELDS(.room = msg->room, .nick = msg->from),
+		       "message %" G_GUINT64_FORMAT " of %s from another daemon",
+		       msg->id,
+		       conv);
+	g_free(hub_deliver(self, msg, NULL));
+}
+
 CodechatHub *
 codechat_hub_new(CodechatStore *store, const CodechatHubConfig *config)
 {
@@ -1753,6 +2025,11 @@ codechat_hub_new(CodechatStore *store, const CodechatHubConfig *config)
 	g_return_val_if_fail(CODECHAT_IS_STORE(store), NULL);
 	self = g_object_new(CODECHAT_TYPE_HUB, NULL);
 	self->store = g_object_ref(store);
+	g_signal_connect_object(store,
+				"remote-message",
+				G_CALLBACK(store_remote_message_cb),
+				self,
+				0);
 	self->config = *config;
 	self->post_tokens = config->burst;
 	self->post_refill_us = g_get_monotonic_time();

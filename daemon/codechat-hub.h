@@ -75,12 +75,18 @@ GPtrArray *
 codechat_hub_list_rooms(CodechatHub *self);
 GStrv
 codechat_hub_list_members(CodechatHub *self, const gchar *room, GError **error);
-GPtrArray *
-codechat_hub_get_history(CodechatHub *self,
-			 const gchar *room,
-			 guint64 before,
-			 guint limit,
-			 GError **error);
+/* @messages: (element-type CodechatMessage) (transfer none) (nullable): NULL on error */
+typedef void (*CodechatHubHistoryFunc)(GPtrArray *messages,
+				       const GError *error,
+				       gpointer user_data);
+
+void
+codechat_hub_get_history_async(CodechatHub *self,
+			       const gchar *room,
+			       guint64 before,
+			       guint limit,
+			       CodechatHubHistoryFunc func,
+			       gpointer user_data);
 const gchar *
 codechat_hub_get_epoch(CodechatHub *self);
 

@@ -15,7 +15,17 @@ struct _CodechatStoreMemory {
 	GHashTable *convs; /* (owned) conv key -> Conversation */
 	GHashTable *nicks; /* (owned) folded nick set */
 	gchar *epoch;	   /* (owned) */
+	guint query_delay_ms;
+	gboolean query_at_call;
 };
+
+enum {
+	PROP_0,
+	PROP_QUERY_DELAY_MS,
+	PROP_QUERY_AT_CALL,
+	N_PROPS
+};
+static GParamSpec *properties[N_PROPS];
 
 static void
 codechat_store_memory_iface_init(CodechatStoreInterface *iface);
@@ -117,6 +127,84 @@ memory_query(CodechatStore *store,
 	return page;
 }
 
+/*
+ * For tests of the callers only: with query-delay-ms set, an asynchronous
+ * query answers from a timeout, like a store over the network, so that
+ * tests see what happens while a query is in flight.  The page is read
+ * when the answer comes, or with query-at-call when the query is made
+ * (then messages appended meanwhile are missing from it, as from a
+ * network store's snapshot).
+ */
+typedef struct {
+	CodechatStoreMemory *store; /* (owned) */
+	gchar *key;		    /* (owned) */
+	guint64 after;
+	guint64 before;
+	guint limit;
+	gboolean newest;
+	GPtrArray *page; /* (owned) (nullable) read at the call */
+	gboolean more;
+	CodechatStoreQueryFunc func;
+	gpointer user_data;
+} DelayedQuery;
+
+static gboolean
+delayed_query_cb(gpointer user_data)
+{
+	DelayedQuery *q = user_data;
+	g_autoptr(GPtrArray) page = g_steal_pointer(&q->page);
+	gboolean more = q->more;
+
+	if (page == NULL)
+		page = memory_query(CODECHAT_STORE(q->store),
+				    q->key,
+				    q->after,
+				    q->before,
+				    q->limit,
+				    q->newest,
+				    &more,
+				    NULL);
+	q->func(page, more, NULL, q->user_data);
+	g_object_unref(q->store);
+	g_free(q->key);
+	g_free(q);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+memory_query_async(CodechatStore *store,
+		   const gchar *key,
+		   guint64 after,
+		   guint64 before,
+		   guint limit,
+		   gboolean newest,
+		   CodechatStoreQueryFunc func,
+		   gpointer user_data)
+{
+	CodechatStoreMemory *self = CODECHAT_STORE_MEMORY(store);
+	DelayedQuery *q;
+
+	if (self->query_delay_ms == 0) {
+		gboolean more = FALSE;
+		g_autoptr(GPtrArray) page =
+		    memory_query(store, key, after, before, limit, newest, &more, NULL);
+		func(page, more, NULL, user_data);
+		return;
+	}
+	q = g_new0(DelayedQuery, 1);
+	q->store = g_object_ref(self);
+	q->key = g_strdup(key);
+	q->after = after;
+	q->before = before;
+	q->limit = limit;
+	q->newest = newest;
+	q->func = func;
+	q->user_data = user_data;
+	if (self->query_at_call)
+		q->page = memory_query(store, key, after, before, limit, newest, &q->more, NULL);
+	g_timeout_add(self->query_delay_ms, delayed_query_cb, q);
+}
+
 static gboolean
 memory_remember_nick(CodechatStore *store, const gchar *nick, GError **error)
 {
@@ -156,6 +244,7 @@ codechat_store_memory_iface_init(CodechatStoreInterface *iface)
 	iface->get_last_id = memory_get_last_id;
 	iface->append = memory_append;
 	iface->query = memory_query;
+	iface->query_async = memory_query_async;
 	iface->remember_nick = memory_remember_nick;
 	iface->knows_nick = memory_knows_nick;
 	iface->list_rooms = memory_list_rooms;
@@ -173,10 +262,68 @@ codechat_store_memory_finalize(GObject *object)
 }
 
 static void
+codechat_store_memory_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+	CodechatStoreMemory *self = CODECHAT_STORE_MEMORY(object);
+
+	switch (prop_id) {
+	case PROP_QUERY_DELAY_MS:
+		g_value_set_uint(value, self->query_delay_ms);
+		break;
+	case PROP_QUERY_AT_CALL:
+		g_value_set_boolean(value, self->query_at_call);
+		break;
+	default:
+		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+	}
+}
+
+static void
+codechat_store_memory_set_property(GObject *object,
+				   guint prop_id,
+				   const GValue *value,
+				   GParamSpec *pspec)
+{
+	CodechatStoreMemory *self = CODECHAT_STORE_MEMORY(object);
+
+	switch (prop_id) {
+	case PROP_QUERY_DELAY_MS:
+		self->query_delay_ms = g_value_get_uint(value);
+		break;
+	case PROP_QUERY_AT_CALL:
+		self->query_at_call = g_value_get_boolean(value);
+		break;
+	default:
+		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+	}
+}
+
+static void
 codechat_store_memory_class_init(CodechatStoreMemoryClass *klass)
 {
 	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+
 	object_class->finalize = codechat_store_memory_finalize;
+	object_class->get_property = codechat_store_memory_get_property;
+	object_class->set_property = codechat_store_memory_set_property;
+
+	/* test-only: milliseconds before an asynchronous query answers */
+	properties[PROP_QUERY_DELAY_MS] =
+	    g_param_spec_uint("query-delay-ms",
+			      NULL,
+			      NULL,
+			      0,
+			      G_MAXUINT,
+			      0,
+			      G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+	/* test-only: a delayed query reads its page when made, not when answered */
+	properties[PROP_QUERY_AT_CALL] = g_param_spec_boolean(
+	    "query-at-call",
+	    NULL,
+	    NULL,
+	    FALSE,
+	    G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+	g_object_class_install_properties(object_class, N_PROPS, properties);
 }
 
 static void

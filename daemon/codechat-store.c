@@ -7,9 +7,36 @@
 
 G_DEFINE_INTERFACE(CodechatStore, codechat_store, G_TYPE_OBJECT)
 
+enum {
+	SIGNAL_REMOTE_MESSAGE,
+	N_SIGNALS
+};
+static guint signals[N_SIGNALS] = {0};
+
 static void
 codechat_store_default_init(CodechatStoreInterface *iface)
 {
+	/**
+	 * CodechatStore::remote-message:
+	 * @conv: the conversation: a room name or a codechat_store_direct_key()
+	 * @msg: (type gpointer): the CodechatMessage, with its id
+	 *
+	 * A message that another daemon appended to a shared store.  For a
+	 * conversation it is emitted in id order, and in order with the
+	 * callbacks of this daemon's own appends.  A store of one daemon
+	 * never emits it.
+	 */
+	signals[SIGNAL_REMOTE_MESSAGE] = g_signal_new("remote-message",
+						      G_TYPE_FROM_INTERFACE(iface),
+						      G_SIGNAL_RUN_LAST,
+						      0,
+						      NULL,
+						      NULL,
+						      NULL,
+						      G_TYPE_NONE,
+						      2,
+						      G_TYPE_STRING,
+						      G_TYPE_POINTER);
 }
 
 const gchar *
@@ -68,6 +95,60 @@ codechat_store_query(CodechatStore *self,
 	g_return_val_if_fail(CODECHAT_IS_STORE(self), NULL);
 	return CODECHAT_STORE_GET_IFACE(self)
 	    ->query(self, conv, after, before, limit, newest, more, error);
+}
+
+/**
+ * codechat_store_query_async:
+ * @func: called once with the page (oldest first) and @more as for
+ *   codechat_store_query(), or with an error
+ *
+ * The same query as codechat_store_query(), for stores that cannot
+ * answer without waiting (a network store).  A store that only has the
+ * synchronous query answers through it, and @func then runs before this
+ * function returns: callers must cope with both.
+ */
+void
+codechat_store_query_async(CodechatStore *self,
+			   const gchar *conv,
+			   guint64 after,
+			   guint64 before,
+			   guint limit,
+			   gboolean newest,
+			   CodechatStoreQueryFunc func,
+			   gpointer user_data)
+{
+	CodechatStoreInterface *iface;
+	g_autoptr(GPtrArray) page = NULL;
+	g_autoptr(GError) error = NULL;
+	gboolean more = FALSE;
+
+	g_return_if_fail(CODECHAT_IS_STORE(self));
+	g_return_if_fail(func != NULL);
+	iface = CODECHAT_STORE_GET_IFACE(self);
+	if (iface->query_async != NULL) {
+		iface->query_async(self, conv, after, before, limit, newest, func, user_data);
+		return;
+	}
+	page = iface->query(self, conv, after, before, limit, newest, &more, &error);
+	if (page == NULL && error == NULL)
+		error = g_error_new_literal(CODECHAT_ERROR,
+					    CODECHAT_ERROR_INTERNAL,
+					    "the store gave no page");
+	func(page, page != NULL ? more : FALSE, error, user_data);
+}
+
+/**
+ * codechat_store_emit_remote_message:
+ *
+ * For implementations: emits #CodechatStore::remote-message.
+ */
+void
+codechat_store_emit_remote_message(CodechatStore *self, const gchar *conv, CodechatMessage *msg)
+{
+	g_return_if_fail(CODECHAT_IS_STORE(self));
+	g_return_if_fail(conv != NULL);
+	g_return_if_fail(msg != NULL);
+	g_signal_emit(self, signals[SIGNAL_REMOTE_MESSAGE], 0, conv, msg);
 }
 
 gboolean
