@@ -7,9 +7,35 @@
 
 G_DEFINE_INTERFACE(CodechatStore, codechat_store, G_TYPE_OBJECT)
 
+enum {
+	SIGNAL_REMOTE_MESSAGE,
+	N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
 static void
 codechat_store_default_init(CodechatStoreInterface *iface)
 {
+	/**
+	 * CodechatStore::remote-message:
+	 * @conv: the conversation
+	 * @msg: (type gpointer): the CodechatMessage, with its id
+	 *
+	 * A message that another daemon appended to the shared store, in id
+	 * order within its conversation.
+	 */
+	signals[SIGNAL_REMOTE_MESSAGE] = g_signal_new("remote-message",
+						      G_TYPE_FROM_INTERFACE(iface),
+						      G_SIGNAL_RUN_LAST,
+						      0,
+						      NULL,
+						      NULL,
+						      NULL,
+						      G_TYPE_NONE,
+						      2,
+						      G_TYPE_STRING,
+						      G_TYPE_POINTER);
 }
 
 const gchar *
@@ -68,6 +94,45 @@ codechat_store_query(CodechatStore *self,
 	g_return_val_if_fail(CODECHAT_IS_STORE(self), NULL);
 	return CODECHAT_STORE_GET_IFACE(self)
 	    ->query(self, conv, after, before, limit, newest, more, error);
+}
+
+/**
+ * codechat_store_query_async:
+ *
+ * As codechat_store_query(), with the page handed to @func; a store
+ * without query_async answers synchronously, before this returns.
+ */
+void
+codechat_store_query_async(CodechatStore *self,
+			   const gchar *conv,
+			   guint64 after,
+			   guint64 before,
+			   guint limit,
+			   gboolean newest,
+			   CodechatStoreQueryFunc func,
+			   gpointer user_data)
+{
+	CodechatStoreInterface *iface;
+	g_autoptr(GPtrArray) page = NULL;
+	g_autoptr(GError) error = NULL;
+	gboolean more = FALSE;
+
+	g_return_if_fail(CODECHAT_IS_STORE(self));
+	g_return_if_fail(func != NULL);
+	iface = CODECHAT_STORE_GET_IFACE(self);
+	if (iface->query_async != NULL) {
+		iface->query_async(self, conv, after, before, limit, newest, func, user_data);
+		return;
+	}
+	page = iface->query(self, conv, after, before, limit, newest, &more, &error);
+	func(page, more, error, user_data);
+}
+
+void
+codechat_store_emit_remote_message(CodechatStore *self, const gchar *conv, CodechatMessage *msg)
+{
+	g_return_if_fail(CODECHAT_IS_STORE(self));
+	g_signal_emit(self, signals[SIGNAL_REMOTE_MESSAGE], 0, conv, msg);
 }
 
 gboolean

@@ -22,6 +22,9 @@ typedef void (*CodechatStoreAppendFunc)(CodechatMessage *msg,
 					const GError *error,
 					gpointer user_data);
 
+/* @messages: (element-type CodechatMessage) (transfer none): oldest first; NULL on error */
+typedef void (*CodechatStoreQueryFunc)(GPtrArray *messages, gboolean more, const GError *error, gpointer user_data);
+
 struct _CodechatStoreInterface {
 	GTypeInterface parent_iface;
 
@@ -40,6 +43,8 @@ struct _CodechatStoreInterface {
 			    gboolean newest,
 			    gboolean *more,
 			    GError **error);
+	void (*query_async)(CodechatStore *self, const gchar *conv, guint64 after, guint64 before,
+			    guint limit, gboolean newest, CodechatStoreQueryFunc func, gpointer user_data);
 	gboolean (*remember_nick)(CodechatStore *self, const gchar *nick, GError **error);
 	gboolean (*knows_nick)(CodechatStore *self, const gchar *nick);
 	GPtrArray *(*list_rooms)(CodechatStore *self);
@@ -68,6 +73,10 @@ codechat_store_query(CodechatStore *self,
 		     gboolean newest,
 		     gboolean *more,
 		     GError **error);
+void codechat_store_query_async(CodechatStore *self, const gchar *conv, guint64 after, guint64 before,
+				guint limit, gboolean newest, CodechatStoreQueryFunc func, gpointer user_data);
+/* emits "remote-message" (conv, msg): a message another daemon appended */
+void codechat_store_emit_remote_message(CodechatStore *self, const gchar *conv, CodechatMessage *msg);
 gboolean
 codechat_store_remember_nick(CodechatStore *self, const gchar *nick, GError **error);
 gboolean
