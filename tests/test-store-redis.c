@@ -582,6 +582,69 @@ kill_clients(CodechatTestRedis *redis)
 	g_assert_cmpuint(killed, ==, 2);
 }
 
+/* the origin of the one daemon connected so far, from its client name */
+static gchar *
+only_origin(redisContext *c)
+{
+	redisReply *reply = redisCommand(c, "CLIENT LIST");
+	const gchar *name;
+	gchar *origin;
+
+	g_assert_nonnull(reply);
+	g_assert_cmpint(reply->type, ==, REDIS_REPLY_STRING);
+	name = strstr(reply->str, " name=codechat-");
+	g_assert_nonnull(name);
+	name += strlen(" name=codechat-");
+	origin = g_strndup(name, strcspn(name, " "));
+	freeReplyObject(reply);
+	return origin;
+}
+
+/*
+ * Our own message can come back on the channel before Redis' reply to
+ * the append (two connections): it must wait for the reply, and not be
+ * delivered as another daemon's.  The copy is published here before the
+ * append is even sent, so that it surely comes first.
+ */
+static void
+test_own_copy_first(Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(View) view = NULL;
+	g_autofree gchar *origin = NULL;
+	struct timeval timeout = {2, 0};
+	redisContext *c;
+	redisReply *reply;
+
+	if (fixture->redis == NULL)
+		return;
+	view = view_new(fixture->redis->url, 0, NULL);
+	c = redisConnectWithTimeout("127.0.0.1", fixture->redis->port, timeout);
+	g_assert_nonnull(c);
+	g_assert_cmpint(c->err, ==, 0);
+	origin = only_origin(c);
+	for (guint i = 0; i < 5; i++) {
+		g_autoptr(CodechatMessage) msg = make_message("room", "mine");
+		g_autofree gchar *copy = g_strdup_printf(
+		    "m\nroom\n%u\n%s\n{\"room\":\"room\",\"from\":\"alice\",\"ts\":1,"
+		    "\"kind\":0,\"text\":\"mine\"}",
+		    i + 1,
+		    origin);
+
+		codechat_store_append(view->store, "room", msg, append_cb, view);
+		reply = redisCommand(c, "PUBLISH codechat:messages:0 %s", copy);
+		g_assert_nonnull(reply);
+		g_assert_cmpint(reply->integer, ==, 1);
+		freeReplyObject(reply);
+		wait_answered(view, i + 1);
+	}
+	redisFree(c);
+	pump_for(100);
+	g_assert_cmpuint(view->n_failed, ==, 0);
+	assert_ids(view->own, 1, 5);
+	g_assert_cmpuint(view->remote->len, ==, 0);
+	assert_ids(view->seen, 1, 5);
+}
+
 static gboolean
 not_connected(gconstpointer data)
 {
@@ -746,6 +809,7 @@ main(int argc, char **argv)
 	ADD("/codechat/store-redis/history-max", test_history_max);
 	ADD("/codechat/store-redis/lost", test_lost);
 	ADD("/codechat/store-redis/database", test_database);
+	ADD("/codechat/store-redis/own-copy-first", test_own_copy_first);
 #undef ADD
 	g_test_add_func("/codechat/store-redis/bad-url", test_bad_url);
 	return g_test_run();
