@@ -8,6 +8,8 @@
 
 #include "codechat-protocol.h"
 #include "codechat-store-redis.h"
+#include "codechat-test-client.h"
+#include "codechat-test-daemon.h"
 #include "codechat-test-redis.h"
 
 /*
@@ -793,6 +795,98 @@ test_database(Fixture *fixture, gconstpointer data)
 	g_assert_cmpuint(g_array_index(one->own, guint64, 0), ==, 1);
 }
 
+/* codechatd with --redis: wrong URLs and an absent Redis stop it with
+ * exit status 1 and a message; with Redis, a message lands in its stream */
+static gint
+run_daemon(const gchar *const *args, gchar **err)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GError) error = NULL;
+
+	g_ptr_array_add(argv, (gpointer)codechat_test_daemon_path());
+	for (guint i = 0; args[i] != NULL; i++)
+		g_ptr_array_add(argv, (gpointer)args[i]);
+	g_ptr_array_add(argv, NULL);
+	proc = g_subprocess_newv((const gchar *const *)argv->pdata,
+				 G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+				 &error);
+	g_assert_no_error(error);
+	g_subprocess_communicate_utf8(proc, NULL, NULL, NULL, err, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_subprocess_get_if_exited(proc));
+	return g_subprocess_get_exit_status(proc);
+}
+
+static void
+test_daemon(Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(CodechatTestDaemon) daemon = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *closed = NULL;
+	const gchar *bad[] = {"--bus", "none", "--redis", "http://localhost/", NULL};
+	const gchar *absent[] = {"--bus", "none", "--redis", NULL, NULL};
+	const gchar *args[] = {"--redis", NULL, "--history-max", "2", NULL};
+	struct timeval timeout = {2, 0};
+	redisContext *c;
+	redisReply *reply;
+
+	if (fixture->redis == NULL)
+		return;
+	g_assert_cmpint(run_daemon(bad, &err), ==, 1);
+	g_assert_nonnull(strstr(err, "--redis: “http://localhost/”"));
+	g_clear_pointer(&err, g_free);
+	/* a port where nothing listens: the test's own Redis, stopped */
+	closed = g_strdup(fixture->redis->url);
+	codechat_test_redis_stop(fixture->redis);
+	absent[3] = closed;
+	g_assert_cmpint(run_daemon(absent, &err), ==, 1);
+	g_assert_nonnull(strstr(err, "cannot connect to Redis at redis://127.0.0.1:"));
+	g_clear_pointer(&err, g_free);
+	g_assert_true(codechat_test_redis_restart(fixture->redis));
+
+	args[1] = fixture->redis->url;
+	daemon = codechat_test_daemon_start(args);
+	for (guint i = 0; i < 3; i++) {
+		g_assert_cmpint(codechat_test_client_run(NULL,
+							 NULL,
+							 &out,
+							 &err,
+							 "--server",
+							 daemon->uri,
+							 "--nick",
+							 "alice",
+							 "send",
+							 "--room",
+							 "lobby",
+							 "hello",
+							 NULL),
+				==,
+				0);
+		g_clear_pointer(&out, g_free);
+		g_clear_pointer(&err, g_free);
+	}
+	c = redisConnectWithTimeout("127.0.0.1", fixture->redis->port, timeout);
+	g_assert_nonnull(c);
+	reply = redisCommand(c, "HGET codechat:last lobby");
+	g_assert_nonnull(reply);
+	g_assert_cmpstr(reply->str, ==, "3");
+	freeReplyObject(reply);
+	/* --history-max 2 */
+	reply = redisCommand(c, "XRANGE codechat:log:lobby - +");
+	g_assert_nonnull(reply);
+	g_assert_cmpuint(reply->elements, ==, 2);
+	g_assert_cmpstr(reply->element[0]->element[0]->str, ==, "0-2");
+	freeReplyObject(reply);
+	reply = redisCommand(c, "SISMEMBER codechat:nicks alice");
+	g_assert_nonnull(reply);
+	g_assert_cmpint(reply->integer, ==, 1);
+	freeReplyObject(reply);
+	redisFree(c);
+	g_assert_cmpint(codechat_test_daemon_stop(daemon), ==, 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -810,6 +904,7 @@ main(int argc, char **argv)
 	ADD("/codechat/store-redis/lost", test_lost);
 	ADD("/codechat/store-redis/database", test_database);
 	ADD("/codechat/store-redis/own-copy-first", test_own_copy_first);
+	ADD("/codechat/store-redis/daemon", test_daemon);
 #undef ADD
 	g_test_add_func("/codechat/store-redis/bad-url", test_bad_url);
 	return g_test_run();
