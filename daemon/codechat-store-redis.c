@@ -605,10 +605,12 @@ append_cb(redisAsyncContext *ac, void *r, void *privdata)
 	req->msg->id = (guint64)reply->integer;
 	append_done(self, conv);
 	if (req->msg->id <= conv->delivered) {
-		/* cannot be: Redis went back in time (restored from an older
-		 * file); the message is stored, so it is acknowledged */
-		g_warning("Redis gave id %" G_GUINT64_FORMAT
-			  " in %s, already delivered up to %" G_GUINT64_FORMAT,
+		/* a Redis restored from older data reuses ids (with
+		 * appendfsync everysec, or from a backup); or a tiny
+		 * --history-max trimmed it before its reply came.  It is
+		 * stored, so it is acknowledged, out of order */
+		g_warning("Redis gave id %" G_GUINT64_FORMAT " in %s, not above the last delivered "
+			  "(%" G_GUINT64_FORMAT "): was Redis restored from older data?",
 			  req->msg->id,
 			  conv->key,
 			  conv->delivered);
