@@ -135,6 +135,32 @@ G_DEFINE_FINAL_TYPE_WITH_CODE(CodechatStoreRedis,
 			      G_IMPLEMENT_INTERFACE(CODECHAT_TYPE_STORE,
 						    codechat_store_redis_iface_init))
 
+/* timers on the store's context, which need not be the global default */
+static guint
+add_timeout(CodechatStoreRedis *self, guint ms, GSourceFunc func, gpointer data)
+{
+	GSource *source = ms > 0 ? g_timeout_source_new(ms) : g_idle_source_new();
+	guint id;
+
+	g_source_set_callback(source, func, data, NULL);
+	id = g_source_attach(source, self->context);
+	g_source_unref(source);
+	return id;
+}
+
+static void
+remove_timeout(CodechatStoreRedis *self, guint *id)
+{
+	GSource *source;
+
+	if (*id == 0)
+		return;
+	source = g_main_context_find_source_by_id(self->context, *id);
+	if (source != NULL)
+		g_source_destroy(source);
+	*id = 0;
+}
+
 static void
 pending_free(Pending *p)
 {
@@ -145,7 +171,7 @@ pending_free(Pending *p)
 static void
 conv_free(Conv *conv)
 {
-	g_clear_handle_id(&conv->gap_id, g_source_remove);
+	remove_timeout(conv->store, &conv->gap_id);
 	g_hash_table_unref(conv->early);
 	g_free(conv->key);
 	g_free(conv);
@@ -330,9 +356,9 @@ deliver(CodechatStoreRedis *self, Conv *conv, guint64 gone)
 		guint64 next = conv->delivered + 1;
 		if (!g_hash_table_contains(conv->early, &next) && !conv->fetching &&
 		    conv->gap_id == 0 && !self->disposing)
-			conv->gap_id = g_timeout_add(GAP_MS, gap_cb, conv);
+			conv->gap_id = add_timeout(self, GAP_MS, gap_cb, conv);
 	} else {
-		g_clear_handle_id(&conv->gap_id, g_source_remove);
+		remove_timeout(self, &conv->gap_id);
 	}
 }
 
@@ -1002,7 +1028,7 @@ link_drop_source(Link *link)
 	((RedisSource *)link->source)->poll_fd.events = 0;
 	g_ptr_array_add(self->graveyard, g_steal_pointer(&link->source));
 	if (self->bury_id == 0)
-		self->bury_id = g_idle_add(bury_cb, self);
+		self->bury_id = add_timeout(self, 0, bury_cb, self);
 }
 
 static void
@@ -1092,7 +1118,7 @@ schedule_reconnect(CodechatStoreRedis *self)
 	if (self->reconnect_id != 0 || self->disposing)
 		return;
 	g_debug("reconnecting to Redis in %u ms", self->backoff_ms);
-	self->reconnect_id = g_timeout_add(self->backoff_ms, reconnect_cb, self);
+	self->reconnect_id = add_timeout(self, self->backoff_ms, reconnect_cb, self);
 	self->backoff_ms = MIN(self->backoff_ms * 2, CODECHAT_STORE_REDIS_BACKOFF_MAX_MS);
 }
 
@@ -1541,8 +1567,8 @@ codechat_store_redis_dispose(GObject *object)
 
 	if (!self->disposing) {
 		self->disposing = TRUE;
-		g_clear_handle_id(&self->reconnect_id, g_source_remove);
-		g_clear_handle_id(&self->bury_id, g_source_remove);
+		remove_timeout(self, &self->reconnect_id);
+		remove_timeout(self, &self->bury_id);
 		/* appends in flight fail, then what was answered is answered */
 		link_close(&self->cmd);
 		link_close(&self->sub);
