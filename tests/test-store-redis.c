@@ -816,19 +816,21 @@ test_database(Fixture *fixture, gconstpointer data)
 /* codechatd with --redis: wrong URLs and an absent Redis stop it with
  * exit status 1 and a message; with Redis, a message lands in its stream */
 static gint
-run_daemon(const gchar *const *args, gchar **err)
+run_daemon(const gchar *const *args, const gchar *env_redis, gchar **err)
 {
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
+	    G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
 	g_autoptr(GSubprocess) proc = NULL;
 	g_autoptr(GError) error = NULL;
 
+	if (env_redis != NULL)
+		g_subprocess_launcher_setenv(launcher, "CODECHATD_REDIS", env_redis, TRUE);
 	g_ptr_array_add(argv, (gpointer)codechat_test_daemon_path());
 	for (guint i = 0; args[i] != NULL; i++)
 		g_ptr_array_add(argv, (gpointer)args[i]);
 	g_ptr_array_add(argv, NULL);
-	proc = g_subprocess_newv((const gchar *const *)argv->pdata,
-				 G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-				 &error);
+	proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
 	g_assert_no_error(error);
 	g_subprocess_communicate_utf8(proc, NULL, NULL, NULL, err, &error);
 	g_assert_no_error(error);
@@ -844,6 +846,7 @@ test_daemon(Fixture *fixture, gconstpointer data)
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *closed = NULL;
 	const gchar *bad[] = {"--bus", "none", "--redis", "http://localhost/", NULL};
+	const gchar *none[] = {"--bus", "none", NULL};
 	const gchar *absent[] = {"--bus", "none", "--redis", NULL, NULL};
 	const gchar *args[] = {"--redis", NULL, "--history-max", "2", NULL};
 	struct timeval timeout = {2, 0};
@@ -852,14 +855,17 @@ test_daemon(Fixture *fixture, gconstpointer data)
 
 	if (fixture->redis == NULL)
 		return;
-	g_assert_cmpint(run_daemon(bad, &err), ==, 1);
+	g_assert_cmpint(run_daemon(bad, NULL, &err), ==, 1);
 	g_assert_nonnull(strstr(err, "--redis: “http://localhost/”"));
+	g_clear_pointer(&err, g_free);
+	g_assert_cmpint(run_daemon(none, "redis://h/x", &err), ==, 1);
+	g_assert_nonnull(strstr(err, "--redis: “redis://h/x”"));
 	g_clear_pointer(&err, g_free);
 	/* a port where nothing listens: the test's own Redis, stopped */
 	closed = g_strdup(fixture->redis->url);
 	codechat_test_redis_stop(fixture->redis);
 	absent[3] = closed;
-	g_assert_cmpint(run_daemon(absent, &err), ==, 1);
+	g_assert_cmpint(run_daemon(absent, NULL, &err), ==, 1);
 	g_assert_nonnull(strstr(err, "cannot connect to Redis at redis://127.0.0.1:"));
 	g_clear_pointer(&err, g_free);
 	g_assert_true(codechat_test_redis_restart(fixture->redis));
