@@ -52,7 +52,12 @@
 #define CONNECT_S     5
 #define FLUSH_WAIT_US (2 * G_USEC_PER_SEC)
 
+/* a Redis that lost the deployment's data (its epoch) would count ids
+ * from 1 again: the append fails instead */
 static const gchar append_script[] =
+    "if redis.call('GET', KEYS[3]) ~= ARGV[6] then\n"
+    "  return redis.error_reply('EPOCH this Redis lost the epoch of the store')\n"
+    "end\n"
     "local id = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)\n"
     "redis.call('XADD', KEYS[2], '0-' .. id, 'o', ARGV[2], 'm', ARGV[3])\n"
     "local max = tonumber(ARGV[4])\n"
@@ -397,6 +402,21 @@ take_remote(CodechatStoreRedis *self,
 
 /* Redis replies */
 
+/* the data is gone (a FLUSHALL, a Redis without persistence restarted):
+ * ids would start again from 1 under the same epoch, so nothing more is
+ * appended; the daemon needs a restart, which takes the new epoch */
+static void
+note_reset(CodechatStoreRedis *self, const gchar *epoch)
+{
+	if (!self->reset)
+		g_warning("Redis at %s has lost this deployment's data (epoch %s, not %s): "
+			  "refusing to append; restart codechatd",
+			  self->url,
+			  epoch,
+			  self->epoch);
+	self->reset = TRUE;
+}
+
 static gboolean
 reply_ok(redisReply *reply, GError **error)
 {
@@ -568,21 +588,23 @@ append_cb(redisAsyncContext *ac, void *r, void *privdata);
 static gboolean
 send_append(CodechatStoreRedis *self, Request *req, gboolean eval)
 {
-	const gchar *argv[10];
+	const gchar *argv[12];
 	g_autofree gchar *log_key = g_strconcat(KEY_LOG, req->conv, NULL);
 
 	argv[0] = eval ? "EVAL" : "EVALSHA";
 	argv[1] = eval ? append_script : self->script_sha;
-	argv[2] = "2";
+	argv[2] = "3";
 	argv[3] = KEY_LAST;
 	argv[4] = log_key;
-	argv[5] = req->argv[0]; /* conv */
-	argv[6] = self->origin;
-	argv[7] = req->argv[1]; /* json */
-	argv[8] = req->argv[2]; /* history max */
-	argv[9] = self->channel;
+	argv[5] = KEY_EPOCH;
+	argv[6] = req->argv[0]; /* conv */
+	argv[7] = self->origin;
+	argv[8] = req->argv[1]; /* json */
+	argv[9] = req->argv[2]; /* history max */
+	argv[10] = self->channel;
+	argv[11] = self->epoch;
 	return self->cmd.ac != NULL &&
-	       redisAsyncCommandArgv(self->cmd.ac, append_cb, req, 10, argv, NULL) == REDIS_OK;
+	       redisAsyncCommandArgv(self->cmd.ac, append_cb, req, 12, argv, NULL) == REDIS_OK;
 }
 
 static void
@@ -618,6 +640,9 @@ append_cb(redisAsyncContext *ac, void *r, void *privdata)
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
 	    g_str_has_prefix(reply->str, "NOSCRIPT") && send_append(self, req, TRUE))
 		return;
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+	    g_str_has_prefix(reply->str, "EPOCH"))
+		note_reset(self, "another or none");
 	if (!reply_ok(reply, &error) || reply->type != REDIS_REPLY_INTEGER || reply->integer < 1) {
 		if (error == NULL)
 			set_unavailable(&error);
@@ -1207,15 +1232,8 @@ resync_epoch_cb(redisAsyncContext *ac, void *r, void *privdata)
 
 	if (reply == NULL)
 		return;
-	if (reply->type != REDIS_REPLY_STRING || g_strcmp0(reply->str, self->epoch) != 0) {
-		if (!self->reset)
-			g_warning("Redis at %s has lost this deployment's data (epoch %s, not %s): "
-				  "refusing to append; restart codechatd",
-				  self->url,
-				  reply->type == REDIS_REPLY_STRING ? reply->str : "none",
-				  self->epoch);
-		self->reset = TRUE;
-	}
+	if (reply->type != REDIS_REPLY_STRING || g_strcmp0(reply->str, self->epoch) != 0)
+		note_reset(self, reply->type == REDIS_REPLY_STRING ? reply->str : "none");
 }
 
 /* subscribed: read what was missed while not */

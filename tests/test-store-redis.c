@@ -656,6 +656,46 @@ test_own_copy_first(Fixture *fixture, gconstpointer data)
 	assert_ids(view->seen, 1, 5);
 }
 
+/* a Redis that lost its data must not hand out ids from 1 again */
+static void
+test_flushed(Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(View) view = NULL;
+	struct timeval timeout = {2, 0};
+	redisContext *c;
+	redisReply *reply;
+
+	if (fixture->redis == NULL)
+		return;
+	view = view_new(fixture->redis->url, 0, NULL);
+	append(view, "room", "kept");
+	wait_answered(view, 1);
+	g_assert_cmpuint(view->n_failed, ==, 0);
+	c = redisConnectWithTimeout("127.0.0.1", fixture->redis->port, timeout);
+	g_assert_nonnull(c);
+	g_assert_cmpint(c->err, ==, 0);
+	reply = redisCommand(c, "FLUSHALL");
+	g_assert_nonnull(reply);
+	freeReplyObject(reply);
+
+	append(view, "room", "after the flush");
+	wait_answered(view, 2);
+	g_assert_cmpuint(view->n_failed, ==, 1);
+	g_assert_error(view->last_error, CODECHAT_ERROR, CODECHAT_ERROR_OVERLOADED);
+	reply = redisCommand(c, "EXISTS codechat:last codechat:log:room");
+	g_assert_nonnull(reply);
+	g_assert_cmpint(reply->integer, ==, 0);
+	freeReplyObject(reply);
+	/* and stays refused, even once a new epoch is there */
+	reply = redisCommand(c, "SET codechat:epoch another");
+	freeReplyObject(reply);
+	append(view, "room", "later");
+	wait_answered(view, 3);
+	g_assert_cmpuint(view->n_failed, ==, 2);
+	redisFree(c);
+	g_assert_cmpuint(view->own->len, ==, 1);
+}
+
 static gboolean
 not_connected(gconstpointer data)
 {
@@ -929,6 +969,7 @@ main(int argc, char **argv)
 	ADD("/codechat/store-redis/database", test_database);
 	ADD("/codechat/store-redis/own-copy-first", test_own_copy_first);
 	ADD("/codechat/store-redis/daemon", test_daemon);
+	ADD("/codechat/store-redis/flushed", test_flushed);
 #undef ADD
 	g_test_add_func("/codechat/store-redis/bad-url", test_bad_url);
 	return g_test_run();
