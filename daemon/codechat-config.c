@@ -8,6 +8,7 @@
 
 #include "codechat-config.h"
 #include "codechat-server.h"
+#include "codechat-store-redis.h"
 
 void
 codechat_daemon_settings_init(CodechatDaemonSettings *settings)
@@ -22,6 +23,7 @@ codechat_daemon_settings_init(CodechatDaemonSettings *settings)
 	settings->handshake_timeout = G_MININT;
 	settings->max_handshakes = G_MININT;
 	settings->max_outbound = G_MININT;
+	settings->history_max = G_MININT;
 	codechat_hub_config_init(&settings->config);
 }
 
@@ -37,6 +39,7 @@ codechat_daemon_settings_clear(CodechatDaemonSettings *settings)
 	g_clear_pointer(&settings->log_format, g_free);
 	g_clear_pointer(&settings->tls_cert, g_free);
 	g_clear_pointer(&settings->tls_key, g_free);
+	g_clear_pointer(&settings->redis, g_free);
 	g_clear_pointer(&settings->allowed_origins, g_strfreev);
 }
 
@@ -61,6 +64,7 @@ codechat_daemon_settings_copy(CodechatDaemonSettings *dest, const CodechatDaemon
 	dest->log_format = g_strdup(src->log_format);
 	dest->tls_cert = g_strdup(src->tls_cert);
 	dest->tls_key = g_strdup(src->tls_key);
+	dest->redis = g_strdup(src->redis);
 	dest->allowed_origins = g_strdupv(src->allowed_origins);
 }
 
@@ -96,6 +100,20 @@ check_uint(const gchar *option, gint value, gint min, guint *out, GError **error
 	}
 	*out = (guint)value;
 	return TRUE;
+}
+
+/* a URL that codechat_store_redis_new() takes; whether Redis answers
+ * there is for the start to find out */
+static gboolean
+check_redis_url(const gchar *url, GError **error)
+{
+	g_autofree gchar *host = NULL;
+	g_autofree gchar *socket_path = NULL;
+	gint port, db;
+
+	if (url == NULL)
+		return TRUE;
+	return codechat_store_redis_parse_url(url, &host, &port, &socket_path, &db, error);
 }
 
 /* --tls-cert and --tls-key go together */
@@ -361,7 +379,7 @@ codechat_daemon_settings_resolve(CodechatDaemonSettings *settings,
 	const gchar *log_choices[] = {"text", "json", "journal", NULL};
 	const gchar *sync_choices[] = {"full", "normal", NULL};
 	gint hello_timeout, rate, burst, keepalive, max_connections;
-	gint max_per_address, handshake_timeout, max_handshakes, max_outbound;
+	gint max_per_address, handshake_timeout, max_handshakes, max_outbound, history_max;
 	guint max_outbound_u = 0;
 
 	if (!layer_string(&layers, "sync", "full", &settings->sync, error) ||
@@ -371,8 +389,12 @@ codechat_daemon_settings_resolve(CodechatDaemonSettings *settings,
 	    !layer_string(&layers, "log-format", NULL, &settings->log_format, error) ||
 	    !layer_string(&layers, "tls-cert", NULL, &settings->tls_cert, error) ||
 	    !layer_string(&layers, "tls-key", NULL, &settings->tls_key, error) ||
+	    !layer_string(&layers, "redis", NULL, &settings->redis, error) ||
 	    !layer_strv(&layers, "allow-origin", &settings->allowed_origins, error))
 		return FALSE;
+	/* an empty redis= in the file: SQLite, as without it */
+	if (settings->redis != NULL && settings->redis[0] == '\0')
+		g_clear_pointer(&settings->redis, g_free);
 	settings->deflate = layer_bool(&layers, "permessage-deflate", settings->deflate);
 	settings->allow_anonymous =
 	    layer_bool(&layers, "allow-anonymous", settings->allow_anonymous);
@@ -428,6 +450,7 @@ codechat_daemon_settings_resolve(CodechatDaemonSettings *settings,
 		       (gint)config->max_outbound,
 		       &max_outbound,
 		       error) ||
+	    !layer_int(&layers, "history-max", settings->history_max, 0, &history_max, error) ||
 	    !check_choice("--bus", settings->bus, bus_choices, error) ||
 	    !check_choice("--notify", settings->notify, notify_choices, error) ||
 	    !check_choice("--log-format", settings->log_format, log_choices, error) ||
@@ -453,6 +476,8 @@ codechat_daemon_settings_resolve(CodechatDaemonSettings *settings,
 			&settings->server_max_handshakes,
 			error) ||
 	    !check_uint("--max-outbound-bytes", max_outbound, 0, &max_outbound_u, error) ||
+	    !check_uint("--history-max", history_max, 0, &settings->store_history_max, error) ||
+	    !check_redis_url(settings->redis, error) ||
 	    (settings->nick != NULL && !codechat_validate_nick(settings->nick, error)) ||
 	    !check_tls_pair(settings->tls_cert, settings->tls_key, error))
 		return FALSE;

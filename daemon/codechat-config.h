@@ -24,6 +24,7 @@ typedef struct {
 	gchar *log_format;     /* (owned) (nullable) */
 	gchar *tls_cert;       /* (owned) (nullable) */
 	gchar *tls_key;	       /* (owned) (nullable) */
+	gchar *redis;	       /* (owned) (nullable) a redis:// or unix:// URL */
 	GStrv allowed_origins; /* (owned) (nullable) */
 	gboolean deflate;
 	gboolean allow_anonymous;
@@ -36,10 +37,12 @@ typedef struct {
 	gint handshake_timeout;
 	gint max_handshakes;
 	gint max_outbound;
+	gint history_max;
 	/* once resolved: the hub's numbers, and the server's handshake limits */
 	CodechatHubConfig config;
 	guint server_handshake_timeout;
 	guint server_max_handshakes;
+	guint store_history_max; /* messages kept per conversation at least, 0: all */
 } CodechatDaemonSettings;
 
 void

@@ -79,6 +79,8 @@ struct _CodechatStoreSqlite {
 	sqlite3 *writer;	      /* (owned) the writer thread only, once it runs */
 	sqlite3_stmt *insert_message; /* (owned) writer */
 	sqlite3_stmt *insert_nick;    /* (owned) writer */
+	sqlite3_stmt *delete_old;     /* (owned) writer */
+	guint history_max;	      /* (atomic) messages kept per conversation, 0: all */
 	sqlite3_stmt *query_newest;   /* (owned) reader */
 	sqlite3_stmt *query_oldest;   /* (owned) reader */
 	GHashTable *convs;	      /* (owned) main thread: key -> Conv */
@@ -191,6 +193,48 @@ write_ops(CodechatStoreSqlite *self, GPtrArray *ops, GError **error)
 	return ok;
 }
 
+/*
+ * --history-max: the messages of a conversation beyond the last N go in
+ * the transaction that added to it, one range delete on the primary key
+ * per conversation of the batch, so that trimming costs no sync of its
+ * own.
+ */
+static gboolean
+trim(CodechatStoreSqlite *self, GPtrArray *ops, GError **error)
+{
+	guint max = g_atomic_int_get(&self->history_max);
+	g_autoptr(GHashTable) last = NULL;
+	GHashTableIter iter;
+	const gchar *conv;
+	gpointer id;
+
+	if (max == 0)
+		return TRUE;
+	last = g_hash_table_new(g_str_hash, g_str_equal);
+	for (guint i = 0; i < ops->len; i++) {
+		Op *op = g_ptr_array_index(ops, i);
+		if (op->type == OP_MESSAGE &&
+		    GPOINTER_TO_SIZE(g_hash_table_lookup(last, op->conv)) < op->msg->id)
+			g_hash_table_insert(last, op->conv, GSIZE_TO_POINTER(op->msg->id));
+	}
+	g_hash_table_iter_init(&iter, last);
+	while (g_hash_table_iter_next(&iter, (gpointer *)&conv, &id)) {
+		guint64 newest = GPOINTER_TO_SIZE(id);
+		int rc;
+
+		if (newest <= max)
+			continue;
+		sqlite3_bind_text(self->delete_old, 1, conv, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(self->delete_old, 2, (sqlite3_int64)(newest - max));
+		rc = sqlite3_step(self->delete_old);
+		sqlite3_reset(self->delete_old);
+		sqlite3_clear_bindings(self->delete_old);
+		if (rc != SQLITE_DONE)
+			return set_sqlite_error(error, self->writer, self->path, "cannot trim");
+	}
+	return TRUE;
+}
+
 static gboolean
 write_ops_in_transaction(CodechatStoreSqlite *self, GPtrArray *ops, GError **error)
 {
@@ -229,6 +273,10 @@ write_ops_in_transaction(CodechatStoreSqlite *self, GPtrArray *ops, GError **err
 		}
 		sqlite3_reset(stmt);
 		sqlite3_clear_bindings(stmt);
+	}
+	if (!trim(self, ops, error)) {
+		sqlite3_exec(self->writer, "ROLLBACK", NULL, NULL, NULL);
+		return FALSE;
 	}
 	if (sqlite3_exec(self->writer, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		set_sqlite_error(error, self->writer, self->path, "cannot commit");
@@ -954,6 +1002,11 @@ open_store(CodechatStoreSqlite *self, const gchar *data_dir, CodechatStoreSync s
 		     self->path,
 		     "INSERT OR IGNORE INTO nicks (fold, nick, first_seen) VALUES (?1, ?2, ?3)",
 		     &self->insert_nick,
+		     error) ||
+	    !prepare(self->writer,
+		     self->path,
+		     "DELETE FROM messages WHERE conv = ?1 AND id <= ?2",
+		     &self->delete_old,
 		     error))
 		return FALSE;
 
@@ -1039,6 +1092,18 @@ codechat_store_sqlite_set_commit_func(CodechatStoreSqlite *self,
 	self->commit_notify = notify;
 }
 
+/**
+ * codechat_store_sqlite_set_history_max:
+ * @history_max: messages kept per conversation, the oldest deleted beyond
+ *   them as new ones are committed; 0 keeps all
+ */
+void
+codechat_store_sqlite_set_history_max(CodechatStoreSqlite *self, guint history_max)
+{
+	g_return_if_fail(CODECHAT_IS_STORE_SQLITE(self));
+	g_atomic_int_set(&self->history_max, history_max);
+}
+
 static void
 codechat_store_sqlite_dispose(GObject *object)
 {
@@ -1068,6 +1133,7 @@ codechat_store_sqlite_finalize(GObject *object)
 
 	sqlite3_finalize(self->insert_message);
 	sqlite3_finalize(self->insert_nick);
+	sqlite3_finalize(self->delete_old);
 	sqlite3_finalize(self->query_newest);
 	sqlite3_finalize(self->query_oldest);
 	sqlite3_close(self->reader);

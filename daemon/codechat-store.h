@@ -133,5 +133,7 @@ codechat_store_sqlite_set_commit_func(CodechatStoreSqlite *self,
 				      CodechatStoreCommitFunc func,
 				      gpointer user_data,
 				      GDestroyNotify notify);
+void
+codechat_store_sqlite_set_history_max(CodechatStoreSqlite *self, guint history_max);
 
 G_END_DECLS

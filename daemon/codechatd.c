@@ -19,6 +19,7 @@
 #include "codechat-log.h"
 #include "codechat-notify.h"
 #include "codechat-server.h"
+#include "codechat-store-redis.h"
 #include "codechat-store.h"
 #include "codechat-version.h"
 
@@ -140,6 +141,7 @@ static const struct {
     {"sync", G_STRUCT_OFFSET(CodechatDaemonSettings, sync)},
     {"tls-cert", G_STRUCT_OFFSET(CodechatDaemonSettings, tls_cert)},
     {"tls-key", G_STRUCT_OFFSET(CodechatDaemonSettings, tls_key)},
+    {"redis", G_STRUCT_OFFSET(CodechatDaemonSettings, redis)},
     {"bus", G_STRUCT_OFFSET(CodechatDaemonSettings, bus)},
     {"log-format", G_STRUCT_OFFSET(CodechatDaemonSettings, log_format)},
 };
@@ -230,6 +232,10 @@ daemon_reload(Daemon *daemon)
 		g_warning("%s changed: restart codechatd to apply", restart_strings[i].name);
 		g_free(*new_value);
 		*new_value = g_strdup(*old_value);
+	}
+	if (next.store_history_max != running->store_history_max) {
+		g_warning("history-max changed: restart codechatd to apply");
+		next.store_history_max = running->store_history_max;
 	}
 	if (next.deflate != running->deflate) {
 		g_warning("permessage-deflate changed: restart codechatd to apply");
@@ -466,6 +472,22 @@ main(int argc, char **argv)
 	     N_("full: fsync every commit, an acknowledged message survives a machine crash "
 		"(default); normal: survives a crash of codechatd only"),
 	     "full|normal"},
+	    {"redis",
+	     0,
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &settings.redis,
+	     N_("Keep history in Redis, shared with the other daemons on it, instead of the data "
+		"dir: redis://HOST[:PORT][/DB] or unix:///PATH[?db=DB]"),
+	     N_("URL")},
+	    {"history-max",
+	     0,
+	     0,
+	     G_OPTION_ARG_INT,
+	     &settings.history_max,
+	     N_("Messages kept per room or conversation, the oldest dropped beyond; 0 keeps all "
+		"(default)"),
+	     N_("N")},
 	    {"config", 0, 0, G_OPTION_ARG_FILENAME, &config_path, NULL, N_("FILE")},
 	    {"tls-cert",
 	     0,
@@ -704,15 +726,23 @@ main(int argc, char **argv)
 			g_info("no session bus: not serving D-Bus");
 	}
 
-	store = codechat_store_sqlite_new(settings.data_dir,
-					  g_strcmp0(settings.sync, "normal") == 0
-					      ? CODECHAT_STORE_SYNC_NORMAL
-					      : CODECHAT_STORE_SYNC_FULL,
-					  &error);
+	/* with Redis, the data dir keeps the accounts only */
+	if (settings.redis != NULL)
+		store =
+		    codechat_store_redis_new(settings.redis, settings.store_history_max, &error);
+	else
+		store = codechat_store_sqlite_new(settings.data_dir,
+						  g_strcmp0(settings.sync, "normal") == 0
+						      ? CODECHAT_STORE_SYNC_NORMAL
+						      : CODECHAT_STORE_SYNC_FULL,
+						  &error);
 	if (store == NULL) {
 		g_printerr("codechatd: %s\n", error->message);
 		return 1;
 	}
+	if (CODECHAT_IS_STORE_SQLITE(store))
+		codechat_store_sqlite_set_history_max(CODECHAT_STORE_SQLITE(store),
+						      settings.store_history_max);
 	accounts = codechat_accounts_new(settings.data_dir);
 	if (!codechat_accounts_load(accounts, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
@@ -728,11 +758,12 @@ main(int argc, char **argv)
 	}
 	daemon.hub = codechat_hub_new(store, &settings.config);
 	/* codechat_store_commit_seconds: the store may outlive the hub */
-	codechat_store_sqlite_set_commit_func(
-	    CODECHAT_STORE_SQLITE(store),
-	    store_commit_cb,
-	    codechat_metrics_ref(codechat_hub_get_metrics(daemon.hub)),
-	    (GDestroyNotify)codechat_metrics_unref);
+	if (CODECHAT_IS_STORE_SQLITE(store))
+		codechat_store_sqlite_set_commit_func(
+		    CODECHAT_STORE_SQLITE(store),
+		    store_commit_cb,
+		    codechat_metrics_ref(codechat_hub_get_metrics(daemon.hub)),
+		    (GDestroyNotify)codechat_metrics_unref);
 	/* D-Bus Send is not concerned: the bus is the user's own, trusted */
 	codechat_hub_set_accounts(daemon.hub,
 				  accounts,

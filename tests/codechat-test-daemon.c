@@ -71,16 +71,16 @@ redis_answers(const gchar *socket_path)
 }
 
 /**
- * codechat_test_redis_start:
+ * codechat_test_daemon_redis_start:
  * @redis_server: the redis-server program
  * @data_dir: the folder of its socket and its append-only file
  *
  * Starts the Redis of @data_dir, unless it runs, and returns its URL,
- * unix://DATA_DIR/redis.sock.  Its data survive codechat_test_redis_stop()
+ * unix://DATA_DIR/redis.sock.  Its data survive codechat_test_daemon_redis_stop()
  * and a start again on the same @data_dir (appendfsync always).
  */
 gchar *
-codechat_test_redis_start(const gchar *redis_server, const gchar *data_dir)
+codechat_test_daemon_redis_start(const gchar *redis_server, const gchar *data_dir)
 {
 	g_autofree gchar *socket_path = g_build_filename(data_dir, "redis.sock", NULL);
 	g_autoptr(GError) error = NULL;
@@ -129,7 +129,7 @@ codechat_test_redis_start(const gchar *redis_server, const gchar *data_dir)
 
 /* stops the Redis of @data_dir, if one runs, and waits for it */
 void
-codechat_test_redis_stop(const gchar *data_dir)
+codechat_test_daemon_redis_stop(const gchar *data_dir)
 {
 	GSubprocess *proc;
 
@@ -221,7 +221,7 @@ codechat_test_daemon_start_in(const gchar *data_dir,
 	}
 	/* a test that picks its own Redis keeps it */
 	if (redis_server != NULL && redis_server[0] != '\0' && !has_redis) {
-		redis_url = codechat_test_redis_start(redis_server, effective_dir);
+		redis_url = codechat_test_daemon_redis_start(redis_server, effective_dir);
 		g_ptr_array_add(argv, (gpointer) "--redis");
 		g_ptr_array_add(argv, redis_url);
 	}
@@ -333,7 +333,7 @@ codechat_test_daemon_free(CodechatTestDaemon *daemon)
 	}
 	g_clear_object(&daemon->proc);
 	if (daemon->data_dir != NULL) {
-		codechat_test_redis_stop(daemon->data_dir);
+		codechat_test_daemon_redis_stop(daemon->data_dir);
 		codechat_test_rm_rf(daemon->data_dir);
 	}
 	g_free(daemon->data_dir);

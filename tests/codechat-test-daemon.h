@@ -32,9 +32,9 @@ codechat_test_daemon_free(CodechatTestDaemon *daemon);
 void
 codechat_test_rm_rf(const gchar *path);
 gchar *
-codechat_test_redis_start(const gchar *redis_server, const gchar *data_dir);
+codechat_test_daemon_redis_start(const gchar *redis_server, const gchar *data_dir);
 void
-codechat_test_redis_stop(const gchar *data_dir);
+codechat_test_daemon_redis_stop(const gchar *data_dir);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CodechatTestDaemon, codechat_test_daemon_free)
 

@@ -58,7 +58,7 @@ fixture_setup(Fixture *fx, gconstpointer user_data)
 	}
 	fx->redis_dir = g_dir_make_tmp("codechat-test-redis-XXXXXX", &error);
 	g_assert_no_error(error);
-	fx->redis_url = codechat_test_redis_start(redis_server(), fx->redis_dir);
+	fx->redis_url = codechat_test_daemon_redis_start(redis_server(), fx->redis_dir);
 	for (guint i = 0; i < N_DAEMONS; i++)
 		fx->daemons[i] = start_daemon(fx);
 }
@@ -73,7 +73,7 @@ fixture_teardown(Fixture *fx, gconstpointer user_data)
 		g_clear_pointer(&fx->daemons[i], codechat_test_daemon_free);
 	}
 	if (fx->redis_dir != NULL) {
-		codechat_test_redis_stop(fx->redis_dir);
+		codechat_test_daemon_redis_stop(fx->redis_dir);
 		codechat_test_rm_rf(fx->redis_dir);
 	}
 	g_free(fx->redis_dir);
@@ -475,7 +475,7 @@ test_redis_restart(Fixture *fx, gconstpointer user_data)
 		g_assert_cmpint(codechat_test_json_int(got, "id"), ==, 1);
 	}
 
-	codechat_test_redis_stop(fx->redis_dir);
+	codechat_test_daemon_redis_stop(fx->redis_dir);
 	send_say(alice, "r", "while-away", "away");
 	{
 		g_autoptr(JsonObject) err =
@@ -483,7 +483,7 @@ test_redis_restart(Fixture *fx, gconstpointer user_data)
 		(void)err;
 	}
 
-	g_free(codechat_test_redis_start(redis_server(), fx->redis_dir));
+	g_free(codechat_test_daemon_redis_start(redis_server(), fx->redis_dir));
 	/* the daemons reconnect on their own, with a backoff of seconds */
 	for (guint i = 0; i < 100 && !recovered; i++) {
 		g_autoptr(JsonObject) reply = NULL;

@@ -976,6 +976,34 @@ test_reopen(Fixture *fx)
 	g_assert_cmpuint(codechat_store_get_last_id(fx->store, "new"), ==, 1);
 }
 
+/* --history-max: the last N of each conversation stay, across a reopen */
+static void
+test_history_max(Fixture *fx)
+{
+	g_autoptr(GPtrArray) r = NULL;
+	g_autoptr(GPtrArray) s = NULL;
+
+	codechat_store_sqlite_set_history_max(CODECHAT_STORE_SQLITE(fx->store), 5);
+	fill_room(&fx->rec, "r", "m", 12);
+	fill_room(&fx->rec, "s", "m", 3);
+	r = read_all(fx->store, "r", 3);
+	g_assert_cmpuint(r->len, ==, 5);
+	g_assert_cmpuint(((CodechatMessage *)g_ptr_array_index(r, 0))->id, ==, 8);
+	g_assert_cmpuint(((CodechatMessage *)g_ptr_array_index(r, 4))->id, ==, 12);
+	s = read_all(fx->store, "s", 3);
+	g_assert_cmpuint(s->len, ==, 3);
+	g_clear_pointer(&r, g_ptr_array_unref);
+
+	/* ids go on after a reopen, from the last one kept */
+	fixture_reopen(fx);
+	g_assert_cmpuint(codechat_store_get_last_id(fx->store, "r"), ==, 12);
+	fill_room(&fx->rec, "r", "n", 1);
+	g_assert_cmpuint(((CodechatMessage *)g_ptr_array_index(fx->rec.msgs, 0))->id, ==, 13);
+	/* unlimited again: nothing more goes */
+	r = read_all(fx->store, "r", 100);
+	g_assert_cmpuint(r->len, ==, 6);
+}
+
 static void
 test_reopen_paging(Fixture *fx)
 {
@@ -1524,6 +1552,7 @@ main(int argc, char **argv)
 		add(kind, "reopen", test_reopen);
 		add(kind, "nick-batch", test_nick_batch);
 		add(kind, "reopen-paging", test_reopen_paging);
+		add(kind, "history-max", test_history_max);
 		add(kind, "epoch", test_epoch);
 		add(kind, "schema", test_schema);
 		add(kind, "mkdir", test_mkdir);
