@@ -864,6 +864,9 @@ typedef struct {
 	Session *sender;  /* (owned) */
 	gchar *ref;	  /* (owned) (nullable) */
 	OutFrame *place;  /* (unowned) in the sender's queue */
+	/* while the store checks the nick of a direct message */
+	gchar *conv;	      /* (owned) (nullable) */
+	CodechatMessage *msg; /* (owned) (nullable) */
 } SayData;
 
 static void
@@ -872,7 +875,21 @@ say_data_free(SayData *data)
 	g_object_unref(data->hub);
 	session_unref(data->sender);
 	g_free(data->ref);
+	g_free(data->conv);
+	g_clear_pointer(&data->msg, codechat_message_unref);
 	g_free(data);
+}
+
+/* the unknown-nick reply for @nick */
+static gchar *
+unknown_nick_frame(CodechatHub *self, const gchar *nick, const gchar *ref)
+{
+	g_autoptr(GError) error = g_error_new(CODECHAT_ERROR,
+					      CODECHAT_ERROR_UNKNOWN_NICK,
+					      "nobody called %s has ever connected",
+					      nick);
+
+	return hub_error_frame(self, error, ref);
 }
 
 /* a stored message to everyone who gets it but @sender (whose copy is
@@ -935,11 +952,43 @@ say_stored_cb(CodechatMessage *msg, const GError *error, gpointer user_data)
 	say_data_free(data);
 }
 
+/* a direct message to a nick this daemon had not heard of, once the
+ * shared store answered: stored, or refused with unknown-nick */
+static void
+say_nick_checked_cb(gboolean known, const GError *error, gpointer user_data)
+{
+	SayData *data = user_data;
+	CodechatHub *self = data->hub;
+	g_autofree gchar *frame = NULL;
+	g_autoptr(GError) reply = NULL;
+
+	if (data->sender->hub == NULL) {
+		say_data_free(data);
+		return;
+	}
+	if (known) {
+		g_autofree gchar *conv = g_steal_pointer(&data->conv);
+		g_autoptr(CodechatMessage) msg = g_steal_pointer(&data->msg);
+
+		codechat_store_append(self->store, conv, msg, say_stored_cb, data);
+		return;
+	}
+	if (error != NULL) {
+		reply = hub_store_error(error, "the server cannot look the nick up");
+		frame = hub_error_frame(self, reply, data->ref);
+	} else {
+		frame = unknown_nick_frame(self, data->msg->to, data->ref);
+	}
+	session_fill_place(data->sender, data->place, frame);
+	say_data_free(data);
+}
+
 static void
 handle_say(CodechatHub *self, Session *s, CodechatRequest *req)
 {
 	g_autoptr(CodechatMessage) msg = NULL;
 	g_autofree gchar *conv = NULL;
+	gboolean check_nick = FALSE;
 	SayData *data;
 
 	if (req->room != NULL) {
@@ -954,10 +1003,20 @@ handle_say(CodechatHub *self, Session *s, CodechatRequest *req)
 		conv = g_strdup(req->room);
 	} else {
 		if (!codechat_store_knows_nick(self->store, req->to)) {
-			g_autofree gchar *text =
-			    g_strdup_printf("nobody called %s has ever connected", req->to);
-			session_send_error_literal(s, CODECHAT_ERROR_UNKNOWN_NICK, text, req->ref);
-			return;
+			g_autofree gchar *text = NULL;
+
+			/* a store shared with other daemons asks before it says no */
+			if (codechat_store_can_check_nick(self->store)) {
+				check_nick = TRUE;
+			} else {
+				text =
+				    g_strdup_printf("nobody called %s has ever connected", req->to);
+				session_send_error_literal(s,
+							   CODECHAT_ERROR_UNKNOWN_NICK,
+							   text,
+							   req->ref);
+				return;
+			}
 		}
 		conv = codechat_store_direct_key(s->nick, req->to);
 	}
@@ -984,6 +1043,12 @@ handle_say(CodechatHub *self, Session *s, CodechatRequest *req)
 	data->sender = session_ref(s);
 	data->ref = g_steal_pointer(&req->ref);
 	data->place = session_hold_place(s);
+	if (check_nick) {
+		data->conv = g_steal_pointer(&conv);
+		data->msg = g_steal_pointer(&msg);
+		codechat_store_check_nick(self->store, data->msg->to, say_nick_checked_cb, data);
+		return;
+	}
 	codechat_store_append(self->store, conv, msg, say_stored_cb, data);
 }
 
@@ -994,6 +1059,11 @@ typedef struct {
 	gchar *room;	  /* (owned) (nullable) */
 	gchar *with;	  /* (owned) (nullable) for a direct conversation */
 	OutFrame *place;  /* (unowned) in the session's queue */
+	gchar *conv;	  /* (owned) */
+	guint limit;
+	gboolean has_after;
+	guint64 after;
+	guint64 before;
 } HistoryData;
 
 static void
@@ -1004,6 +1074,7 @@ history_data_free(HistoryData *data)
 	g_free(data->ref);
 	g_free(data->room);
 	g_free(data->with);
+	g_free(data->conv);
 	g_free(data);
 }
 
@@ -1049,22 +1120,64 @@ history_read_cb(GPtrArray *page, gboolean more, const GError *error, gpointer us
 	history_data_free(data);
 }
 
+static void
+history_query(CodechatHub *self, HistoryData *data);
+
+/* history with a nick this daemon had not heard of, once the shared store
+ * answered */
+static void
+history_nick_checked_cb(gboolean known, const GError *error, gpointer user_data)
+{
+	HistoryData *data = user_data;
+	CodechatHub *self = data->hub;
+	g_autofree gchar *frame = NULL;
+	g_autoptr(GError) reply = NULL;
+
+	if (data->s->hub == NULL) {
+		history_data_free(data);
+		return;
+	}
+	if (known) {
+		history_query(self, data);
+		return;
+	}
+	if (error != NULL) {
+		reply = hub_store_error(error, "the server cannot look the nick up");
+		frame = hub_error_frame(self, reply, data->ref);
+	} else {
+		frame = unknown_nick_frame(self, data->with, data->ref);
+	}
+	session_fill_place(data->s, data->place, frame);
+	history_data_free(data);
+}
+
 /* the reply takes its place in the session's order when the store answers */
 static void
 handle_history(CodechatHub *self, Session *s, CodechatRequest *req)
 {
 	g_autofree gchar *conv = NULL;
 	guint limit = req->limit > 0 ? req->limit : CODECHAT_DEFAULT_PAGE;
+	gboolean check_nick = FALSE;
 	HistoryData *data;
 
 	if (req->room != NULL) {
 		conv = g_strdup(req->room);
 	} else {
 		if (!codechat_store_knows_nick(self->store, req->with)) {
-			g_autofree gchar *text =
-			    g_strdup_printf("nobody called %s has ever connected", req->with);
-			session_send_error_literal(s, CODECHAT_ERROR_UNKNOWN_NICK, text, req->ref);
-			return;
+			g_autofree gchar *text = NULL;
+
+			/* a store shared with other daemons asks before it says no */
+			if (codechat_store_can_check_nick(self->store)) {
+				check_nick = TRUE;
+			} else {
+				text = g_strdup_printf("nobody called %s has ever connected",
+						       req->with);
+				session_send_error_literal(s,
+							   CODECHAT_ERROR_UNKNOWN_NICK,
+							   text,
+							   req->ref);
+				return;
+			}
 		}
 		conv = codechat_store_direct_key(s->nick, req->with);
 	}
@@ -1076,21 +1189,36 @@ handle_history(CodechatHub *self, Session *s, CodechatRequest *req)
 	data->room = g_strdup(req->room);
 	data->with = g_strdup(req->with);
 	data->place = session_hold_place(s);
-	if (req->has_after)
+	data->conv = g_steal_pointer(&conv);
+	data->limit = limit;
+	data->has_after = req->has_after;
+	data->after = req->after;
+	data->before = req->has_before ? req->before : CODECHAT_STORE_NO_BOUND;
+	if (check_nick)
+		codechat_store_check_nick(self->store, req->with, history_nick_checked_cb, data);
+	else
+		history_query(self, data);
+}
+
+/* the page asked for: after an id, or the newest before one */
+static void
+history_query(CodechatHub *self, HistoryData *data)
+{
+	if (data->has_after)
 		codechat_store_query_async(self->store,
-					   conv,
-					   req->after,
+					   data->conv,
+					   data->after,
 					   CODECHAT_STORE_NO_BOUND,
-					   limit,
+					   data->limit,
 					   FALSE,
 					   history_read_cb,
 					   data);
 	else
 		codechat_store_query_async(self->store,
-					   conv,
+					   data->conv,
 					   0,
-					   req->has_before ? req->before : CODECHAT_STORE_NO_BOUND,
-					   limit,
+					   data->before,
+					   data->limit,
 					   TRUE,
 					   history_read_cb,
 					   data);

@@ -473,11 +473,12 @@ entry_parse(redisReply *entry, guint64 *id, const gchar **origin)
 
 typedef struct {
 	gpointer store;	      /* (unowned) */
-	gchar *conv;	      /* (owned) */
+	gchar *conv;	      /* (owned) or the folded nick of a check_nick */
 	guint64 known;	      /* conv->known when it was asked */
 	CodechatMessage *msg; /* (owned) (nullable) an append's */
 	CodechatStoreAppendFunc func;
 	CodechatStoreQueryFunc query_func;
+	CodechatStoreNickFunc nick_func;
 	gpointer user_data;
 	gboolean newest;
 	guint limit;
@@ -896,6 +897,66 @@ redis_knows_nick(CodechatStore *store, const gchar *nick)
 	g_autofree gchar *fold = codechat_nick_fold(nick);
 
 	return g_hash_table_contains(self->nicks, fold);
+}
+
+static void
+check_nick_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+	Request *req = privdata;
+	CodechatStoreRedis *self = req->store;
+	redisReply *reply = r;
+	g_autoptr(GError) error = NULL;
+
+	if (!reply_ok(reply, &error) || reply->type != REDIS_REPLY_INTEGER) {
+		if (error == NULL)
+			set_unavailable(&error);
+		req->nick_func(FALSE, error, req->user_data);
+	} else {
+		/* another daemon saw it: its announcement is on the way */
+		if (reply->integer == 1)
+			g_hash_table_add(self->nicks, g_strdup(req->conv));
+		req->nick_func(reply->integer == 1, NULL, req->user_data);
+	}
+	request_free(req);
+}
+
+/* a nick this daemon has not heard of may have connected to another one
+ * a moment ago: SISMEMBER tells */
+static void
+redis_check_nick(CodechatStore *store,
+		 const gchar *nick,
+		 CodechatStoreNickFunc func,
+		 gpointer user_data)
+{
+	CodechatStoreRedis *self = CODECHAT_STORE_REDIS(store);
+	g_autofree gchar *fold = codechat_nick_fold(nick);
+	g_autoptr(GError) error = NULL;
+	Request *req;
+
+	if (g_hash_table_contains(self->nicks, fold)) {
+		func(TRUE, NULL, user_data);
+		return;
+	}
+	if (self->cmd.ac == NULL) {
+		set_unavailable(&error);
+		func(FALSE, error, user_data);
+		return;
+	}
+	req = g_new0(Request, 1);
+	req->store = self;
+	req->conv = g_steal_pointer(&fold);
+	req->nick_func = func;
+	req->user_data = user_data;
+	if (redisAsyncCommand(self->cmd.ac,
+			      check_nick_cb,
+			      req,
+			      "SISMEMBER %s %s",
+			      KEY_NICKS,
+			      req->conv) != REDIS_OK) {
+		set_unavailable(&error);
+		func(FALSE, error, user_data);
+		request_free(req);
+	}
 }
 
 static const gchar *
@@ -1356,6 +1417,7 @@ codechat_store_redis_iface_init(CodechatStoreInterface *iface)
 	iface->query_async = redis_query_async;
 	iface->remember_nick = redis_remember_nick;
 	iface->knows_nick = redis_knows_nick;
+	iface->check_nick = redis_check_nick;
 	iface->list_rooms = redis_list_rooms;
 	iface->flush = redis_flush;
 }

@@ -166,6 +166,46 @@ codechat_store_knows_nick(CodechatStore *self, const gchar *nick)
 }
 
 /**
+ * codechat_store_can_check_nick:
+ *
+ * Whether codechat_store_knows_nick() may say no for a nick that is known
+ * after all: a store shared by several daemons learns of the nicks seen by
+ * the others a moment later.  Such a store checks with
+ * codechat_store_check_nick() before a nick is called unknown.
+ */
+gboolean
+codechat_store_can_check_nick(CodechatStore *self)
+{
+	g_return_val_if_fail(CODECHAT_IS_STORE(self), FALSE);
+	return CODECHAT_STORE_GET_IFACE(self)->check_nick != NULL;
+}
+
+/**
+ * codechat_store_check_nick:
+ * @func: called once with the answer, before this returns for a store
+ *   without check_nick
+ *
+ * Asks the store itself whether @nick ever connected; a nick found this
+ * way is known to codechat_store_knows_nick() from then on.
+ */
+void
+codechat_store_check_nick(CodechatStore *self,
+			  const gchar *nick,
+			  CodechatStoreNickFunc func,
+			  gpointer user_data)
+{
+	CodechatStoreInterface *iface;
+
+	g_return_if_fail(CODECHAT_IS_STORE(self));
+	g_return_if_fail(nick != NULL);
+	iface = CODECHAT_STORE_GET_IFACE(self);
+	if (iface->check_nick != NULL)
+		iface->check_nick(self, nick, func, user_data);
+	else
+		func(iface->knows_nick(self, nick), NULL, user_data);
+}
+
+/**
  * codechat_store_list_rooms:
  *
  * Returns: (transfer container) (element-type utf8): the rooms that have

@@ -28,6 +28,10 @@ typedef void (*CodechatStoreQueryFunc)(GPtrArray *messages,
 				       const GError *error,
 				       gpointer user_data);
 
+/* @known: whether the nick ever connected; @error: set when the store
+ * could not tell */
+typedef void (*CodechatStoreNickFunc)(gboolean known, const GError *error, gpointer user_data);
+
 struct _CodechatStoreInterface {
 	GTypeInterface parent_iface;
 
@@ -56,6 +60,10 @@ struct _CodechatStoreInterface {
 			    gpointer user_data);
 	gboolean (*remember_nick)(CodechatStore *self, const gchar *nick, GError **error);
 	gboolean (*knows_nick)(CodechatStore *self, const gchar *nick);
+	void (*check_nick)(CodechatStore *self,
+			   const gchar *nick,
+			   CodechatStoreNickFunc func,
+			   gpointer user_data);
 	GPtrArray *(*list_rooms)(CodechatStore *self);
 	void (*flush)(CodechatStore *self);
 };
@@ -98,6 +106,13 @@ gboolean
 codechat_store_remember_nick(CodechatStore *self, const gchar *nick, GError **error);
 gboolean
 codechat_store_knows_nick(CodechatStore *self, const gchar *nick);
+gboolean
+codechat_store_can_check_nick(CodechatStore *self);
+void
+codechat_store_check_nick(CodechatStore *self,
+			  const gchar *nick,
+			  CodechatStoreNickFunc func,
+			  gpointer user_data);
 GPtrArray *
 codechat_store_list_rooms(CodechatStore *self);
 void
