@@ -129,6 +129,9 @@ struct _CodechatStoreRedis {
 	gboolean reset; /* Redis came back with another epoch */
 	gboolean disposing;
 	guint n_inflight;
+	CodechatStoreCommitFunc commit_func; /* (nullable) */
+	gpointer commit_data;
+	GDestroyNotify commit_notify;
 };
 
 static void
@@ -482,7 +485,8 @@ typedef struct {
 	gpointer user_data;
 	gboolean newest;
 	guint limit;
-	gchar **argv; /* (owned) an append's, for EVAL after NOSCRIPT */
+	gchar **argv;	/* (owned) an append's, for EVAL after NOSCRIPT */
+	gint64 sent_us; /* monotonic: when an append was sent */
 } Request;
 
 static void
@@ -656,6 +660,9 @@ append_cb(redisAsyncContext *ac, void *r, void *privdata)
 	}
 	req->msg->id = (guint64)reply->integer;
 	append_done(self, conv);
+	if (self->commit_func != NULL)
+		self->commit_func((gdouble)(g_get_monotonic_time() - req->sent_us) / G_USEC_PER_SEC,
+				  self->commit_data);
 	if (req->msg->id <= conv->delivered) {
 		/* a Redis restored from older data reuses ids (with
 		 * appendfsync everysec, or from a backup); or a tiny
@@ -707,6 +714,7 @@ redis_append(CodechatStore *store,
 	req->argv[0] = g_strdup(key);
 	req->argv[1] = payload_build(msg);
 	req->argv[2] = g_strdup_printf("%u", self->history_max);
+	req->sent_us = g_get_monotonic_time();
 	conv->inflight++;
 	self->n_inflight++;
 	if (!send_append(self, req, FALSE)) {
@@ -1662,6 +1670,8 @@ codechat_store_redis_finalize(GObject *object)
 {
 	CodechatStoreRedis *self = CODECHAT_STORE_REDIS(object);
 
+	if (self->commit_notify != NULL)
+		self->commit_notify(self->commit_data);
 	g_hash_table_unref(self->convs);
 	g_hash_table_unref(self->nicks);
 	g_hash_table_unref(self->unsent);
@@ -1697,4 +1707,25 @@ codechat_store_redis_init(CodechatStoreRedis *self)
 	self->origin = g_strdup_printf("%08x%08x", g_random_int(), g_random_int());
 	self->backoff_ms = CODECHAT_STORE_REDIS_BACKOFF_MIN_MS;
 	self->graveyard = g_ptr_array_new_with_free_func((GDestroyNotify)source_bury);
+}
+
+/**
+ * codechat_store_redis_set_commit_func:
+ *
+ * @func is called on the main context with the time from sending each
+ * append to Redis's answer that kept it: what codechat_store_commit_seconds
+ * measures for this store.
+ */
+void
+codechat_store_redis_set_commit_func(CodechatStoreRedis *self,
+				     CodechatStoreCommitFunc func,
+				     gpointer user_data,
+				     GDestroyNotify notify)
+{
+	g_return_if_fail(CODECHAT_IS_STORE_REDIS(self));
+	if (self->commit_notify != NULL)
+		self->commit_notify(self->commit_data);
+	self->commit_func = func;
+	self->commit_data = user_data;
+	self->commit_notify = notify;
 }

@@ -25,5 +25,10 @@ CodechatStore *
 codechat_store_redis_new(const gchar *url, guint history_max, GError **error);
 gboolean
 codechat_store_redis_is_connected(CodechatStoreRedis *self);
+void
+codechat_store_redis_set_commit_func(CodechatStoreRedis *self,
+				     CodechatStoreCommitFunc func,
+				     gpointer user_data,
+				     GDestroyNotify notify);
 
 G_END_DECLS

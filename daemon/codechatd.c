@@ -740,6 +740,10 @@ main(int argc, char **argv)
 		g_printerr("codechatd: %s\n", error->message);
 		return 1;
 	}
+	if (settings.redis != NULL)
+		g_info("history in Redis at %s (epoch %s)",
+		       settings.redis,
+		       codechat_store_get_epoch(store));
 	if (CODECHAT_IS_STORE_SQLITE(store))
 		codechat_store_sqlite_set_history_max(CODECHAT_STORE_SQLITE(store),
 						      settings.store_history_max);
@@ -761,6 +765,12 @@ main(int argc, char **argv)
 	if (CODECHAT_IS_STORE_SQLITE(store))
 		codechat_store_sqlite_set_commit_func(
 		    CODECHAT_STORE_SQLITE(store),
+		    store_commit_cb,
+		    codechat_metrics_ref(codechat_hub_get_metrics(daemon.hub)),
+		    (GDestroyNotify)codechat_metrics_unref);
+	else
+		codechat_store_redis_set_commit_func(
+		    CODECHAT_STORE_REDIS(store),
 		    store_commit_cb,
 		    codechat_metrics_ref(codechat_hub_get_metrics(daemon.hub)),
 		    (GDestroyNotify)codechat_metrics_unref);
