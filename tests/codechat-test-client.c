@@ -236,6 +236,32 @@ codechat_test_client_run(const gchar *const *env,
 	g_test_message("exit status %d\nstdout: %.2000s\nstderr: %.2000s", status, c.out, c.err);
 	*out = c.out;
 	*err = c.err;
+	return codechat_test_exit_status(status, c.err);
+}
+
+/**
+ * codechat_test_exit_status:
+ * @status: a client's exit status
+ * @err: all it wrote on stderr
+ *
+ * In the sanitizer build, LeakSanitizer (clang 14) now and then crashes in
+ * its own stop-the-world at the exit of a process with threads ("Tracer
+ * caught signal 11", see meson.build), more often under load: then no
+ * leak check ran, and the exit status says nothing about the client.  That
+ * crash, and only that, counts as exit status 0; a leak report or any
+ * other error does not.
+ */
+gint
+codechat_test_exit_status(gint status, const gchar *err)
+{
+	if (status != 0 && err != NULL && strstr(err, "Tracer caught signal") != NULL &&
+	    strstr(err, "LeakSanitizer has encountered a fatal error") != NULL &&
+	    strstr(err, "ERROR: LeakSanitizer: detected memory leaks") == NULL &&
+	    strstr(err, "ERROR: AddressSanitizer") == NULL &&
+	    strstr(err, "runtime error:") == NULL) {
+		g_printerr("LeakSanitizer crashed at the client's exit: no leak check\n");
+		return 0;
+	}
 	return status;
 }
 /*

@@ -24,6 +24,8 @@ codechat_test_wait_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 gint
 codechat_test_wait_exit(GSubprocess *proc, guint timeout_ms);
 gint
+codechat_test_exit_status(gint status, const gchar *err);
+gint
 codechat_test_client_run(const gchar *const *env,
 			 const gchar *input,
 			 gchar **out,
