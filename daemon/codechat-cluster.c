@@ -1135,8 +1135,10 @@ codechat_cluster_new_full(const gchar *redis_url, guint heartbeat_ms, guint ttl_
 			    "ttl-ms",
 			    ttl_ms,
 			    NULL);
-	if (!parse_url(self, redis_url, error))
+	if (!parse_url(self, redis_url, error)) {
+		self->state = STATE_GONE;
 		return NULL;
+	}
 	c = open_sync(self, error);
 	if (c == NULL) {
 		self->state = STATE_GONE; /* nothing to remove at dispose */
