@@ -6,6 +6,7 @@
 #include <glib/gstdio.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
+#include <sys/prctl.h>
 
 #include "codechat-cluster.h"
 #include "codechat-error.h"
@@ -87,28 +88,39 @@ redis_answers(const gchar *socket)
 	return ok;
 }
 
+/* a failed assertion aborts this process: the server must not outlive it */
+static void
+die_with_parent(gpointer data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
 static void
 redis_start(Fixture *f)
 {
 	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
 	gint64 deadline = g_get_monotonic_time() + 5 * G_TIME_SPAN_SECOND;
 
-	f->redis = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE,
-				    &error,
-				    REDIS_SERVER,
-				    "--port",
-				    "0",
-				    "--unixsocket",
-				    f->socket,
-				    "--dir",
-				    f->dir,
-				    "--save",
-				    "",
-				    "--appendonly",
-				    "no",
-				    "--daemonize",
-				    "no",
-				    NULL);
+	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+					     G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+	g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
+	f->redis = g_subprocess_launcher_spawn(launcher,
+					       &error,
+					       REDIS_SERVER,
+					       "--port",
+					       "0",
+					       "--unixsocket",
+					       f->socket,
+					       "--dir",
+					       f->dir,
+					       "--save",
+					       "",
+					       "--appendonly",
+					       "no",
+					       "--daemonize",
+					       "no",
+					       NULL);
 	g_assert_no_error(error);
 	while (!redis_answers(f->socket)) {
 		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
