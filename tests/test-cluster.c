@@ -577,6 +577,63 @@ test_takeover(Fixture *f, gconstpointer data)
 	daemon_free(b, FALSE);
 }
 
+/* PUBLISH on the presence channel, as a daemon would */
+static void
+publish(Fixture *f, const gchar *payload)
+{
+	struct timeval tv = {1, 0};
+	redisContext *c = redisConnectUnixWithTimeout(f->socket, tv);
+	redisReply *reply;
+
+	g_assert_nonnull(c);
+	g_assert_cmpint(c->err, ==, 0);
+	reply = redisCommand(c, "PUBLISH codechat:presence %s", payload);
+	g_assert_nonnull(reply);
+	g_assert_cmpint(reply->type, ==, REDIS_REPLY_INTEGER);
+	freeReplyObject(reply);
+	redisFree(c);
+}
+
+static void
+test_replayed_events(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *join = NULL;
+	g_autofree gchar *quit = NULL;
+	Daemon *a, *b;
+
+	if (f->dir == NULL)
+		return;
+	a = daemon_new(f, 2000, 10000);
+	g_assert_true(claim(a, "alice", NULL));
+	codechat_cluster_join(a->cluster, "r1", "alice");
+	codechat_cluster_join(a->cluster, "r2", "alice");
+	b = daemon_new(f, 2000, 10000);
+	wait_count(b, "r2", 1);
+
+	/* older than b's snapshot: already in it, or superseded */
+	publish(f, "{\"seq\":1,\"d\":\"x\",\"room\":\"r9\",\"nick\":\"zed\",\"event\":\"join\"}");
+	/* said twice (a reaper and a snapshot, say): once is news, twice not */
+	join = g_strdup_printf("{\"seq\":900001,\"d\":\"%s\",\"room\":\"r1\",\"nick\":"
+			       "\"alice\",\"event\":\"join\"}",
+			       codechat_cluster_get_id(a->cluster));
+	publish(f, join);
+	quit = g_strdup_printf("{\"seq\":900002,\"d\":\"%s\",\"nick\":\"alice\",\"event\":"
+			       "\"quit\",\"rooms\":[\"r2\"]}",
+			       codechat_cluster_get_id(a->cluster));
+	publish(f, quit);
+	publish(f, quit);
+	wait_count(b, "r2", 0);
+	spin(200);
+	g_assert_cmpuint(codechat_cluster_count_remote_members(b->cluster, "r9"), ==, 0);
+	/* the snapshot's two joins come in no particular order */
+	g_assert_cmpuint(b->events->len, ==, 3);
+	g_assert_cmpuint(count_events(b, "r1/alice/join"), ==, 1);
+	g_assert_cmpuint(count_events(b, "r2/alice/join"), ==, 1);
+	g_assert_cmpstr(g_ptr_array_index(b->events, 2), ==, "r2/alice/quit");
+	daemon_free(b, FALSE);
+	daemon_free(a, FALSE);
+}
+
 static void
 test_redis_restart(Fixture *f, gconstpointer data)
 {
@@ -645,6 +702,7 @@ main(int argc, char **argv)
 	ADD("/codechat/cluster/shutdown", test_shutdown);
 	ADD("/codechat/cluster/dead", test_dead);
 	ADD("/codechat/cluster/takeover", test_takeover);
+	ADD("/codechat/cluster/replayed-events", test_replayed_events);
 	ADD("/codechat/cluster/redis-restart", test_redis_restart);
 #undef ADD
 	return g_test_run();
