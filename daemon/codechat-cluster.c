@@ -23,7 +23,8 @@
  *   P daemon:<id>:nicks       SET   nicks claimed by that daemon
  *   P daemon:<id>:members     SET   "room\tnick" of that daemon's sessions
  *   P seq                     counter, one step per presence event
- *   channel P presence        {"seq","d","nick","event","room"|"rooms"}
+ *   channel P presence        {"seq","d","nick","event","room"|"rooms"}; with a
+ *                             database N other than 0: P presence:N
  * The per-daemon sets are what lets any daemon remove a dead one's entries.
  * Every change is one Lua script, so it is atomic; the scripts read the
  * time from Redis (TIME), so the clocks of the machines do not matter.
@@ -54,7 +55,7 @@
 	"end\n"                                                                                    \
 	"local function publish(ev)\n"                                                             \
 	"  ev.seq = redis.call('INCR', P .. 'seq')\n"                                              \
-	"  redis.call('PUBLISH', P .. 'presence', cjson.encode(ev))\n"                             \
+	"  redis.call('PUBLISH', CH, cjson.encode(ev))\n"                                          \
 	"end\n"                                                                                    \
 	"local function alive(d, now)\n"                                                           \
 	"  local exp = redis.call('ZSCORE', P .. 'daemons', d)\n"                                  \
@@ -224,6 +225,8 @@ static const gchar lua_snapshot[] = LUA_PRELUDE
 static const gchar lua_leave[] = LUA_PRELUDE "reap(ARGV[1], true)\n"
 					     "return 1\n";
 
+/* channels are not per database, unlike keys: the database is in the
+ * name, and each script starts with "local CH = '<channel>'" */
 #define PRESENCE_CHANNEL "codechat:presence"
 
 /* ------------------------------------------------------------------ */
@@ -245,10 +248,12 @@ typedef struct {
 struct _CodechatCluster {
 	GObject parent_instance;
 
-	gchar *id;	  /* (owned) */
-	gchar *url;	  /* (owned) */
-	gchar *unix_path; /* (owned) (nullable) */
-	gchar *host;	  /* (owned) (nullable) */
+	gchar *id;	    /* (owned) */
+	gchar *url;	    /* (owned) */
+	gchar *unix_path;   /* (owned) (nullable) */
+	gchar *host;	    /* (owned) (nullable) */
+	gchar *channel;	    /* (owned) the presence channel */
+	gchar *script_head; /* (owned) the Lua line that names it */
 	gint port;
 	gint db;
 	guint heartbeat_ms;
@@ -669,13 +674,14 @@ send_script(CodechatCluster *self,
 	    const gchar *const *args,
 	    guint n_args)
 {
+	g_autofree gchar *text = g_strconcat(self->script_head, script, NULL);
 	g_autofree const gchar **argv = g_new0(const gchar *, n_args + 3);
 	g_autofree size_t *argvlen = g_new0(size_t, n_args + 3);
 
 	if (self->cmd == NULL || self->state < STATE_SYNCING || self->state == STATE_GONE)
 		return FALSE;
 	argv[0] = "EVAL";
-	argv[1] = script;
+	argv[1] = text;
 	argv[2] = "0";
 	for (guint i = 0; i < n_args; i++)
 		argv[i + 3] = args[i];
@@ -953,7 +959,7 @@ cluster_connect(CodechatCluster *self)
 	set_state(self, STATE_CONNECTING);
 	if (self->db != 0)
 		redisAsyncCommand(self->cmd, NULL, NULL, "SELECT %d", self->db);
-	redisAsyncCommand(self->sub, subscribe_cb, NULL, "SUBSCRIBE %s", PRESENCE_CHANNEL);
+	redisAsyncCommand(self->sub, subscribe_cb, NULL, "SUBSCRIBE %s", self->channel);
 }
 
 static void
@@ -1008,6 +1014,8 @@ parse_url(CodechatCluster *self, const gchar *url, GError **error)
 			return FALSE;
 		}
 		self->unix_path = g_strdup(path);
+		self->channel = g_strdup(PRESENCE_CHANNEL);
+		self->script_head = g_strdup_printf("local CH = '%s'\n", self->channel);
 		return TRUE;
 	}
 	if (g_ascii_strcasecmp(scheme, "redis") != 0 || g_uri_get_host(uri) == NULL ||
@@ -1034,6 +1042,9 @@ parse_url(CodechatCluster *self, const gchar *url, GError **error)
 		}
 		self->db = (gint)db;
 	}
+	self->channel = self->db == 0 ? g_strdup(PRESENCE_CHANNEL)
+				      : g_strdup_printf(PRESENCE_CHANNEL ":%d", self->db);
+	self->script_head = g_strdup_printf("local CH = '%s'\n", self->channel);
 	return TRUE;
 }
 
@@ -1556,7 +1567,7 @@ codechat_cluster_shutdown(CodechatCluster *self, GError **error)
 	c = open_sync(self, error);
 	if (c == NULL)
 		return FALSE;
-	reply = redisCommand(c, "EVAL %s 0 %s", lua_leave, self->id);
+	reply = redisCommand(c, "EVAL %s%s 0 %s", self->script_head, lua_leave, self->id);
 	ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
 	if (!ok)
 		g_set_error(error,
@@ -1614,6 +1625,8 @@ codechat_cluster_finalize(GObject *object)
 	g_free(self->url);
 	g_free(self->unix_path);
 	g_free(self->host);
+	g_free(self->channel);
+	g_free(self->script_head);
 	g_hash_table_unref(self->local);
 	g_hash_table_unref(self->remote_rooms);
 	g_hash_table_unref(self->remote_nicks);

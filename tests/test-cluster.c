@@ -25,6 +25,7 @@ typedef struct {
 	gchar *socket;	    /* (owned) */
 	gchar *url;	    /* (owned) */
 	GSubprocess *redis; /* (owned) (nullable) */
+	guint port;	    /* a TCP port too, for cases that ask (data != NULL) */
 } Fixture;
 
 /* what one cluster told with ::presence, as "room/nick/event" */
@@ -100,6 +101,7 @@ redis_start(Fixture *f)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	g_autofree gchar *port = g_strdup_printf("%u", f->port);
 	gint64 deadline = g_get_monotonic_time() + 5 * G_TIME_SPAN_SECOND;
 
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
@@ -109,7 +111,9 @@ redis_start(Fixture *f)
 					       &error,
 					       REDIS_SERVER,
 					       "--port",
-					       "0",
+					       port,
+					       "--bind",
+					       "127.0.0.1",
 					       "--unixsocket",
 					       f->socket,
 					       "--dir",
@@ -154,6 +158,24 @@ fixture_set_up(Fixture *f, gconstpointer data)
 	g_assert_no_error(error);
 	f->socket = g_build_filename(f->dir, "redis.sock", NULL);
 	f->url = g_strconcat("unix://", f->socket, NULL);
+	if (data != NULL) {
+		/* a port that was free a moment ago */
+		g_autoptr(GSocket) sock = NULL;
+		g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+		g_autoptr(GSocketAddress) any = g_inet_socket_address_new(lo, 0);
+		g_autoptr(GSocketAddress) bound = NULL;
+
+		sock = g_socket_new(G_SOCKET_FAMILY_IPV4,
+				    G_SOCKET_TYPE_STREAM,
+				    G_SOCKET_PROTOCOL_TCP,
+				    &error);
+		g_assert_no_error(error);
+		g_socket_bind(sock, any, TRUE, &error);
+		g_assert_no_error(error);
+		bound = g_socket_get_local_address(sock, &error);
+		g_assert_no_error(error);
+		f->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+	}
 	redis_start(f);
 }
 
@@ -690,6 +712,40 @@ test_redis_restart(Fixture *f, gconstpointer data)
 	daemon_free(b, FALSE);
 }
 
+/* databases of one Redis are separate clusters, also for presence */
+static void
+test_databases(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *url1 = g_strdup_printf("redis://127.0.0.1:%u/1", f->port);
+	g_autofree gchar *url2 = g_strdup_printf("redis://127.0.0.1:%u/2", f->port);
+	Daemon *a, *b, *c;
+
+	if (f->dir == NULL)
+		return;
+	g_free(f->url);
+	f->url = g_strdup(url1);
+	a = daemon_new(f, 2000, 10000);
+	b = daemon_new(f, 2000, 10000);
+	g_free(f->url);
+	f->url = g_strdup(url2);
+	c = daemon_new(f, 2000, 10000);
+
+	g_assert_true(claim(a, "alice", NULL));
+	g_assert_true(claim(c, "alice", NULL));
+	g_assert_false(claim(b, "alice", NULL));
+	codechat_cluster_join(a->cluster, "general", "alice");
+	codechat_cluster_join(c->cluster, "general", "alice");
+	wait_count(b, "general", 1);
+	spin(200);
+	g_assert_cmpuint(count_events(b, "general/alice/join"), ==, 1);
+	g_assert_cmpuint(codechat_cluster_count_remote_members(a->cluster, "general"), ==, 0);
+	g_assert_cmpuint(codechat_cluster_count_remote_members(c->cluster, "general"), ==, 0);
+	g_assert_cmpuint(c->events->len, ==, 0);
+	daemon_free(a, FALSE);
+	daemon_free(b, FALSE);
+	daemon_free(c, FALSE);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -705,5 +761,11 @@ main(int argc, char **argv)
 	ADD("/codechat/cluster/replayed-events", test_replayed_events);
 	ADD("/codechat/cluster/redis-restart", test_redis_restart);
 #undef ADD
+	g_test_add("/codechat/cluster/databases",
+		   Fixture,
+		   "tcp",
+		   fixture_set_up,
+		   test_databases,
+		   fixture_tear_down);
 	return g_test_run();
 }
