@@ -182,9 +182,11 @@ static const gchar lua_heartbeat[] = LUA_PRELUDE
 static const gchar lua_register[] = LUA_PRELUDE
     "local id, ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local now = now_ms()\n"
+    "local oldn = redis.call('SMEMBERS', P .. 'daemon:' .. id .. ':nicks')\n"
+    "local oldm = redis.call('SMEMBERS', P .. 'daemon:' .. id .. ':members')\n"
     "reap(id, false)\n"
     "redis.call('ZADD', P .. 'daemons', now + ttl, id)\n"
-    "local lost, lostset = {}, {}\n"
+    "local lost, lostset, newn, newm = {}, {}, {}, {}\n"
     "for i = 4, 3 + n do\n"
     "  local nick = ARGV[i]\n"
     "  local fold = string.lower(nick)\n"
@@ -195,6 +197,7 @@ static const gchar lua_register[] = LUA_PRELUDE
     "    if owner and owner ~= id then reap(owner, true) end\n"
     "    redis.call('HSET', P .. 'online', fold, id)\n"
     "    redis.call('SADD', P .. 'daemon:' .. id .. ':nicks', nick)\n"
+    "    newn[nick] = true\n"
     "    publish({d = id, nick = nick, event = 'claim'})\n"
     "  end\n"
     "end\n"
@@ -203,8 +206,28 @@ static const gchar lua_register[] = LUA_PRELUDE
     "  if room and not lostset[nick] then\n"
     "    redis.call('HSET', P .. 'members:' .. room, nick, id)\n"
     "    redis.call('SADD', P .. 'daemon:' .. id .. ':members', ARGV[i])\n"
+    "    newm[ARGV[i]] = true\n"
     "    publish({d = id, room = room, nick = nick, event = 'join'})\n"
     "  end\n"
+    "end\n"
+    /* what ended while Redis was away, but is still in it */
+    "local gone, order = {}, {}\n"
+    "for _, e in ipairs(oldm) do\n"
+    "  local room, nick = split(e)\n"
+    "  if room and not newm[e] then\n"
+    "    if newn[nick] then\n"
+    "      publish({d = id, room = room, nick = nick, event = 'part'})\n"
+    "    else\n"
+    "      if not gone[nick] then gone[nick] = {}; table.insert(order, nick) end\n"
+    "      table.insert(gone[nick], room)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "for _, nick in ipairs(oldn) do\n"
+    "  if not newn[nick] and not gone[nick] then gone[nick] = {}; table.insert(order, nick) end\n"
+    "end\n"
+    "for _, nick in ipairs(order) do\n"
+    "  publish({d = id, nick = nick, event = 'quit', rooms = gone[nick]})\n"
     "end\n"
     "return lost\n";
 
@@ -957,6 +980,9 @@ cluster_connect(CodechatCluster *self)
 		return;
 	}
 	set_state(self, STATE_CONNECTING);
+	/* for CLIENT LIST */
+	redisAsyncCommand(self->cmd, NULL, NULL, "CLIENT SETNAME codechatd-%s", self->id);
+	redisAsyncCommand(self->sub, NULL, NULL, "CLIENT SETNAME codechatd-%s", self->id);
 	if (self->db != 0)
 		redisAsyncCommand(self->cmd, NULL, NULL, "SELECT %d", self->db);
 	redisAsyncCommand(self->sub, subscribe_cb, NULL, "SUBSCRIBE %s", self->channel);

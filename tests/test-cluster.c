@@ -6,6 +6,7 @@
 #include <glib/gstdio.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/prctl.h>
 
 #include "codechat-cluster.h"
@@ -746,6 +747,81 @@ test_databases(Fixture *f, gconstpointer data)
 	daemon_free(c, FALSE);
 }
 
+/* closes the connections of one daemon, as a network blip would */
+static void
+kill_connections(Fixture *f, Daemon *d)
+{
+	struct timeval tv = {1, 0};
+	redisContext *c = redisConnectUnixWithTimeout(f->socket, tv);
+	g_autofree gchar *name =
+	    g_strdup_printf("name=codechatd-%s ", codechat_cluster_get_id(d->cluster));
+	g_auto(GStrv) lines = NULL;
+	redisReply *reply;
+	guint killed = 0;
+
+	g_assert_nonnull(c);
+	reply = redisCommand(c, "CLIENT LIST");
+	g_assert_nonnull(reply);
+	g_assert_cmpint(reply->type, ==, REDIS_REPLY_STRING);
+	lines = g_strsplit(reply->str, "\n", -1);
+	freeReplyObject(reply);
+	for (guint i = 0; lines[i] != NULL; i++) {
+		guint64 id;
+
+		if (strstr(lines[i], name) == NULL)
+			continue;
+		g_assert_true(g_str_has_prefix(lines[i], "id="));
+		id = g_ascii_strtoull(lines[i] + 3, NULL, 10);
+		reply = redisCommand(c, "CLIENT KILL ID %" G_GUINT64_FORMAT, id);
+		g_assert_nonnull(reply);
+		freeReplyObject(reply);
+		killed++;
+	}
+	g_assert_cmpuint(killed, ==, 2);
+	redisFree(c);
+}
+
+/* Redis kept everything, only this daemon's connections went: what its
+ * sessions did meanwhile reaches the others */
+static void
+test_blip(Fixture *f, gconstpointer data)
+{
+	Daemon *a, *b;
+
+	if (f->dir == NULL)
+		return;
+	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+	a = daemon_new(f, 2000, 10000);
+	b = daemon_new(f, 2000, 10000);
+	g_assert_true(claim(a, "alice", NULL));
+	g_assert_true(claim(a, "bob", NULL));
+	codechat_cluster_join(a->cluster, "r1", "alice");
+	codechat_cluster_join(a->cluster, "r2", "bob");
+	codechat_cluster_join(a->cluster, "r3", "bob");
+	wait_count(b, "r3", 1);
+
+	kill_connections(f, a);
+	g_assert_true(wait_for(is_not_ready, a, WAIT_MS));
+	codechat_cluster_quit(a->cluster, "alice");
+	codechat_cluster_part(a->cluster, "r2", "bob");
+	codechat_cluster_join(a->cluster, "r4", "bob");
+	g_assert_true(wait_for(is_ready, a, WAIT_MS));
+	wait_count(b, "r4", 1);
+	wait_count(b, "r1", 0);
+	wait_count(b, "r2", 0);
+	g_assert_true(codechat_cluster_is_ready(b->cluster));
+	g_assert_false(codechat_cluster_nick_is_remote(b->cluster, "alice"));
+	g_assert_true(codechat_cluster_nick_is_remote(b->cluster, "bob"));
+	spin(200);
+	g_assert_cmpuint(count_events(b, "r1/alice/quit"), ==, 1);
+	g_assert_cmpuint(count_events(b, "r2/bob/part"), ==, 1);
+	g_assert_cmpuint(count_events(b, "r3/bob/join"), ==, 1);
+	g_assert_cmpuint(count_events(b, "r4/bob/join"), ==, 1);
+	g_assert_cmpuint(b->events->len, ==, 6);
+	daemon_free(a, FALSE);
+	daemon_free(b, FALSE);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -760,6 +836,7 @@ main(int argc, char **argv)
 	ADD("/codechat/cluster/takeover", test_takeover);
 	ADD("/codechat/cluster/replayed-events", test_replayed_events);
 	ADD("/codechat/cluster/redis-restart", test_redis_restart);
+	ADD("/codechat/cluster/blip", test_blip);
 #undef ADD
 	g_test_add("/codechat/cluster/databases",
 		   Fixture,
