@@ -6,6 +6,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <json-glib/json-glib.h>
+#include <signal.h>
 #include <string.h>
 
 #include "codechat-cluster.h"
@@ -1118,6 +1119,18 @@ open_sync(CodechatCluster *self, GError **error)
 	return c;
 }
 
+/* hiredis writes with write(2), not send(MSG_NOSIGNAL): a Redis that went
+ * away in the middle would kill the whole daemon with SIGPIPE.  Unless the
+ * program has a handler of its own, the write fails with EPIPE instead. */
+static void
+ignore_sigpipe(void)
+{
+	struct sigaction sa;
+
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
+}
+
 /* ------------------------------------------------------------------ */
 /* public API */
 
@@ -1198,6 +1211,7 @@ codechat_cluster_new_full(const gchar *redis_url, guint heartbeat_ms, guint ttl_
 	freeReplyObject(reply);
 	redisFree(c);
 
+	ignore_sigpipe();
 	codechat_info(NULL, "cluster member %s on redis at %s", self->id, redis_url);
 	cluster_connect(self);
 	self->heartbeat_id = g_timeout_add(self->heartbeat_ms, heartbeat_cb, self);
