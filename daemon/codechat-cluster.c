@@ -37,6 +37,15 @@
  * are dropped, and an event changes the view (and emits ::presence) only
  * when it changes something, which is what makes a quit of a dead
  * daemon's member come out exactly once whoever reaps it.
+ *
+ * The hub (with --redis): claim the nick on hello and answer welcome or
+ * nick-taken from the claim's callback (overloaded on an error); call
+ * join/part as its sessions do, and quit when a session ends (it also
+ * releases the nick).  joined.members and who are the local members and
+ * codechat_cluster_dup_remote_members(); rooms counts add
+ * codechat_cluster_count_remote_members() and codechat_cluster_dup_remote_rooms().
+ * ::presence is delivered as a presence frame to the room's local
+ * members; ::nick-lost closes the local session of that nick.
  */
 
 #define DEFAULT_HEARTBEAT_MS 2000
