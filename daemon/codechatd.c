@@ -632,6 +632,10 @@ main(int argc, char **argv)
 	    {"version", 0, 0, G_OPTION_ARG_NONE, &version, N_("Print the version and exit"), NULL},
 	    {NULL}};
 
+	/* a peer or Redis that goes away while we write to it is an error of
+	 * that write (EPIPE), never the end of the daemon: hiredis writes
+	 * with plain write() */
+	signal(SIGPIPE, SIG_IGN);
 	setlocale(LC_ALL, "");
 	raise_fd_limit();
 	bindtextdomain(GETTEXT_PACKAGE,
