@@ -89,6 +89,43 @@ client(Fixture *fx, guint daemon, const gchar *nick)
 	return ws;
 }
 
+/*
+ * Says hello as @nick on daemon @daemon; a nick-taken is tried again for
+ * a while: a session that just ended on another daemon gives its nick
+ * back asynchronously, as does a daemon found dead.
+ */
+static CodechatTestWs *
+client_retry(Fixture *fx, guint daemon, const gchar *nick)
+{
+	for (guint i = 0; i < 100; i++) {
+		CodechatTestWs *ws = codechat_test_ws_connect_simple(fx->daemons[daemon]->uri);
+		g_autoptr(JsonObject) reply = NULL;
+
+		codechat_test_ws_sendf(ws, "{\"type\":\"hello\",\"nick\":\"%s\"}", nick);
+		reply = codechat_test_ws_recv(ws, CODECHAT_TEST_TIMEOUT_MS);
+		g_assert_nonnull(reply);
+		if (g_strcmp0(codechat_test_json_string(reply, "type"), "welcome") == 0) {
+			g_assert_cmpstr(codechat_test_json_string(reply, "nick"), ==, nick);
+			g_ptr_array_add(fx->clients, ws);
+			return ws;
+		}
+		g_assert_cmpstr(codechat_test_json_string(reply, "code"), ==, "nick-taken");
+		codechat_test_ws_free(ws);
+		g_usleep(50 * 1000);
+	}
+	g_assert_not_reached();
+}
+
+static void
+expect_presence(CodechatTestWs *ws, const gchar *room, const gchar *nick, const gchar *event)
+{
+	g_autoptr(JsonObject) presence = codechat_test_ws_expect(ws, "presence");
+
+	g_assert_cmpstr(codechat_test_json_string(presence, "room"), ==, room);
+	g_assert_cmpstr(codechat_test_json_string(presence, "nick"), ==, nick);
+	g_assert_cmpstr(codechat_test_json_string(presence, "event"), ==, event);
+}
+
 static void
 join(CodechatTestWs *ws, const gchar *room, gint64 since)
 {
@@ -296,7 +333,8 @@ test_move(Fixture *fx, gconstpointer user_data)
 		ack = next_message(alice);
 	}
 
-	bob = client(fx, 2, "bob");
+	/* daemon 1 gives bob's nick back asynchronously */
+	bob = client_retry(fx, 2, "bob");
 	join(bob, "r", last_seen);
 	/* and one more while he is replayed */
 	send_say(alice, "r", "m13", "m13");
@@ -466,6 +504,8 @@ test_redis_restart(Fixture *fx, gconstpointer user_data)
 	bob = client(fx, 1, "bob");
 	join(alice, "r", -1);
 	join(bob, "r", -1);
+	/* bob of daemon 1 is a member for daemon 0 too */
+	expect_presence(alice, "r", "bob", "join");
 	send_say(alice, "r", "before", "before");
 	{
 		g_autoptr(JsonObject) ack = next_message(alice);
