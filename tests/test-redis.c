@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <string.h>
 
 #include "codechat-test-daemon.h"
 #include "codechat-test-ws.h"
@@ -741,6 +742,38 @@ test_nick_taken(Fixture *fx, gconstpointer user_data)
 	assert_nothing_pending(alice);
 }
 
+/* a session that closes while its hello's claim is in flight gives the
+ * nick back: hello and the close frame come in one write */
+static void
+test_hello_then_gone(Fixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GByteArray) bytes = g_byte_array_new();
+	const gchar hello[] = "{\"type\":\"hello\",\"nick\":\"erin\"}";
+	const guint8 close_payload[] = {0x03, 0xe8}; /* 1000 */
+	CodechatTestRaw *raw;
+	CodechatTestWs *erin;
+
+	if (fx->redis_url == NULL)
+		return;
+	raw = codechat_test_raw_connect(fx->daemons[0]->uri);
+	codechat_test_raw_build_frame(bytes,
+				      0x80 | CODECHAT_TEST_WS_OP_TEXT,
+				      TRUE,
+				      hello,
+				      strlen(hello));
+	codechat_test_raw_build_frame(bytes,
+				      0x80 | CODECHAT_TEST_WS_OP_CLOSE,
+				      TRUE,
+				      close_payload,
+				      sizeof(close_payload));
+	g_assert_true(codechat_test_raw_send_bytes(raw, bytes->data, bytes->len));
+	g_assert_cmpint(codechat_test_raw_wait_close(raw, CODECHAT_TEST_TIMEOUT_MS), ==, 1000);
+	codechat_test_raw_free(raw);
+
+	erin = client_retry(fx, 1, "erin");
+	assert_nothing_pending(erin);
+}
+
 /* daemon 0 dies (SIGKILL): the others reap it once its heartbeat expired,
  * its members quit their rooms and its nicks are free again */
 static void
@@ -807,6 +840,7 @@ main(int argc, char **argv)
 	ADD("redis-restart", test_redis_restart);
 	ADD("presence", test_presence);
 	ADD("nick-taken", test_nick_taken);
+	ADD("hello-then-gone", test_hello_then_gone);
 #undef ADD
 	g_test_add("/codechat/redis/dead-daemon",
 		   Fixture,
