@@ -585,8 +585,9 @@ test_kill_daemon(Fixture *fx, gconstpointer user_data)
 static void
 test_redis_restart(Fixture *fx, gconstpointer user_data)
 {
-	CodechatTestWs *alice, *bob;
+	CodechatTestWs *alice, *bob, *dave;
 	gboolean recovered = FALSE;
+	gboolean welcome = FALSE;
 	gint64 id_after = 0;
 
 	if (fx->redis_url == NULL)
@@ -613,6 +614,14 @@ test_redis_restart(Fixture *fx, gconstpointer user_data)
 		    codechat_test_ws_expect_error(alice, "overloaded", "away");
 		(void)err;
 	}
+	/* and so is a hello: its nick cannot be claimed */
+	dave = codechat_test_ws_connect_simple(fx->daemons[2]->uri);
+	g_ptr_array_add(fx->clients, dave);
+	codechat_test_ws_send_text(dave, "{\"type\":\"hello\",\"nick\":\"dave\",\"ref\":\"d\"}");
+	{
+		g_autoptr(JsonObject) err = codechat_test_ws_expect_error(dave, "overloaded", "d");
+		(void)err;
+	}
 
 	g_free(codechat_test_daemon_redis_start(redis_server(), fx->redis_dir));
 	/* the daemons reconnect on their own, with a backoff of seconds */
@@ -631,6 +640,22 @@ test_redis_restart(Fixture *fx, gconstpointer user_data)
 		}
 	}
 	g_assert_true(recovered);
+	/* the refused hello may be said again on the same connection */
+	for (guint i = 0; i < 100 && !welcome; i++) {
+		g_autoptr(JsonObject) reply = NULL;
+
+		codechat_test_ws_send_text(dave, "{\"type\":\"hello\",\"nick\":\"dave\"}");
+		reply = codechat_test_ws_recv(dave, CODECHAT_TEST_TIMEOUT_MS);
+		g_assert_nonnull(reply);
+		if (g_strcmp0(codechat_test_json_string(reply, "type"), "welcome") == 0) {
+			welcome = TRUE;
+		} else {
+			g_assert_cmpstr(codechat_test_json_string(reply, "code"), ==, "overloaded");
+			g_usleep(100 * 1000);
+		}
+	}
+	g_assert_true(welcome);
+	assert_nothing_pending(dave);
 	/* the first message survived in the append-only file, its id too */
 	g_assert_cmpint(id_after, ==, 2);
 	{
