@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "codechat-accounts.h"
+#include "codechat-cluster.h"
 #include "codechat-hub.h"
 #include "codechat-log.h"
 #include "codechat-version.h"
@@ -40,6 +41,10 @@ typedef struct {
 typedef struct {
 	CodechatRequest *req; /* (owned) (nullable) a request to handle */
 	gchar *frame;	      /* (owned) (nullable) or an error reply to send */
+	/* came while the hello's nick claim was in flight, and is no hello:
+	 * refused as before a hello if the claim failed */
+	gboolean before_welcome;
+	gchar *ref; /* (owned) (nullable) the request's ref, for that refusal */
 } Deferred;
 
 struct _Session {
@@ -62,9 +67,11 @@ struct _Session {
 	Room *replay_room;     /* (unowned) (nullable) joined with since, replay being read */
 	GPtrArray *held;       /* (owned) (nullable) (element-type LiveFrame) held meanwhile */
 	gboolean pumping;
-	gboolean counted; /* in the hub's n_live */
-	gboolean closing; /* we or the peer began closing: no more requests */
-	gboolean slow;	  /* closed for reading too slowly: nothing more to send */
+	gboolean counted;  /* in the hub's n_live */
+	gboolean closing;  /* we or the peer began closing: no more requests */
+	gboolean slow;	   /* closed for reading too slowly: nothing more to send */
+	gboolean claiming; /* the hello's nick claim is in flight in the cluster */
+	gboolean claimed;  /* the cluster holds the nick for this session */
 	guint serial;
 };
 
@@ -88,6 +95,7 @@ struct _CodechatHub {
 	CodechatAccounts *accounts; /* (owned) (nullable) */
 	gboolean require_auth;	    /* a token even when there are no accounts */
 	CodechatMetrics *metrics;   /* (owned) */
+	CodechatCluster *cluster;   /* (owned) (nullable) other daemons on the same Redis */
 };
 
 G_DEFINE_FINAL_TYPE(CodechatHub, codechat_hub, G_TYPE_OBJECT)
@@ -160,6 +168,7 @@ deferred_free(Deferred *d)
 {
 	g_clear_pointer(&d->req, codechat_request_free);
 	g_free(d->frame);
+	g_free(d->ref);
 	g_free(d);
 }
 
@@ -267,6 +276,8 @@ session_hold_place(Session *s)
 
 static void
 handle_request(CodechatHub *self, Session *s, CodechatRequest *req);
+static void
+handle_before_hello(CodechatHub *self, Session *s, Deferred *d);
 
 /* sends the replies that are ready, then handles what waited for them */
 static void
@@ -291,7 +302,11 @@ session_pump(Session *s)
 		d = g_queue_pop_head(&s->deferred);
 		if (d == NULL)
 			break;
-		if (d->frame != NULL)
+		if (s->nick == NULL) {
+			/* came while a hello's nick claim was in flight, which failed */
+			if (s->hub != NULL && !s->closing)
+				handle_before_hello(s->hub, s, d);
+		} else if (d->frame != NULL)
 			session_send(s, d->frame);
 		else if (s->hub != NULL && !s->closing)
 			handle_request(s->hub, s, d->req);
@@ -500,18 +515,25 @@ room_broadcast(Room *room, const gchar *text, guint64 id, Session *except)
 		g_free(members);
 }
 
+/* @nick's presence @event to the members of @room but @except */
 static void
-room_send_presence(Room *room, Session *s, const gchar *event)
+room_send_presence_of(Room *room, const gchar *nick, const gchar *event, Session *except)
 {
 	g_autoptr(JsonBuilder) builder = reply_begin("presence", NULL);
 	g_autofree gchar *frame = NULL;
 
 	builder_add_string(builder, "room", room->name);
-	builder_add_string(builder, "nick", s->nick);
+	builder_add_string(builder, "nick", nick);
 	builder_add_string(builder, "event", event);
 	json_builder_end_object(builder);
 	frame = codechat_builder_to_string(builder);
-	room_broadcast(room, frame, 0, s);
+	room_broadcast(room, frame, 0, except);
+}
+
+static void
+room_send_presence(Room *room, Session *s, const gchar *event)
+{
+	room_send_presence_of(room, s->nick, event, s);
 }
 
 /* takes @s out of @room, tells the others, and drops the room when empty */
@@ -525,6 +547,9 @@ hub_leave_room(CodechatHub *self, Room *room, Session *s, const gchar *event)
 		g_clear_pointer(&s->held, g_ptr_array_unref);
 	}
 	room_send_presence(room, s, event);
+	/* a quit leaves every room in the cluster at once: hub_session_leave() */
+	if (self->cluster != NULL && s->claimed && g_strcmp0(event, "quit") != 0)
+		codechat_cluster_part(self->cluster, room->name, s->nick);
 	g_signal_emit(self, signals[SIGNAL_MEMBER_LEFT], 0, room->name, s->nick);
 	codechat_info(CODECHAT_LOG_FIELDS(.room = room->name, .nick = s->nick),
 		      "%s left %s (%s)",
@@ -555,11 +580,171 @@ session_refuse_auth(Session *s, const gchar *message, const gchar *ref)
 	session_close(s, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "authentication failed");
 }
 
-static void
-handle_hello(CodechatHub *self, Session *s, CodechatRequest *req)
+/* the error frame for a reply that fills a place, counted like any error sent */
+static gchar *
+hub_error_frame(CodechatHub *self, const GError *error, const gchar *ref);
+
+/*
+ * The nick is @s's (no other session has it, here or, with a cluster, on
+ * another daemon): remembered, and the welcome frame returned; else the
+ * error frame, and @s still has no nick.  @fold is taken unless @s
+ * already holds it (its claim in the cluster was in flight).
+ */
+static gchar *
+hub_hello_accept(CodechatHub *self,
+		 Session *s,
+		 const gchar *nick,
+		 gchar **fold,
+		 const gchar *account_hash,
+		 const gchar *ref)
 {
 	g_autoptr(JsonBuilder) builder = NULL;
 	g_autoptr(GError) error = NULL;
+
+	if (!codechat_store_remember_nick(self->store, nick, &error)) {
+		g_autoptr(GError) reply = g_error_new_literal(CODECHAT_ERROR,
+							      CODECHAT_ERROR_INTERNAL,
+							      "the server cannot store the nick");
+		codechat_warning(CODECHAT_LOG_FIELDS(.nick = nick, .peer = s->peer),
+				 "cannot remember nick %s: %s",
+				 nick,
+				 error->message);
+		return hub_error_frame(self, reply, ref);
+	}
+	s->nick = g_strdup(nick);
+	if (s->nick_fold == NULL)
+		s->nick_fold = g_steal_pointer(fold);
+	s->account_hash = g_strdup(account_hash);
+	g_hash_table_insert(self->nicks, s->nick_fold, s);
+	hub_hello_done(self, s);
+	codechat_info(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
+		      "%s is %s",
+		      s->peer,
+		      s->nick);
+
+	builder = reply_begin("welcome", ref);
+	builder_add_string(builder, "nick", s->nick);
+	builder_add_string(builder, "server", codechat_server_string());
+	builder_add_string(builder, "epoch", codechat_store_get_epoch(self->store));
+	json_builder_set_member_name(builder, "limits");
+	json_builder_begin_object(builder);
+	builder_add_int(builder, "max_text", (gint64)self->config.max_text);
+	builder_add_int(builder, "rate", self->config.rate);
+	builder_add_int(builder, "burst", self->config.burst);
+	json_builder_end_object(builder);
+	json_builder_end_object(builder);
+	return codechat_builder_to_string(builder);
+}
+
+typedef struct {
+	CodechatHub *hub;    /* (owned) */
+	Session *s;	     /* (owned) */
+	gchar *nick;	     /* (owned) */
+	gchar *account_hash; /* (owned) (nullable) */
+	gchar *ref;	     /* (owned) (nullable) */
+	OutFrame *place;     /* (unowned) in the session's queue */
+} HelloData;
+
+static void
+hello_data_free(HelloData *data)
+{
+	g_object_unref(data->hub);
+	session_unref(data->s);
+	g_free(data->nick);
+	g_free(data->account_hash);
+	g_free(data->ref);
+	g_free(data);
+}
+
+/* the cluster answered the claim of the hello's nick */
+static void
+hello_claimed_cb(gboolean claimed, const GError *error, gpointer user_data)
+{
+	HelloData *data = user_data;
+	CodechatHub *self = data->hub;
+	Session *s = data->s;
+	g_autofree gchar *frame = NULL;
+
+	s->claiming = FALSE;
+	/* the session ended meanwhile (nobody waits for its place): the nick
+	 * goes back to the cluster, unless another session of this daemon
+	 * claimed it since, since claims are per daemon */
+	if (s->hub == NULL || s->closing) {
+		g_autofree gchar *fold = codechat_nick_fold(data->nick);
+
+		if (claimed && self->cluster != NULL && !g_hash_table_contains(self->nicks, fold))
+			codechat_cluster_release_nick(self->cluster, data->nick);
+		hello_data_free(data);
+		return;
+	}
+	if (claimed) {
+		frame = hub_hello_accept(self, s, data->nick, NULL, data->account_hash, data->ref);
+		if (s->nick != NULL)
+			s->claimed = TRUE;
+		else if (self->cluster != NULL)
+			codechat_cluster_release_nick(self->cluster, data->nick);
+	} else {
+		g_autoptr(GError) reply = NULL;
+
+		if (error != NULL) {
+			codechat_warning(CODECHAT_LOG_FIELDS(.nick = data->nick, .peer = s->peer),
+					 "cannot claim nick %s in the cluster: %s",
+					 data->nick,
+					 error->message);
+			reply = g_error_new_literal(CODECHAT_ERROR,
+						    CODECHAT_ERROR_OVERLOADED,
+						    "the server cannot reach the other servers, "
+						    "try again");
+		} else {
+			reply = g_error_new(CODECHAT_ERROR,
+					    CODECHAT_ERROR_NICK_TAKEN,
+					    "nick %s is already connected",
+					    data->nick);
+		}
+		frame = hub_error_frame(self, reply, data->ref);
+	}
+	/* a refused hello may be tried again with another nick */
+	if (s->nick == NULL && s->nick_fold != NULL) {
+		if (g_hash_table_lookup(self->nicks, s->nick_fold) == s)
+			g_hash_table_remove(self->nicks, s->nick_fold);
+		g_clear_pointer(&s->nick_fold, g_free);
+	}
+	session_fill_place(s, data->place, frame);
+	hello_data_free(data);
+}
+
+/*
+ * With other daemons on the same Redis, the nick must be free there too:
+ * the welcome (or nick-taken) waits for the cluster.  Meanwhile the nick
+ * is held here, so that a second session of this daemon cannot claim it
+ * too, the reply keeps its place and the requests behind the hello wait
+ * (session_message_cb()).
+ */
+static void
+hub_claim_nick(CodechatHub *self,
+	       Session *s,
+	       CodechatRequest *req,
+	       gchar *fold,
+	       const gchar *account_hash)
+{
+	HelloData *data = g_new0(HelloData, 1);
+
+	data->hub = g_object_ref(self);
+	data->s = session_ref(s);
+	data->nick = g_strdup(req->nick);
+	data->account_hash = g_strdup(account_hash);
+	data->ref = g_strdup(req->ref);
+	data->place = session_hold_place(s);
+	s->nick_fold = fold;
+	g_hash_table_insert(self->nicks, s->nick_fold, s);
+	s->claiming = TRUE;
+	codechat_cluster_claim_nick(self->cluster, req->nick, hello_claimed_cb, data);
+}
+
+static void
+handle_hello(CodechatHub *self, Session *s, CodechatRequest *req)
+{
+	g_autofree gchar *frame = NULL;
 	g_autofree gchar *fold = codechat_nick_fold(req->nick);
 	const gchar *account_hash = NULL;
 
@@ -590,49 +775,76 @@ handle_hello(CodechatHub *self, Session *s, CodechatRequest *req)
 		session_send_error_literal(s, CODECHAT_ERROR_NICK_TAKEN, msg, req->ref);
 		return;
 	}
-	if (!codechat_store_remember_nick(self->store, req->nick, &error)) {
-		codechat_warning(CODECHAT_LOG_FIELDS(.nick = req->nick, .peer = s->peer),
-				 "cannot remember nick %s: %s",
-				 req->nick,
-				 error->message);
-		session_send_error_literal(s,
-					   CODECHAT_ERROR_INTERNAL,
-					   "the server cannot store the nick",
-					   req->ref);
+	if (self->cluster != NULL) {
+		hub_claim_nick(self, s, req, g_steal_pointer(&fold), account_hash);
 		return;
 	}
-	s->nick = g_strdup(req->nick);
-	s->nick_fold = g_steal_pointer(&fold);
-	s->account_hash = g_strdup(account_hash);
-	g_hash_table_insert(self->nicks, s->nick_fold, s);
-	hub_hello_done(self, s);
-	codechat_info(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
-		      "%s is %s",
-		      s->peer,
-		      s->nick);
+	frame = hub_hello_accept(self, s, req->nick, &fold, account_hash, req->ref);
+	session_reply(s, frame);
+}
 
-	builder = reply_begin("welcome", req->ref);
-	builder_add_string(builder, "nick", s->nick);
-	builder_add_string(builder, "server", codechat_server_string());
-	builder_add_string(builder, "epoch", codechat_store_get_epoch(self->store));
-	json_builder_set_member_name(builder, "limits");
-	json_builder_begin_object(builder);
-	builder_add_int(builder, "max_text", (gint64)self->config.max_text);
-	builder_add_int(builder, "rate", self->config.rate);
-	builder_add_int(builder, "burst", self->config.burst);
-	json_builder_end_object(builder);
-	reply_send(s, builder);
+static gint
+compare_names(gconstpointer a, gconstpointer b);
+
+/*
+ * The members of @name: this daemon's (@room, nullable), in join order;
+ * with a cluster, also the other daemons', all sorted by nick, each once
+ * (a nick is claimed by one daemon only, but a view may lag a moment).
+ */
+static GPtrArray *
+hub_dup_members(CodechatHub *self, const gchar *name, Room *room)
+{
+	GPtrArray *nicks = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) remote = NULL;
+	guint n = 0;
+
+	for (guint i = 0; room != NULL && i < room->members->len; i++) {
+		Session *member = g_ptr_array_index(room->members, i);
+		g_ptr_array_add(nicks, g_strdup(member->nick));
+	}
+	if (self->cluster == NULL)
+		return nicks;
+	remote = codechat_cluster_dup_remote_members(self->cluster, name);
+	for (guint i = 0; i < remote->len; i++)
+		g_ptr_array_add(nicks, g_strdup(g_ptr_array_index(remote, i)));
+	g_ptr_array_sort(nicks, compare_names);
+	for (guint i = 0; i < nicks->len; i++) {
+		if (n > 0 &&
+		    g_strcmp0(g_ptr_array_index(nicks, n - 1), g_ptr_array_index(nicks, i)) == 0)
+			continue;
+		if (n != i) {
+			gchar *tmp = nicks->pdata[n];
+			nicks->pdata[n] = nicks->pdata[i];
+			nicks->pdata[i] = tmp;
+		}
+		n++;
+	}
+	g_ptr_array_set_size(nicks, n);
+	return nicks;
+}
+
+/* how many members @name has, here and on the other daemons */
+static guint
+hub_count_members(CodechatHub *self, const gchar *name, Room *room)
+{
+	g_autoptr(GPtrArray) nicks = NULL;
+
+	if (self->cluster == NULL ||
+	    codechat_cluster_count_remote_members(self->cluster, name) == 0)
+		return room != NULL ? room->members->len : 0;
+	nicks = hub_dup_members(self, name, room);
+	return nicks->len;
 }
 
 static void
-builder_add_members(JsonBuilder *builder, Room *room)
+builder_add_members(CodechatHub *self, JsonBuilder *builder, const gchar *name, Room *room)
 {
+	g_autoptr(GPtrArray) nicks = hub_dup_members(self, name, room);
+
 	json_builder_set_member_name(builder, "members");
 	json_builder_begin_array(builder);
-	for (guint i = 0; room != NULL && i < room->members->len; i++) {
-		Session *member = g_ptr_array_index(room->members, i);
-		json_builder_add_string_value(builder, member->nick);
-	}
+	for (guint i = 0; i < nicks->len; i++)
+		json_builder_add_string_value(builder, g_ptr_array_index(nicks, i));
 	json_builder_end_array(builder);
 }
 
@@ -682,6 +894,8 @@ hub_join_room(CodechatHub *self, Room *room, Session *s)
 	room_send_presence(room, s, "join");
 	g_ptr_array_add(room->members, s);
 	g_ptr_array_add(s->rooms, room);
+	if (self->cluster != NULL && s->claimed)
+		codechat_cluster_join(self->cluster, room->name, s->nick);
 	g_signal_emit(self, signals[SIGNAL_MEMBER_JOINED], 0, room->name, s->nick);
 	codechat_info(CODECHAT_LOG_FIELDS(.room = room->name, .nick = s->nick),
 		      "%s joined %s",
@@ -699,7 +913,7 @@ hub_joined_frame(CodechatHub *self,
 	g_autoptr(JsonBuilder) builder = reply_begin("joined", ref);
 
 	builder_add_string(builder, "room", room->name);
-	builder_add_members(builder, room);
+	builder_add_members(self, builder, room->name, room);
 	builder_add_int(builder, "last_id", (gint64)last_id);
 	builder_add_string(builder, "epoch", codechat_store_get_epoch(self->store));
 	builder_add_string(builder, "topic", "");
@@ -908,12 +1122,15 @@ hub_deliver(CodechatHub *self, CodechatMessage *msg, Session *sender)
 	} else {
 		g_autofree gchar *fold = codechat_nick_fold(msg->to);
 		Session *peer = g_hash_table_lookup(self->nicks, fold);
+		/* a session whose hello waits for the cluster has no nick yet */
+		if (peer != NULL && peer->nick == NULL)
+			peer = NULL;
 		if (peer != NULL && peer != sender)
 			session_send(peer, frame);
 		if (sender == NULL && msg->from != NULL) {
 			g_autofree gchar *from_fold = codechat_nick_fold(msg->from);
 			Session *author = g_hash_table_lookup(self->nicks, from_fold);
-			if (author != NULL && author != peer)
+			if (author != NULL && author->nick != NULL && author != peer)
 				session_send(author, frame);
 		}
 	}
@@ -1230,12 +1447,9 @@ handle_who(CodechatHub *self, Session *s, CodechatRequest *req)
 	g_autoptr(JsonBuilder) builder = reply_begin("members", req->ref);
 
 	builder_add_string(builder, "room", req->room);
-	builder_add_members(builder, g_hash_table_lookup(self->rooms, req->room));
+	builder_add_members(self, builder, req->room, g_hash_table_lookup(self->rooms, req->room));
 	reply_send(s, builder);
 }
-
-static gint
-compare_names(gconstpointer a, gconstpointer b);
 
 static GPtrArray *
 hub_room_names(CodechatHub *self)
@@ -1243,6 +1457,16 @@ hub_room_names(CodechatHub *self)
 	g_autoptr(GPtrArray) names = codechat_store_list_rooms(self->store);
 	GHashTableIter iter;
 	const gchar *name;
+
+	/* and the rooms with members on other daemons only */
+	if (self->cluster != NULL) {
+		g_autoptr(GPtrArray) remote = codechat_cluster_dup_remote_rooms(self->cluster);
+		for (guint i = 0; i < remote->len; i++) {
+			name = g_ptr_array_index(remote, i);
+			if (!g_ptr_array_find_with_equal_func(names, name, g_str_equal, NULL))
+				g_ptr_array_add(names, g_strdup(name));
+		}
+	}
 
 	/* rooms with members or with messages, each once, by name */
 	g_hash_table_iter_init(&iter, self->rooms);
@@ -1273,7 +1497,7 @@ handle_rooms(CodechatHub *self, Session *s, CodechatRequest *req)
 		Room *room = g_hash_table_lookup(self->rooms, room_name);
 		json_builder_begin_object(builder);
 		builder_add_string(builder, "name", room_name);
-		builder_add_int(builder, "members", room != NULL ? room->members->len : 0);
+		builder_add_int(builder, "members", hub_count_members(self, room_name, room));
 		builder_add_int(builder,
 				"last_id",
 				(gint64)codechat_store_get_last_id(self->store, room_name));
@@ -1322,6 +1546,26 @@ handle_request(CodechatHub *self, Session *s, CodechatRequest *req)
 	}
 }
 
+/* a request that waited for a hello's nick claim that failed: as if it
+ * came before any hello (session_message_cb()) */
+static void
+handle_before_hello(CodechatHub *self, Session *s, Deferred *d)
+{
+	if (d->req != NULL && d->req->type == CODECHAT_REQUEST_HELLO) {
+		handle_hello(self, s, d->req);
+		return;
+	}
+	if (d->frame != NULL && !d->before_welcome) {
+		session_send(s, d->frame);
+		return;
+	}
+	session_send_error_literal(s,
+				   CODECHAT_ERROR_NOT_AUTHENTICATED,
+				   "the first request must be hello",
+				   d->req != NULL ? d->req->ref : d->ref);
+	session_close(s, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "hello first");
+}
+
 /* connection signals */
 
 static void
@@ -1360,6 +1604,23 @@ session_message_cb(CodechatWsConn *conn,
 					  &ref,
 					  &req_type,
 					  &error);
+	if (s->nick == NULL && s->claiming) {
+		/* the hello waits for the cluster's answer: what follows waits
+		 * for it too, and is handled as after a welcome, or as before
+		 * a hello if the claim failed (handle_before_hello()) */
+		Deferred *d = g_new0(Deferred, 1);
+		if (req != NULL) {
+			d->req = g_steal_pointer(&req);
+		} else {
+			codechat_metrics_count_error(self->metrics, error);
+			d->frame = codechat_error_frame(error, ref);
+			d->before_welcome = error->code != CODECHAT_ERROR_BAD_JSON &&
+					    req_type != CODECHAT_REQUEST_HELLO;
+			d->ref = g_steal_pointer(&ref);
+		}
+		g_queue_push_tail(&s->deferred, d);
+		return;
+	}
 	if (s->nick == NULL) {
 		/* before hello: a broken hello or broken JSON is answered and
 		 * may be tried again; anything else ends the session */
@@ -1421,6 +1682,13 @@ hub_session_leave(CodechatHub *self, Session *s)
 	}
 	while (s->rooms->len > 0)
 		hub_leave_room(self, g_ptr_array_index(s->rooms, s->rooms->len - 1), s, "quit");
+	/* the other daemons see it quit its rooms, and the nick is free again
+	 * (a claim still in flight is given back by hello_claimed_cb()) */
+	if (s->claimed) {
+		s->claimed = FALSE;
+		if (self->cluster != NULL)
+			codechat_cluster_quit(self->cluster, s->nick);
+	}
 	if (s->nick_fold != NULL && g_hash_table_lookup(self->nicks, s->nick_fold) == s)
 		g_hash_table_remove(self->nicks, s->nick_fold);
 	hub_hello_done(self, s);
@@ -1813,7 +2081,7 @@ codechat_hub_list_rooms(CodechatHub *self)
 		Room *room = g_hash_table_lookup(self->rooms, name);
 		CodechatRoomInfo *info = g_new0(CodechatRoomInfo, 1);
 		info->name = g_strdup(name);
-		info->members = room != NULL ? room->members->len : 0;
+		info->members = hub_count_members(self, name, room);
 		info->last_id = codechat_store_get_last_id(self->store, name);
 		g_ptr_array_add(rooms, info);
 	}
@@ -1824,15 +2092,13 @@ GStrv
 codechat_hub_list_members(CodechatHub *self, const gchar *room_name, GError **error)
 {
 	g_autoptr(GStrvBuilder) builder = g_strv_builder_new();
-	Room *room;
+	g_autoptr(GPtrArray) nicks = NULL;
 
 	if (!codechat_validate_room(room_name, error))
 		return NULL;
-	room = g_hash_table_lookup(self->rooms, room_name);
-	for (guint i = 0; room != NULL && i < room->members->len; i++) {
-		Session *member = g_ptr_array_index(room->members, i);
-		g_strv_builder_add(builder, member->nick);
-	}
+	nicks = hub_dup_members(self, room_name, g_hash_table_lookup(self->rooms, room_name));
+	for (guint i = 0; i < nicks->len; i++)
+		g_strv_builder_add(builder, g_ptr_array_index(nicks, i));
 	return g_strv_builder_end(builder);
 }
 
@@ -1977,6 +2243,83 @@ accounts_changed_cb(CodechatAccounts *accounts, gpointer user_data)
 	}
 }
 
+/* a member of another daemon joined, parted or quit: this daemon's members
+ * of the room see it like a local one (a session reading its replay gets
+ * the members in "joined" at the end of it instead, see room_broadcast()) */
+static void
+cluster_presence_cb(CodechatCluster *cluster,
+		    const gchar *room_name,
+		    const gchar *nick,
+		    const gchar *event,
+		    gpointer user_data)
+{
+	CodechatHub *self = CODECHAT_HUB(user_data);
+	Room *room = g_hash_table_lookup(self->rooms, room_name);
+
+	codechat_debug(CODECHAT_LOG_FIELDS(.room = room_name, .nick = nick),
+		       "%s %s %s on another daemon",
+		       nick,
+		       event,
+		       room_name);
+	if (room != NULL)
+		room_send_presence_of(room, nick, event, NULL);
+}
+
+/*
+ * This daemon was cut off from Redis long enough to count as dead, and a
+ * session of another daemon took the nick meanwhile: the local session
+ * ends.  It is closed with 1008 (policy), like a hello refused, and not
+ * 1001 (going away): this server stays, and a client that reconnects at
+ * once on 1001 would only get nick-taken.  The cluster has already
+ * forgotten the nick and its rooms here, so no quit is sent for it: it
+ * would name a nick that another daemon now holds.
+ */
+static void
+cluster_nick_lost_cb(CodechatCluster *cluster, const gchar *nick, gpointer user_data)
+{
+	CodechatHub *self = CODECHAT_HUB(user_data);
+	g_autofree gchar *fold = codechat_nick_fold(nick);
+	Session *s = g_hash_table_lookup(self->nicks, fold);
+
+	if (s == NULL || s->nick == NULL || s->closing)
+		return;
+	codechat_message(CODECHAT_LOG_FIELDS(.peer = s->peer, .nick = s->nick),
+			 "session %u (%s, %s): its nick was taken on another daemon",
+			 s->serial,
+			 s->peer,
+			 s->nick);
+	s->claimed = FALSE;
+	session_send_error_literal(s,
+				   CODECHAT_ERROR_NICK_TAKEN,
+				   "your nick was taken on another server while this one was "
+				   "cut off",
+				   NULL);
+	session_close(s, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "nick taken elsewhere");
+}
+
+/**
+ * codechat_hub_set_cluster:
+ * @cluster: (nullable): the daemons sharing this one's Redis, or %NULL
+ *
+ * With a cluster, a nick is unique across the daemons, and the members
+ * of a room (joined, who, rooms, presence) are those of every daemon.
+ * Set it before the first session.
+ */
+void
+codechat_hub_set_cluster(CodechatHub *self, CodechatCluster *cluster)
+{
+	g_return_if_fail(CODECHAT_IS_HUB(self));
+	g_return_if_fail(cluster == NULL || CODECHAT_IS_CLUSTER(cluster));
+
+	if (self->cluster != NULL)
+		g_signal_handlers_disconnect_by_data(self->cluster, self);
+	g_set_object(&self->cluster, cluster);
+	if (cluster == NULL)
+		return;
+	g_signal_connect_object(cluster, "presence", G_CALLBACK(cluster_presence_cb), self, 0);
+	g_signal_connect_object(cluster, "nick-lost", G_CALLBACK(cluster_nick_lost_cb), self, 0);
+}
+
 /**
  * codechat_hub_set_accounts:
  * @accounts: (nullable): the accounts, or %NULL for none
@@ -2033,6 +2376,7 @@ codechat_hub_finalize(GObject *object)
 	g_clear_object(&self->parser);
 	g_clear_object(&self->store);
 	g_clear_object(&self->accounts);
+	g_clear_object(&self->cluster);
 	g_clear_pointer(&self->metrics, codechat_metrics_unref);
 	G_OBJECT_CLASS(codechat_hub_parent_class)->finalize(object);
 }

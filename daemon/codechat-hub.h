@@ -4,6 +4,7 @@
 #include <libsoup/soup.h>
 
 #include "codechat-accounts.h"
+#include "codechat-cluster.h"
 #include "codechat-metrics.h"
 #include "codechat-store.h"
 #include "codechat-ws.h"
@@ -52,6 +53,8 @@ void
 codechat_hub_shutdown(CodechatHub *self);
 void
 codechat_hub_set_accounts(CodechatHub *self, CodechatAccounts *accounts, gboolean require_auth);
+void
+codechat_hub_set_cluster(CodechatHub *self, CodechatCluster *cluster);
 
 /* for the D-Bus service: the same checks, store and fan-out as a say */
 typedef void (*CodechatHubPostFunc)(CodechatMessage *msg, const GError *error, gpointer user_data);

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 
 #include "codechat-accounts.h"
+#include "codechat-cluster.h"
 #include "codechat-config.h"
 #include "codechat-dbus.h"
 #include "codechat-hub.h"
@@ -434,12 +435,60 @@ raise_fd_limit(void)
 		g_debug("cannot raise the descriptor limit: %s", g_strerror(errno));
 }
 
+/* CODECHATD_TEST_CLUSTER_TTL_MS and CODECHATD_TEST_CLUSTER_HEARTBEAT_MS,
+ * in milliseconds, for tests only (tests/test-redis.c): a daemon that died
+ * counts as dead within a test's patience.  Deliberately neither options
+ * nor settings, and not documented for users. */
+static guint
+test_env_ms(const gchar *name, guint fallback)
+{
+	const gchar *value = g_getenv(name);
+	guint64 ms;
+
+	if (value == NULL || !g_ascii_string_to_unsigned(value, 10, 1, G_MAXUINT, &ms, NULL))
+		return fallback;
+	return (guint)ms;
+}
+
+/* joins the daemons on the same Redis and waits (at most 2 s) until their
+ * state is loaded, so that the first hello is not refused as overloaded */
+static CodechatCluster *
+cluster_new(const gchar *url, GError **error)
+{
+	g_autoptr(CodechatCluster) cluster = NULL;
+	guint ttl_ms = test_env_ms("CODECHATD_TEST_CLUSTER_TTL_MS", 0);
+	guint heartbeat_ms = test_env_ms("CODECHATD_TEST_CLUSTER_HEARTBEAT_MS", 0);
+	gint64 deadline = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
+
+	if (ttl_ms > 0 || heartbeat_ms > 0) {
+		if (ttl_ms == 0)
+			ttl_ms = 10000;
+		if (heartbeat_ms == 0 || heartbeat_ms >= ttl_ms)
+			heartbeat_ms = MAX(ttl_ms / 5, 1);
+		if (ttl_ms <= heartbeat_ms)
+			ttl_ms = heartbeat_ms + 1;
+		cluster = codechat_cluster_new_full(url, heartbeat_ms, ttl_ms, error);
+	} else {
+		cluster = codechat_cluster_new(url, error);
+	}
+	if (cluster == NULL)
+		return NULL;
+	while (!codechat_cluster_is_ready(cluster) && g_get_monotonic_time() < deadline) {
+		if (!g_main_context_iteration(NULL, FALSE))
+			g_usleep(1000);
+	}
+	if (!codechat_cluster_is_ready(cluster))
+		g_warning("the cluster on redis at %s is not ready yet", url);
+	return g_steal_pointer(&cluster);
+}
+
 int
 main(int argc, char **argv)
 {
 	g_autoptr(GOptionContext) context = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CodechatStore) store = NULL;
+	g_autoptr(CodechatCluster) cluster = NULL;
 	g_autofree gchar *config_path = NULL;
 	g_autoptr(GKeyFile) config_file = NULL;
 	g_autofree gchar *config_file_path = NULL;
@@ -751,6 +800,15 @@ main(int argc, char **argv)
 	if (CODECHAT_IS_STORE_SQLITE(store))
 		codechat_store_sqlite_set_history_max(CODECHAT_STORE_SQLITE(store),
 						      settings.store_history_max);
+	if (settings.redis != NULL) {
+		cluster = cluster_new(settings.redis, &error);
+		if (cluster == NULL) {
+			g_printerr("codechatd: cannot connect to Redis at %s: %s\n",
+				   settings.redis,
+				   error->message);
+			return 1;
+		}
+	}
 	accounts = codechat_accounts_new(settings.data_dir);
 	if (!codechat_accounts_load(accounts, &error)) {
 		g_printerr("codechatd: %s\n", error->message);
@@ -765,6 +823,8 @@ main(int argc, char **argv)
 		g_clear_error(&error);
 	}
 	daemon.hub = codechat_hub_new(store, &settings.config);
+	if (cluster != NULL)
+		codechat_hub_set_cluster(daemon.hub, cluster);
 	/* codechat_store_commit_seconds: the store may outlive the hub */
 	if (CODECHAT_IS_STORE_SQLITE(store))
 		codechat_store_sqlite_set_commit_func(
@@ -858,6 +918,12 @@ main(int argc, char **argv)
 	if (daemon.notifier != NULL)
 		g_signal_handlers_disconnect_by_data(daemon.hub, daemon.notifier);
 	g_clear_object(&daemon.notifier);
+	/* the other daemons see this one's members quit at once, not when
+	 * its heartbeat expired; the sessions were closed (drained) first */
+	if (cluster != NULL && !codechat_cluster_shutdown(cluster, &error)) {
+		g_warning("%s", error->message);
+		g_clear_error(&error);
+	}
 	/* every message in flight is committed and answered before exit */
 	codechat_store_flush(store);
 	codechat_server_disconnect(daemon.server);

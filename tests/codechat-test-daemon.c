@@ -230,11 +230,13 @@ codechat_test_daemon_start_in(const gchar *data_dir,
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE);
 	/* a test that aborts must not leave its daemon behind */
 	g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
-	/* no config file or CODECHATD_* variable of the machine's may leak in */
+	/* no config file or CODECHATD_* variable of the machine's may leak in;
+	 * the test-only CODECHATD_TEST_* are the test's own (test-redis.c) */
 	{
 		g_auto(GStrv) env = g_get_environ();
 		for (guint i = 0; env[i] != NULL; i++) {
-			if (g_str_has_prefix(env[i], "CODECHATD_")) {
+			if (g_str_has_prefix(env[i], "CODECHATD_") &&
+			    !g_str_has_prefix(env[i], "CODECHATD_TEST_")) {
 				g_autofree gchar *name = g_strndup(env[i], strcspn(env[i], "="));
 				g_subprocess_launcher_unsetenv(launcher, name);
 			}

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <string.h>
 
 #include "codechat-test-daemon.h"
 #include "codechat-test-ws.h"
@@ -46,6 +47,8 @@ start_daemon(Fixture *fx)
 	return codechat_test_daemon_start(args);
 }
 
+/* @user_data set: the daemons count as dead 500 ms after their last
+ * heartbeat (every 100 ms), through codechatd's test-only variables */
 static void
 fixture_setup(Fixture *fx, gconstpointer user_data)
 {
@@ -59,8 +62,14 @@ fixture_setup(Fixture *fx, gconstpointer user_data)
 	fx->redis_dir = g_dir_make_tmp("codechat-test-redis-XXXXXX", &error);
 	g_assert_no_error(error);
 	fx->redis_url = codechat_test_daemon_redis_start(redis_server(), fx->redis_dir);
+	if (user_data != NULL) {
+		g_setenv("CODECHATD_TEST_CLUSTER_TTL_MS", "500", TRUE);
+		g_setenv("CODECHATD_TEST_CLUSTER_HEARTBEAT_MS", "100", TRUE);
+	}
 	for (guint i = 0; i < N_DAEMONS; i++)
 		fx->daemons[i] = start_daemon(fx);
+	g_unsetenv("CODECHATD_TEST_CLUSTER_TTL_MS");
+	g_unsetenv("CODECHATD_TEST_CLUSTER_HEARTBEAT_MS");
 }
 
 static void
@@ -87,6 +96,125 @@ client(Fixture *fx, guint daemon, const gchar *nick)
 
 	g_ptr_array_add(fx->clients, ws);
 	return ws;
+}
+
+/*
+ * Says hello as @nick on daemon @daemon; a nick-taken is tried again for
+ * a while: a session that just ended on another daemon gives its nick
+ * back asynchronously, as does a daemon found dead.
+ */
+static CodechatTestWs *
+client_retry(Fixture *fx, guint daemon, const gchar *nick)
+{
+	for (guint i = 0; i < 100; i++) {
+		CodechatTestWs *ws = codechat_test_ws_connect_simple(fx->daemons[daemon]->uri);
+		g_autoptr(JsonObject) reply = NULL;
+
+		codechat_test_ws_sendf(ws, "{\"type\":\"hello\",\"nick\":\"%s\"}", nick);
+		reply = codechat_test_ws_recv(ws, CODECHAT_TEST_TIMEOUT_MS);
+		g_assert_nonnull(reply);
+		if (g_strcmp0(codechat_test_json_string(reply, "type"), "welcome") == 0) {
+			g_assert_cmpstr(codechat_test_json_string(reply, "nick"), ==, nick);
+			g_ptr_array_add(fx->clients, ws);
+			return ws;
+		}
+		g_assert_cmpstr(codechat_test_json_string(reply, "code"), ==, "nick-taken");
+		codechat_test_ws_free(ws);
+		g_usleep(50 * 1000);
+	}
+	g_assert_not_reached();
+}
+
+static JsonObject *
+join_full(CodechatTestWs *ws, const gchar *room, gint64 since)
+{
+	JsonObject *joined;
+
+	if (since >= 0)
+		codechat_test_ws_sendf(
+		    ws,
+		    "{\"type\":\"join\",\"room\":\"%s\",\"since\":%" G_GINT64_FORMAT "}",
+		    room,
+		    since);
+	else
+		codechat_test_ws_sendf(ws, "{\"type\":\"join\",\"room\":\"%s\"}", room);
+	joined = codechat_test_ws_expect(ws, "joined");
+	g_assert_cmpstr(codechat_test_json_string(joined, "room"), ==, room);
+	return joined;
+}
+
+/* the nicks of @obj's "members", in their order, joined by commas */
+static gchar *
+members_of(JsonObject *obj)
+{
+	JsonArray *array = json_object_get_array_member(obj, "members");
+	g_autoptr(GStrvBuilder) builder = g_strv_builder_new();
+	g_auto(GStrv) nicks = NULL;
+
+	g_assert_nonnull(array);
+	for (guint i = 0; i < json_array_get_length(array); i++)
+		g_strv_builder_add(builder, json_array_get_string_element(array, i));
+	nicks = g_strv_builder_end(builder);
+	return g_strjoinv(",", nicks);
+}
+
+/* who @room, asked again for a while until it is @want: the view of
+ * another daemon follows Redis' channel a moment later */
+static void
+assert_who(CodechatTestWs *ws, const gchar *room, const gchar *want)
+{
+	g_autofree gchar *got = NULL;
+
+	for (guint i = 0; i < 100; i++) {
+		g_autoptr(JsonObject) members = NULL;
+
+		codechat_test_ws_sendf(ws, "{\"type\":\"who\",\"room\":\"%s\"}", room);
+		members = codechat_test_ws_expect(ws, "members");
+		g_assert_cmpstr(codechat_test_json_string(members, "room"), ==, room);
+		g_free(got);
+		got = members_of(members);
+		if (g_strcmp0(got, want) == 0)
+			break;
+		g_usleep(20 * 1000);
+	}
+	g_assert_cmpstr(got, ==, want);
+}
+
+/* the members count of @room in the reply to rooms, -1 when not listed */
+static gint64
+rooms_count(CodechatTestWs *ws, const gchar *room)
+{
+	g_autoptr(JsonObject) rooms = NULL;
+	JsonArray *list;
+
+	codechat_test_ws_send_text(ws, "{\"type\":\"rooms\"}");
+	rooms = codechat_test_ws_expect(ws, "rooms");
+	list = json_object_get_array_member(rooms, "rooms");
+	for (guint i = 0; i < json_array_get_length(list); i++) {
+		JsonObject *obj = json_array_get_object_element(list, i);
+
+		if (g_strcmp0(codechat_test_json_string(obj, "name"), room) == 0)
+			return codechat_test_json_int(obj, "members");
+	}
+	return -1;
+}
+
+static void
+expect_presence(CodechatTestWs *ws, const gchar *room, const gchar *nick, const gchar *event)
+{
+	g_autoptr(JsonObject) presence = codechat_test_ws_expect(ws, "presence");
+
+	g_assert_cmpstr(codechat_test_json_string(presence, "room"), ==, room);
+	g_assert_cmpstr(codechat_test_json_string(presence, "nick"), ==, nick);
+	g_assert_cmpstr(codechat_test_json_string(presence, "event"), ==, event);
+}
+
+/* nothing came before the answer to a ping */
+static void
+assert_nothing_pending(CodechatTestWs *ws)
+{
+	codechat_test_ws_send_text(ws, "{\"type\":\"ping\"}");
+	codechat_test_ws_expect_pong(ws);
 }
 
 static void
@@ -296,7 +424,8 @@ test_move(Fixture *fx, gconstpointer user_data)
 		ack = next_message(alice);
 	}
 
-	bob = client(fx, 2, "bob");
+	/* daemon 1 gives bob's nick back asynchronously */
+	bob = client_retry(fx, 2, "bob");
 	join(bob, "r", last_seen);
 	/* and one more while he is replayed */
 	send_say(alice, "r", "m13", "m13");
@@ -456,8 +585,9 @@ test_kill_daemon(Fixture *fx, gconstpointer user_data)
 static void
 test_redis_restart(Fixture *fx, gconstpointer user_data)
 {
-	CodechatTestWs *alice, *bob;
+	CodechatTestWs *alice, *bob, *dave;
 	gboolean recovered = FALSE;
+	gboolean welcome = FALSE;
 	gint64 id_after = 0;
 
 	if (fx->redis_url == NULL)
@@ -466,6 +596,8 @@ test_redis_restart(Fixture *fx, gconstpointer user_data)
 	bob = client(fx, 1, "bob");
 	join(alice, "r", -1);
 	join(bob, "r", -1);
+	/* bob of daemon 1 is a member for daemon 0 too */
+	expect_presence(alice, "r", "bob", "join");
 	send_say(alice, "r", "before", "before");
 	{
 		g_autoptr(JsonObject) ack = next_message(alice);
@@ -480,6 +612,14 @@ test_redis_restart(Fixture *fx, gconstpointer user_data)
 	{
 		g_autoptr(JsonObject) err =
 		    codechat_test_ws_expect_error(alice, "overloaded", "away");
+		(void)err;
+	}
+	/* and so is a hello: its nick cannot be claimed */
+	dave = codechat_test_ws_connect_simple(fx->daemons[2]->uri);
+	g_ptr_array_add(fx->clients, dave);
+	codechat_test_ws_send_text(dave, "{\"type\":\"hello\",\"nick\":\"dave\",\"ref\":\"d\"}");
+	{
+		g_autoptr(JsonObject) err = codechat_test_ws_expect_error(dave, "overloaded", "d");
 		(void)err;
 	}
 
@@ -500,6 +640,22 @@ test_redis_restart(Fixture *fx, gconstpointer user_data)
 		}
 	}
 	g_assert_true(recovered);
+	/* the refused hello may be said again on the same connection */
+	for (guint i = 0; i < 100 && !welcome; i++) {
+		g_autoptr(JsonObject) reply = NULL;
+
+		codechat_test_ws_send_text(dave, "{\"type\":\"hello\",\"nick\":\"dave\"}");
+		reply = codechat_test_ws_recv(dave, CODECHAT_TEST_TIMEOUT_MS);
+		g_assert_nonnull(reply);
+		if (g_strcmp0(codechat_test_json_string(reply, "type"), "welcome") == 0) {
+			welcome = TRUE;
+		} else {
+			g_assert_cmpstr(codechat_test_json_string(reply, "code"), ==, "overloaded");
+			g_usleep(100 * 1000);
+		}
+	}
+	g_assert_true(welcome);
+	assert_nothing_pending(dave);
 	/* the first message survived in the append-only file, its id too */
 	g_assert_cmpint(id_after, ==, 2);
 	{
@@ -508,6 +664,190 @@ test_redis_restart(Fixture *fx, gconstpointer user_data)
 		g_assert_cmpint(codechat_test_json_int(got, "id"), ==, 2);
 		g_assert_cmpstr(codechat_test_json_string(got, "text"), ==, "after");
 	}
+}
+
+/*
+ * Presence and membership across daemons: alice on daemon 0 and bob on
+ * daemon 1 are members of one room for every daemon, and see each other
+ * come and go like members of their own daemon.
+ */
+static void
+test_presence(Fixture *fx, gconstpointer user_data)
+{
+	CodechatTestWs *alice, *bob, *carol;
+	g_autoptr(JsonObject) joined_a = NULL;
+	g_autoptr(JsonObject) joined_b = NULL;
+	g_autoptr(JsonObject) rejoined_b = NULL;
+	g_autoptr(JsonObject) parted = NULL;
+	g_autofree gchar *members_a = NULL;
+	g_autofree gchar *members_b = NULL;
+	g_autofree gchar *members_b2 = NULL;
+
+	if (fx->redis_url == NULL)
+		return;
+	alice = client(fx, 0, "alice");
+	joined_a = join_full(alice, "lobby", -1);
+	members_a = members_of(joined_a);
+	g_assert_cmpstr(members_a, ==, "alice");
+
+	/* bob's joined lists alice of daemon 0; alice sees bob join, bob
+	 * gets no presence about himself.  alice's "joined" may leave before
+	 * Redis told daemon 1: bob waits until daemon 1 lists her (else he
+	 * would get her join as a presence event after his "joined") */
+	bob = client(fx, 1, "bob");
+	assert_who(bob, "lobby", "alice");
+	joined_b = join_full(bob, "lobby", -1);
+	members_b = members_of(joined_b);
+	g_assert_cmpstr(members_b, ==, "alice,bob");
+	expect_presence(alice, "lobby", "bob", "join");
+	assert_nothing_pending(bob);
+
+	/* daemon 2 has neither of them, and counts both */
+	carol = client(fx, 2, "carol");
+	assert_who(carol, "lobby", "alice,bob");
+	g_assert_cmpint(rooms_count(carol, "lobby"), ==, 2);
+
+	codechat_test_ws_send_text(bob, "{\"type\":\"part\",\"room\":\"lobby\"}");
+	parted = codechat_test_ws_expect(bob, "parted");
+	expect_presence(alice, "lobby", "bob", "part");
+	assert_who(carol, "lobby", "alice");
+	g_assert_cmpint(rooms_count(carol, "lobby"), ==, 1);
+
+	/* back with since: "joined", made at the end of the replay, lists
+	 * alice too */
+	rejoined_b = join_full(bob, "lobby", 0);
+	members_b2 = members_of(rejoined_b);
+	g_assert_cmpstr(members_b2, ==, "alice,bob");
+	expect_presence(alice, "lobby", "bob", "join");
+
+	/* bob's connection goes: a quit for alice */
+	g_ptr_array_remove(fx->clients, bob);
+	expect_presence(alice, "lobby", "bob", "quit");
+	assert_who(carol, "lobby", "alice");
+	assert_nothing_pending(alice);
+	assert_nothing_pending(carol);
+}
+
+/* a nick is unique across the daemons, whatever its case, until its
+ * session ends; the hello's reply keeps its place */
+static void
+test_nick_taken(Fixture *fx, gconstpointer user_data)
+{
+	CodechatTestWs *alice, *other, *dave;
+	g_autoptr(JsonObject) err = NULL;
+	g_autoptr(JsonObject) err2 = NULL;
+	g_autoptr(JsonObject) welcome = NULL;
+	g_autoptr(JsonObject) rooms = NULL;
+
+	if (fx->redis_url == NULL)
+		return;
+	alice = client(fx, 0, "alice");
+
+	/* a request sent right behind the refused hello waits for its answer,
+	 * and is then refused as before any hello */
+	other = codechat_test_ws_connect_simple(fx->daemons[1]->uri);
+	g_ptr_array_add(fx->clients, other);
+	codechat_test_ws_send_text(other, "{\"type\":\"hello\",\"nick\":\"ALICE\",\"ref\":\"h\"}");
+	codechat_test_ws_send_text(other, "{\"type\":\"rooms\",\"ref\":\"r\"}");
+	err = codechat_test_ws_expect_error(other, "nick-taken", "h");
+	err2 = codechat_test_ws_expect_error(other, "not-authenticated", "r");
+	g_assert_cmpint(codechat_test_ws_wait_close(other, CODECHAT_TEST_TIMEOUT_MS), ==, 1008);
+
+	/* and behind a hello that is welcome, it is answered after it */
+	dave = codechat_test_ws_connect_simple(fx->daemons[1]->uri);
+	g_ptr_array_add(fx->clients, dave);
+	codechat_test_ws_send_text(dave, "{\"type\":\"hello\",\"nick\":\"dave\"}");
+	codechat_test_ws_send_text(dave, "{\"type\":\"rooms\"}");
+	welcome = codechat_test_ws_expect(dave, "welcome");
+	rooms = codechat_test_ws_expect(dave, "rooms");
+
+	/* once alice is gone, her nick is free on daemon 1 */
+	g_ptr_array_remove(fx->clients, alice);
+	alice = client_retry(fx, 1, "alice");
+	assert_nothing_pending(alice);
+}
+
+/* a session that closes while its hello's claim is in flight gives the
+ * nick back: hello and the close frame come in one write */
+static void
+test_hello_then_gone(Fixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GByteArray) bytes = g_byte_array_new();
+	const gchar hello[] = "{\"type\":\"hello\",\"nick\":\"erin\"}";
+	const guint8 close_payload[] = {0x03, 0xe8}; /* 1000 */
+	CodechatTestRaw *raw;
+	CodechatTestWs *erin;
+
+	if (fx->redis_url == NULL)
+		return;
+	raw = codechat_test_raw_connect(fx->daemons[0]->uri);
+	codechat_test_raw_build_frame(bytes,
+				      0x80 | CODECHAT_TEST_WS_OP_TEXT,
+				      TRUE,
+				      hello,
+				      strlen(hello));
+	codechat_test_raw_build_frame(bytes,
+				      0x80 | CODECHAT_TEST_WS_OP_CLOSE,
+				      TRUE,
+				      close_payload,
+				      sizeof(close_payload));
+	g_assert_true(codechat_test_raw_send_bytes(raw, bytes->data, bytes->len));
+	g_assert_cmpint(codechat_test_raw_wait_close(raw, CODECHAT_TEST_TIMEOUT_MS), ==, 1000);
+	codechat_test_raw_free(raw);
+
+	erin = client_retry(fx, 1, "erin");
+	assert_nothing_pending(erin);
+}
+
+/* daemon 0 dies (SIGKILL): the others reap it once its heartbeat expired,
+ * its members quit their rooms and its nicks are free again */
+static void
+test_dead_daemon(Fixture *fx, gconstpointer user_data)
+{
+	CodechatTestWs *alice, *bob, *carol;
+	g_autoptr(JsonObject) joined = NULL;
+	g_autofree gchar *members = NULL;
+	gint64 killed_us;
+	gint64 quit_ms;
+
+	if (fx->redis_url == NULL)
+		return;
+	alice = client(fx, 0, "alice");
+	bob = client(fx, 1, "bob");
+	carol = client(fx, 2, "carol");
+	join(alice, "k", -1);
+	/* each joins once the earlier ones are known on its daemon, so that
+	 * the only presence events are those asserted */
+	assert_who(bob, "k", "alice");
+	join(bob, "k", -1);
+	expect_presence(alice, "k", "bob", "join");
+	assert_who(carol, "k", "alice,bob");
+	joined = join_full(carol, "k", -1);
+	members = members_of(joined);
+	g_assert_cmpstr(members, ==, "alice,bob,carol");
+	expect_presence(alice, "k", "carol", "join");
+	expect_presence(bob, "k", "carol", "join");
+
+	g_subprocess_send_signal(fx->daemons[0]->proc, SIGKILL);
+	g_subprocess_wait(fx->daemons[0]->proc, NULL, NULL);
+	killed_us = g_get_monotonic_time();
+	g_ptr_array_remove(fx->clients, alice);
+
+	expect_presence(bob, "k", "alice", "quit");
+	quit_ms = (g_get_monotonic_time() - killed_us) / 1000;
+	expect_presence(carol, "k", "alice", "quit");
+	codechat_test_note("quit seen %" G_GINT64_FORMAT " ms after the kill", quit_ms);
+	/* a TTL of 500 ms, not the default 10 s */
+	g_assert_cmpint(quit_ms, <, 5000);
+	assert_who(bob, "k", "bob,carol");
+	assert_who(carol, "k", "bob,carol");
+	g_assert_cmpint(rooms_count(bob, "k"), ==, 2);
+
+	alice = client_retry(fx, 2, "alice");
+	join(alice, "k", -1);
+	expect_presence(bob, "k", "alice", "join");
+	expect_presence(carol, "k", "alice", "join");
+	assert_nothing_pending(bob);
 }
 
 int
@@ -523,6 +863,15 @@ main(int argc, char **argv)
 	ADD("epoch-and-rooms", test_epoch_rooms);
 	ADD("kill-daemon-mid-burst", test_kill_daemon);
 	ADD("redis-restart", test_redis_restart);
+	ADD("presence", test_presence);
+	ADD("nick-taken", test_nick_taken);
+	ADD("hello-then-gone", test_hello_then_gone);
 #undef ADD
+	g_test_add("/codechat/redis/dead-daemon",
+		   Fixture,
+		   GINT_TO_POINTER(1),
+		   fixture_setup,
+		   test_dead_daemon,
+		   fixture_teardown);
 	return g_test_run();
 }
