@@ -51,6 +51,8 @@
 #define FETCH_COUNT   1000
 #define CONNECT_S     5
 #define FLUSH_WAIT_US (2 * G_USEC_PER_SEC)
+/* the read cache: one full history page per conversation (see PROTOCOL.md) */
+#define CACHE_PER_CONV 500
 
 /* a Redis that lost the deployment's data (its epoch) would count ids
  * from 1 again: the append fails instead */
@@ -93,6 +95,9 @@ typedef struct {
 	guint gap_id;	   /* GSource id, 0 if none */
 	gboolean fetching; /* an XRANGE of the gap is in flight */
 	gpointer store;	   /* (unowned) CodechatStoreRedis */
+	/* (owned) (element-type CodechatMessage) the last messages delivered,
+	 * contiguous ids ending at @delivered, at most CACHE_PER_CONV */
+	GPtrArray *cache;
 } Conv;
 
 typedef struct {
@@ -181,6 +186,7 @@ conv_free(Conv *conv)
 {
 	remove_timeout(conv->store, &conv->gap_id);
 	g_hash_table_unref(conv->early);
+	g_ptr_array_unref(conv->cache);
 	g_free(conv->key);
 	g_free(conv);
 }
@@ -198,6 +204,8 @@ get_conv(CodechatStoreRedis *self, const gchar *key)
 						    g_int64_equal,
 						    g_free,
 						    (GDestroyNotify)pending_free);
+		conv->cache =
+		    g_ptr_array_new_with_free_func((GDestroyNotify)codechat_message_unref);
 		g_hash_table_insert(self->convs, conv->key, conv);
 	}
 	return conv;
@@ -312,9 +320,76 @@ gap_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
+/* the read cache, for queries while Redis is away: what was delivered
+ * last, in id order and without holes, so a page that lies within it is
+ * answered exactly as Redis would; memory: per conversation at most
+ * CACHE_PER_CONV messages (their refs) */
+static void
+cache_add(Conv *conv, CodechatMessage *msg)
+{
+	CodechatMessage *last =
+	    conv->cache->len > 0 ? g_ptr_array_index(conv->cache, conv->cache->len - 1) : NULL;
+
+	if (last != NULL && msg->id != last->id + 1)
+		g_ptr_array_set_size(conv->cache, 0);
+	g_ptr_array_add(conv->cache, codechat_message_ref(msg));
+	if (conv->cache->len > CACHE_PER_CONV)
+		g_ptr_array_remove_index(conv->cache, 0);
+}
+
+/* answers a query (its @before at most delivered + 1) from the cache if
+ * the cache holds the whole page; FALSE if it does not */
+static gboolean
+cache_query(CodechatStoreRedis *self,
+	    Conv *conv,
+	    guint64 after,
+	    guint64 before,
+	    guint limit,
+	    gboolean newest,
+	    GPtrArray **page,
+	    gboolean *more)
+{
+	guint64 first, lo, hi, start, end;
+
+	if (conv == NULL || conv->cache->len == 0 ||
+	    ((CodechatMessage *)g_ptr_array_index(conv->cache, conv->cache->len - 1))->id !=
+		conv->delivered)
+		return FALSE;
+	first = ((CodechatMessage *)g_ptr_array_index(conv->cache, 0))->id;
+	/* Redis keeps no more than history_max of them */
+	lo = after + 1;
+	if (self->history_max > 0 && conv->delivered >= self->history_max &&
+	    lo < conv->delivered - self->history_max + 1)
+		lo = conv->delivered - self->history_max + 1;
+	hi = before - 1;
+	*page = g_ptr_array_new_with_free_func((GDestroyNotify)codechat_message_unref);
+	*more = FALSE;
+	if (lo > hi || limit == 0)
+		return TRUE;
+	if (newest) {
+		start = hi - lo + 1 > limit ? hi - limit + 1 : lo;
+		end = hi;
+		*more = start > lo;
+	} else {
+		start = lo;
+		end = hi - lo + 1 > limit ? lo + limit - 1 : hi;
+		*more = end < hi;
+	}
+	/* older ones exist: one of them must be in the cache to be sure */
+	if (start < first || (newest && *more && start - 1 < first)) {
+		g_clear_pointer(page, g_ptr_array_unref);
+		return FALSE;
+	}
+	for (guint64 id = start; id <= end; id++)
+		g_ptr_array_add(*page,
+				codechat_message_ref(g_ptr_array_index(conv->cache, id - first)));
+	return TRUE;
+}
+
 static void
 deliver_one(CodechatStoreRedis *self, Conv *conv, Pending *p)
 {
+	cache_add(conv, p->msg);
 	conv->delivered = p->msg->id;
 	if (p->state == PENDING_OWN)
 		p->func(p->msg, NULL, p->user_data);
@@ -485,6 +560,8 @@ typedef struct {
 	gpointer user_data;
 	gboolean newest;
 	guint limit;
+	guint64 after;	/* a query's */
+	guint64 before; /* a query's, at most delivered + 1 when sent */
 	gchar **argv;	/* (owned) an append's, for EVAL after NOSCRIPT */
 	gint64 sent_us; /* monotonic: when an append was sent */
 } Request;
@@ -732,12 +809,29 @@ static void
 query_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
 	Request *req = privdata;
+	CodechatStoreRedis *self = req->store;
 	redisReply *reply = r;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) page =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)codechat_message_unref);
 	gboolean more = FALSE;
 
+	if (reply == NULL && !self->disposing) {
+		/* the link dropped: what the cache holds is still an answer */
+		g_autoptr(GPtrArray) cached = NULL;
+		if (cache_query(self,
+				g_hash_table_lookup(self->convs, req->conv),
+				req->after,
+				req->before,
+				req->limit,
+				req->newest,
+				&cached,
+				&more)) {
+			req->query_func(cached, more, NULL, req->user_data);
+			request_free(req);
+			return;
+		}
+	}
 	if (!reply_ok(reply, &error) || reply->type != REDIS_REPLY_ARRAY) {
 		if (error == NULL)
 			set_unavailable(&error);
@@ -802,6 +896,12 @@ redis_query_async(CodechatStore *store,
 	}
 	if (self->cmd.ac == NULL) {
 		g_autoptr(GError) error = NULL;
+		g_autoptr(GPtrArray) cached = NULL;
+		gboolean more = FALSE;
+		if (cache_query(self, conv, after, before, limit, newest, &cached, &more)) {
+			func(cached, more, NULL, user_data);
+			return;
+		}
 		set_unavailable(&error);
 		func(NULL, FALSE, error, user_data);
 		return;
@@ -824,6 +924,8 @@ redis_query_async(CodechatStore *store,
 	req->user_data = user_data;
 	req->newest = newest;
 	req->limit = limit;
+	req->after = after;
+	req->before = before;
 	if (redisAsyncCommandArgv(self->cmd.ac, query_cb, req, 6, argv, NULL) != REDIS_OK) {
 		g_autoptr(GError) error = NULL;
 		set_unavailable(&error);
