@@ -40,6 +40,12 @@
  * An append whose reply is lost with the connection fails for its sender,
  * though Redis may have stored it: the other daemons, and this one once
  * reconnected, then deliver it as a remote message.
+ *
+ * Each conversation keeps its last CACHE_PER_CONV delivered messages
+ * (refs, ids contiguous up to the last delivered): without Redis, a query
+ * that they provably answer whole is answered from them, the others fail
+ * with overloaded.  Memory: at most CACHE_PER_CONV messages times the
+ * conversations this daemon saw messages of.
  */
 
 #define PREFIX	      "codechat:"
