@@ -44,8 +44,9 @@
  * Each conversation keeps its last CACHE_PER_CONV delivered messages
  * (refs, ids contiguous up to the last delivered): without Redis, a query
  * that they provably answer whole is answered from them, the others fail
- * with overloaded.  Memory: at most CACHE_PER_CONV messages times the
- * conversations this daemon saw messages of.
+ * with overloaded.  Memory: at most CACHE_PER_CONV messages per
+ * conversation and CACHE_TOTAL in all, the oldest of the conversation
+ * least recently added to going first.
  */
 
 #define PREFIX	      "codechat:"
@@ -59,6 +60,8 @@
 #define FLUSH_WAIT_US (2 * G_USEC_PER_SEC)
 /* the read cache: one full history page per conversation (see PROTOCOL.md) */
 #define CACHE_PER_CONV 500
+/* and of all conversations together (CODECHATD_TEST_CACHE_TOTAL in tests) */
+#define CACHE_TOTAL 100000
 
 /* a Redis that lost the deployment's data (its epoch) would count ids
  * from 1 again: the append fails instead */
@@ -104,6 +107,7 @@ typedef struct {
 	/* (owned) (element-type CodechatMessage) the last messages delivered,
 	 * contiguous ids ending at @delivered, at most CACHE_PER_CONV */
 	GPtrArray *cache;
+	GList *lru_link; /* in the store's cache_lru, NULL while cache is empty */
 } Conv;
 
 typedef struct {
@@ -140,6 +144,9 @@ struct _CodechatStoreRedis {
 	gboolean reset; /* Redis came back with another epoch */
 	gboolean disposing;
 	guint n_inflight;
+	GQueue cache_lru; /* (element-type Conv) cached ones, least recently added to first */
+	guint cache_total;
+	guint cache_max;
 	CodechatStoreCommitFunc commit_func; /* (nullable) */
 	gpointer commit_data;
 	GDestroyNotify commit_notify;
@@ -331,16 +338,39 @@ gap_cb(gpointer user_data)
  * answered exactly as Redis would; memory: per conversation at most
  * CACHE_PER_CONV messages (their refs) */
 static void
-cache_add(Conv *conv, CodechatMessage *msg)
+cache_drop(CodechatStoreRedis *self, Conv *conv, guint n)
+{
+	g_ptr_array_remove_range(conv->cache, 0, n);
+	self->cache_total -= n;
+	if (conv->cache->len == 0 && conv->lru_link != NULL) {
+		g_queue_delete_link(&self->cache_lru, conv->lru_link);
+		conv->lru_link = NULL;
+	}
+}
+
+static void
+cache_add(CodechatStoreRedis *self, Conv *conv, CodechatMessage *msg)
 {
 	CodechatMessage *last =
 	    conv->cache->len > 0 ? g_ptr_array_index(conv->cache, conv->cache->len - 1) : NULL;
 
 	if (last != NULL && msg->id != last->id + 1)
-		g_ptr_array_set_size(conv->cache, 0);
+		cache_drop(self, conv, conv->cache->len);
 	g_ptr_array_add(conv->cache, codechat_message_ref(msg));
+	self->cache_total++;
+	if (conv->lru_link != NULL) {
+		g_queue_unlink(&self->cache_lru, conv->lru_link);
+	} else {
+		conv->lru_link = g_list_alloc();
+		conv->lru_link->data = conv;
+	}
+	g_queue_push_tail_link(&self->cache_lru, conv->lru_link);
 	if (conv->cache->len > CACHE_PER_CONV)
-		g_ptr_array_remove_index(conv->cache, 0);
+		cache_drop(self, conv, 1);
+	/* over the total: the oldest of the conversation least recently
+	 * added to go */
+	while (self->cache_total > self->cache_max)
+		cache_drop(self, g_queue_peek_head(&self->cache_lru), 1);
 }
 
 /* answers a query (its @before at most delivered + 1) from the cache if
@@ -395,7 +425,7 @@ cache_query(CodechatStoreRedis *self,
 static void
 deliver_one(CodechatStoreRedis *self, Conv *conv, Pending *p)
 {
-	cache_add(conv, p->msg);
+	cache_add(self, conv, p->msg);
 	conv->delivered = p->msg->id;
 	if (p->state == PENDING_OWN)
 		p->func(p->msg, NULL, p->user_data);
@@ -1780,6 +1810,8 @@ codechat_store_redis_finalize(GObject *object)
 
 	if (self->commit_notify != NULL)
 		self->commit_notify(self->commit_data);
+	/* the links first: conv_free() does not touch them */
+	g_queue_clear(&self->cache_lru);
 	g_hash_table_unref(self->convs);
 	g_hash_table_unref(self->nicks);
 	g_hash_table_unref(self->unsent);
@@ -1813,6 +1845,11 @@ codechat_store_redis_init(CodechatStoreRedis *self)
 	self->unsent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	self->context = g_main_context_ref_thread_default();
 	self->origin = g_strdup_printf("%08x%08x", g_random_int(), g_random_int());
+	self->cache_max = CACHE_TOTAL;
+	if (g_getenv("CODECHATD_TEST_CACHE_TOTAL") != NULL)
+		self->cache_max =
+		    MAX(1,
+			(guint)g_ascii_strtoull(g_getenv("CODECHATD_TEST_CACHE_TOTAL"), NULL, 10));
 	self->backoff_ms = CODECHAT_STORE_REDIS_BACKOFF_MIN_MS;
 	self->graveyard = g_ptr_array_new_with_free_func((GDestroyNotify)source_bury);
 }

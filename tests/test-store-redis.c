@@ -688,6 +688,43 @@ test_cache(Fixture *fixture, gconstpointer data)
 	query_result_clear(&result);
 }
 
+/* the bound of all conversations: the oldest messages of the one least
+ * recently added to go first */
+static void
+test_cache_total(Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(View) view = NULL;
+	QueryResult result;
+
+	if (fixture->redis == NULL)
+		return;
+	g_setenv("CODECHATD_TEST_CACHE_TOTAL", "30", TRUE);
+	view = view_new(fixture->redis->url, 0, NULL);
+	g_unsetenv("CODECHATD_TEST_CACHE_TOTAL");
+	for (guint i = 0; i < 20; i++)
+		append(view, "a", "text");
+	wait_answered(view, 20);
+	for (guint i = 0; i < 20; i++)
+		append(view, "b", "text");
+	wait_answered(view, 40);
+	/* a holds 11..20, b 1..20; then b gives way */
+	for (guint i = 0; i < 5; i++)
+		append(view, "a", "text");
+	wait_answered(view, 45);
+	g_assert_cmpuint(view->n_failed, ==, 0);
+
+	codechat_test_redis_stop(fixture->redis);
+	g_assert_true(pump_until(not_connected, view->store, WAIT_MS));
+	query(view->store, "a", 10, NB, 50, FALSE, &result);
+	assert_page(&result, 11, 25, FALSE);
+	query(view->store, "a", 9, NB, 50, FALSE, &result);
+	assert_overloaded(&result);
+	query(view->store, "b", 5, NB, 50, FALSE, &result);
+	assert_page(&result, 6, 20, FALSE);
+	query(view->store, "b", 4, NB, 50, FALSE, &result);
+	assert_overloaded(&result);
+}
+
 static void
 test_history_max(Fixture *fixture, gconstpointer data)
 {
@@ -1142,6 +1179,7 @@ main(int argc, char **argv)
 	ADD("/codechat/store-redis/history-max", test_history_max);
 	ADD("/codechat/store-redis/lost", test_lost);
 	ADD("/codechat/store-redis/cache", test_cache);
+	ADD("/codechat/store-redis/cache-total", test_cache_total);
 	ADD("/codechat/store-redis/database", test_database);
 	ADD("/codechat/store-redis/own-copy-first", test_own_copy_first);
 	ADD("/codechat/store-redis/daemon", test_daemon);
