@@ -336,7 +336,7 @@ gap_cb(gpointer user_data)
 /* the read cache, for queries while Redis is away: what was delivered
  * last, in id order and without holes, so a page that lies within it is
  * answered exactly as Redis would; memory: per conversation at most
- * CACHE_PER_CONV messages (their refs) */
+ * CACHE_PER_CONV messages (their refs), CACHE_TOTAL in all */
 static void
 cache_drop(CodechatStoreRedis *self, Conv *conv, guint n)
 {
@@ -393,7 +393,7 @@ cache_query(CodechatStoreRedis *self,
 		return FALSE;
 	first = ((CodechatMessage *)g_ptr_array_index(conv->cache, 0))->id;
 	/* Redis keeps no more than history_max of them */
-	lo = after + 1;
+	lo = after < G_MAXUINT64 ? after + 1 : G_MAXUINT64;
 	if (self->history_max > 0 && conv->delivered >= self->history_max &&
 	    lo < conv->delivered - self->history_max + 1)
 		lo = conv->delivered - self->history_max + 1;
