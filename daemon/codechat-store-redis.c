@@ -40,6 +40,13 @@
  * An append whose reply is lost with the connection fails for its sender,
  * though Redis may have stored it: the other daemons, and this one once
  * reconnected, then deliver it as a remote message.
+ *
+ * Each conversation keeps its last CACHE_PER_CONV delivered messages
+ * (refs, ids contiguous up to the last delivered): without Redis, a query
+ * that they provably answer whole is answered from them, the others fail
+ * with overloaded.  Memory: at most CACHE_PER_CONV messages per
+ * conversation and CACHE_TOTAL in all, the oldest of the conversation
+ * least recently added to going first.
  */
 
 #define PREFIX	      "codechat:"
@@ -51,6 +58,10 @@
 #define FETCH_COUNT   1000
 #define CONNECT_S     5
 #define FLUSH_WAIT_US (2 * G_USEC_PER_SEC)
+/* the read cache: one full history page per conversation (see PROTOCOL.md) */
+#define CACHE_PER_CONV 500
+/* and of all conversations together (CODECHATD_TEST_CACHE_TOTAL in tests) */
+#define CACHE_TOTAL 100000
 
 /* a Redis that lost the deployment's data (its epoch) would count ids
  * from 1 again: the append fails instead */
@@ -93,6 +104,10 @@ typedef struct {
 	guint gap_id;	   /* GSource id, 0 if none */
 	gboolean fetching; /* an XRANGE of the gap is in flight */
 	gpointer store;	   /* (unowned) CodechatStoreRedis */
+	/* (owned) (element-type CodechatMessage) the last messages delivered,
+	 * contiguous ids ending at @delivered, at most CACHE_PER_CONV */
+	GPtrArray *cache;
+	GList *lru_link; /* in the store's cache_lru, NULL while cache is empty */
 } Conv;
 
 typedef struct {
@@ -129,6 +144,9 @@ struct _CodechatStoreRedis {
 	gboolean reset; /* Redis came back with another epoch */
 	gboolean disposing;
 	guint n_inflight;
+	GQueue cache_lru; /* (element-type Conv) cached ones, least recently added to first */
+	guint cache_total;
+	guint cache_max;
 	CodechatStoreCommitFunc commit_func; /* (nullable) */
 	gpointer commit_data;
 	GDestroyNotify commit_notify;
@@ -181,6 +199,7 @@ conv_free(Conv *conv)
 {
 	remove_timeout(conv->store, &conv->gap_id);
 	g_hash_table_unref(conv->early);
+	g_ptr_array_unref(conv->cache);
 	g_free(conv->key);
 	g_free(conv);
 }
@@ -198,6 +217,8 @@ get_conv(CodechatStoreRedis *self, const gchar *key)
 						    g_int64_equal,
 						    g_free,
 						    (GDestroyNotify)pending_free);
+		conv->cache =
+		    g_ptr_array_new_with_free_func((GDestroyNotify)codechat_message_unref);
 		g_hash_table_insert(self->convs, conv->key, conv);
 	}
 	return conv;
@@ -312,9 +333,99 @@ gap_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
+/* the read cache, for queries while Redis is away: what was delivered
+ * last, in id order and without holes, so a page that lies within it is
+ * answered exactly as Redis would; memory: per conversation at most
+ * CACHE_PER_CONV messages (their refs), CACHE_TOTAL in all */
+static void
+cache_drop(CodechatStoreRedis *self, Conv *conv, guint n)
+{
+	g_ptr_array_remove_range(conv->cache, 0, n);
+	self->cache_total -= n;
+	if (conv->cache->len == 0 && conv->lru_link != NULL) {
+		g_queue_delete_link(&self->cache_lru, conv->lru_link);
+		conv->lru_link = NULL;
+	}
+}
+
+static void
+cache_add(CodechatStoreRedis *self, Conv *conv, CodechatMessage *msg)
+{
+	CodechatMessage *last =
+	    conv->cache->len > 0 ? g_ptr_array_index(conv->cache, conv->cache->len - 1) : NULL;
+
+	if (last != NULL && msg->id != last->id + 1)
+		cache_drop(self, conv, conv->cache->len);
+	g_ptr_array_add(conv->cache, codechat_message_ref(msg));
+	self->cache_total++;
+	if (conv->lru_link != NULL) {
+		g_queue_unlink(&self->cache_lru, conv->lru_link);
+	} else {
+		conv->lru_link = g_list_alloc();
+		conv->lru_link->data = conv;
+	}
+	g_queue_push_tail_link(&self->cache_lru, conv->lru_link);
+	if (conv->cache->len > CACHE_PER_CONV)
+		cache_drop(self, conv, 1);
+	/* over the total: the oldest of the conversation least recently
+	 * added to go */
+	while (self->cache_total > self->cache_max)
+		cache_drop(self, g_queue_peek_head(&self->cache_lru), 1);
+}
+
+/* answers a query (its @before at most delivered + 1) from the cache if
+ * the cache holds the whole page; FALSE if it does not */
+static gboolean
+cache_query(CodechatStoreRedis *self,
+	    Conv *conv,
+	    guint64 after,
+	    guint64 before,
+	    guint limit,
+	    gboolean newest,
+	    GPtrArray **page,
+	    gboolean *more)
+{
+	guint64 first, lo, hi, start, end;
+
+	if (conv == NULL || conv->cache->len == 0 ||
+	    ((CodechatMessage *)g_ptr_array_index(conv->cache, conv->cache->len - 1))->id !=
+		conv->delivered)
+		return FALSE;
+	first = ((CodechatMessage *)g_ptr_array_index(conv->cache, 0))->id;
+	/* Redis keeps no more than history_max of them */
+	lo = after < G_MAXUINT64 ? after + 1 : G_MAXUINT64;
+	if (self->history_max > 0 && conv->delivered >= self->history_max &&
+	    lo < conv->delivered - self->history_max + 1)
+		lo = conv->delivered - self->history_max + 1;
+	hi = before - 1;
+	*page = g_ptr_array_new_with_free_func((GDestroyNotify)codechat_message_unref);
+	*more = FALSE;
+	if (lo > hi || limit == 0)
+		return TRUE;
+	if (newest) {
+		start = hi - lo + 1 > limit ? hi - limit + 1 : lo;
+		end = hi;
+		*more = start > lo;
+	} else {
+		start = lo;
+		end = hi - lo + 1 > limit ? lo + limit - 1 : hi;
+		*more = end < hi;
+	}
+	/* older ones exist: one of them must be in the cache to be sure */
+	if (start < first || (newest && *more && start - 1 < first)) {
+		g_clear_pointer(page, g_ptr_array_unref);
+		return FALSE;
+	}
+	for (guint64 id = start; id <= end; id++)
+		g_ptr_array_add(*page,
+				codechat_message_ref(g_ptr_array_index(conv->cache, id - first)));
+	return TRUE;
+}
+
 static void
 deliver_one(CodechatStoreRedis *self, Conv *conv, Pending *p)
 {
+	cache_add(self, conv, p->msg);
 	conv->delivered = p->msg->id;
 	if (p->state == PENDING_OWN)
 		p->func(p->msg, NULL, p->user_data);
@@ -485,6 +596,8 @@ typedef struct {
 	gpointer user_data;
 	gboolean newest;
 	guint limit;
+	guint64 after;	/* a query's */
+	guint64 before; /* a query's, at most delivered + 1 when sent */
 	gchar **argv;	/* (owned) an append's, for EVAL after NOSCRIPT */
 	gint64 sent_us; /* monotonic: when an append was sent */
 } Request;
@@ -732,12 +845,29 @@ static void
 query_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
 	Request *req = privdata;
+	CodechatStoreRedis *self = req->store;
 	redisReply *reply = r;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) page =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)codechat_message_unref);
 	gboolean more = FALSE;
 
+	if (reply == NULL && !self->disposing) {
+		/* the link dropped: what the cache holds is still an answer */
+		g_autoptr(GPtrArray) cached = NULL;
+		if (cache_query(self,
+				g_hash_table_lookup(self->convs, req->conv),
+				req->after,
+				req->before,
+				req->limit,
+				req->newest,
+				&cached,
+				&more)) {
+			req->query_func(cached, more, NULL, req->user_data);
+			request_free(req);
+			return;
+		}
+	}
 	if (!reply_ok(reply, &error) || reply->type != REDIS_REPLY_ARRAY) {
 		if (error == NULL)
 			set_unavailable(&error);
@@ -802,6 +932,12 @@ redis_query_async(CodechatStore *store,
 	}
 	if (self->cmd.ac == NULL) {
 		g_autoptr(GError) error = NULL;
+		g_autoptr(GPtrArray) cached = NULL;
+		gboolean more = FALSE;
+		if (cache_query(self, conv, after, before, limit, newest, &cached, &more)) {
+			func(cached, more, NULL, user_data);
+			return;
+		}
 		set_unavailable(&error);
 		func(NULL, FALSE, error, user_data);
 		return;
@@ -824,6 +960,8 @@ redis_query_async(CodechatStore *store,
 	req->user_data = user_data;
 	req->newest = newest;
 	req->limit = limit;
+	req->after = after;
+	req->before = before;
 	if (redisAsyncCommandArgv(self->cmd.ac, query_cb, req, 6, argv, NULL) != REDIS_OK) {
 		g_autoptr(GError) error = NULL;
 		set_unavailable(&error);
@@ -1672,6 +1810,8 @@ codechat_store_redis_finalize(GObject *object)
 
 	if (self->commit_notify != NULL)
 		self->commit_notify(self->commit_data);
+	/* the links first: conv_free() does not touch them */
+	g_queue_clear(&self->cache_lru);
 	g_hash_table_unref(self->convs);
 	g_hash_table_unref(self->nicks);
 	g_hash_table_unref(self->unsent);
@@ -1705,6 +1845,11 @@ codechat_store_redis_init(CodechatStoreRedis *self)
 	self->unsent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	self->context = g_main_context_ref_thread_default();
 	self->origin = g_strdup_printf("%08x%08x", g_random_int(), g_random_int());
+	self->cache_max = CACHE_TOTAL;
+	if (g_getenv("CODECHATD_TEST_CACHE_TOTAL") != NULL)
+		self->cache_max =
+		    MAX(1,
+			(guint)g_ascii_strtoull(g_getenv("CODECHATD_TEST_CACHE_TOTAL"), NULL, 10));
 	self->backoff_ms = CODECHAT_STORE_REDIS_BACKOFF_MIN_MS;
 	self->graveyard = g_ptr_array_new_with_free_func((GDestroyNotify)source_bury);
 }

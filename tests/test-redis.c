@@ -666,6 +666,51 @@ test_redis_restart(Fixture *fx, gconstpointer user_data)
 	}
 }
 
+/* Redis away: carol's join with since is replayed from her daemon's
+ * cache of what it delivered */
+static void
+test_replay_without_redis(Fixture *fx, gconstpointer user_data)
+{
+	CodechatTestWs *alice, *carol;
+
+	if (fx->redis_url == NULL)
+		return;
+	alice = client(fx, 0, "alice");
+	carol = client(fx, 1, "carol");
+	join(alice, "r", -1);
+	join(carol, "r", -1);
+	for (guint i = 1; i <= 3; i++) {
+		g_autofree gchar *text = g_strdup_printf("m%u", i);
+		g_autoptr(JsonObject) ack = NULL;
+		g_autoptr(JsonObject) got = NULL;
+
+		send_say(alice, "r", text, text);
+		ack = next_message(alice);
+		/* daemon 1 delivered it */
+		got = next_message(carol);
+		g_assert_cmpint(codechat_test_json_int(got, "id"), ==, i);
+	}
+	codechat_test_ws_send_text(carol, "{\"type\":\"part\",\"room\":\"r\"}");
+	{
+		g_autoptr(JsonObject) parted = codechat_test_ws_expect(carol, "parted");
+		(void)parted;
+	}
+
+	codechat_test_daemon_redis_stop(fx->redis_dir);
+	{
+		g_autoptr(JsonObject) joined = join_full(carol, "r", 1);
+		g_autoptr(GPtrArray) texts = receive_texts(carol, 2, 2);
+
+		g_assert_false(
+		    json_object_get_boolean_member_with_default(joined, "truncated", FALSE));
+		g_assert_cmpint(codechat_test_json_int(joined, "last_id"), ==, 3);
+		g_assert_cmpstr(texts->pdata[0], ==, "m2");
+		g_assert_cmpstr(texts->pdata[1], ==, "m3");
+	}
+	assert_nothing_pending(carol);
+	g_free(codechat_test_daemon_redis_start(redis_server(), fx->redis_dir));
+}
+
 /*
  * Presence and membership across daemons: alice on daemon 0 and bob on
  * daemon 1 are members of one room for every daemon, and see each other
@@ -863,6 +908,7 @@ main(int argc, char **argv)
 	ADD("epoch-and-rooms", test_epoch_rooms);
 	ADD("kill-daemon-mid-burst", test_kill_daemon);
 	ADD("redis-restart", test_redis_restart);
+	ADD("replay-without-redis", test_replay_without_redis);
 	ADD("presence", test_presence);
 	ADD("nick-taken", test_nick_taken);
 	ADD("hello-then-gone", test_hello_then_gone);

@@ -534,6 +534,197 @@ test_two_daemons(Fixture *fixture, gconstpointer data)
 	g_assert_cmpuint(codechat_store_get_last_id(fresh->store, "room"), ==, 0);
 }
 
+static gboolean
+not_connected(gconstpointer data)
+{
+	return !is_connected(data);
+}
+
+static void
+assert_page(QueryResult *result, guint64 first, guint64 last, gboolean more)
+{
+	g_assert_no_error(result->error);
+	g_assert_cmpuint(result->page->len, ==, last - first + 1);
+	for (guint i = 0; i < result->page->len; i++)
+		g_assert_cmpuint(((CodechatMessage *)g_ptr_array_index(result->page, i))->id,
+				 ==,
+				 first + i);
+	g_assert_cmpint(result->more, ==, more);
+	query_result_clear(result);
+}
+
+static void
+assert_overloaded(QueryResult *result)
+{
+	g_assert_error(result->error, CODECHAT_ERROR, CODECHAT_ERROR_OVERLOADED);
+	g_assert_null(result->page);
+	query_result_clear(result);
+}
+
+/* Redis away: pages that the cache of what was delivered holds are
+ * answered, with Redis' semantics; the others and appends are not */
+static void
+test_cache(Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(View) view = NULL;
+	g_autoptr(View) other = NULL;
+	const guint64 afters[] = {0, 1, 3, 10, 19, 20, 25};
+	const guint64 befores[] = {NB, 21, 20, 11, 5, 2, 1, 0};
+	const guint limits[] = {0, 1, 5, 10, 50};
+	QueryResult result;
+	struct timeval timeout = {2, 0};
+	redisContext *c;
+	redisReply *reply;
+
+	if (fixture->redis == NULL)
+		return;
+	view = view_new(fixture->redis->url, 0, NULL);
+	other = view_new(fixture->redis->url, 0, "room");
+	/* own and remote messages alike */
+	for (guint i = 0; i < 10; i++)
+		append(view, "room", "own");
+	wait_answered(view, 10);
+	for (guint i = 0; i < 10; i++)
+		append(other, "room", "remote");
+	wait_answered(other, 10);
+	for (guint i = 0; i < 600; i++)
+		append(view, "big", "text");
+	wait_answered(view, 610);
+	g_assert_cmpuint(view->n_failed, ==, 0);
+	g_assert_cmpuint(other->n_failed, ==, 0);
+	wait_seen(view, 620);
+
+	/* a query sent as the link drops */
+	memset(&result, 0, sizeof(result));
+	codechat_store_query_async(view->store, "room", 10, NB, 50, FALSE, query_cb, &result);
+	codechat_test_redis_stop(fixture->redis);
+	g_assert_true(pump_until(query_done, &result, WAIT_MS));
+	assert_page(&result, 11, 20, FALSE);
+	g_assert_true(pump_until(not_connected, view->store, WAIT_MS));
+
+	query(view->store, "room", 10, NB, 50, FALSE, &result);
+	assert_page(&result, 11, 20, FALSE);
+	query(view->store, "room", 0, NB, 5, TRUE, &result);
+	assert_page(&result, 16, 20, TRUE);
+	query(view->store, "room", 0, 3, 5, TRUE, &result);
+	assert_page(&result, 1, 2, FALSE);
+	/* all of it held: the same as Redis and SQLite (test_query) */
+	for (gsize a = 0; a < G_N_ELEMENTS(afters); a++) {
+		for (gsize b = 0; b < G_N_ELEMENTS(befores); b++) {
+			for (gsize l = 0; l < G_N_ELEMENTS(limits); l++) {
+				for (gint newest = 0; newest < 2; newest++) {
+					g_autoptr(GArray) want =
+					    g_array_new(FALSE, FALSE, sizeof(guint64));
+					gboolean want_more = FALSE;
+
+					expected_page(20,
+						      afters[a],
+						      befores[b],
+						      limits[l],
+						      newest,
+						      want,
+						      &want_more);
+					query(view->store,
+					      "room",
+					      afters[a],
+					      befores[b],
+					      limits[l],
+					      newest,
+					      &result);
+					g_assert_no_error(result.error);
+					g_assert_cmpuint(result.page->len, ==, want->len);
+					for (guint i = 0; i < want->len; i++)
+						g_assert_cmpuint(
+						    ((CodechatMessage *)
+							 g_ptr_array_index(result.page, i))
+							->id,
+						    ==,
+						    g_array_index(want, guint64, i));
+					g_assert_cmpint(result.more, ==, want_more);
+					query_result_clear(&result);
+				}
+			}
+		}
+	}
+
+	/* 600: the cache holds the last 500, 101..600 */
+	query(view->store, "big", 0, NB, 50, FALSE, &result);
+	assert_overloaded(&result);
+	query(view->store, "big", 99, NB, 50, FALSE, &result);
+	assert_overloaded(&result);
+	query(view->store, "big", 100, NB, 50, FALSE, &result);
+	assert_page(&result, 101, 150, TRUE);
+	query(view->store, "big", 0, NB, 50, TRUE, &result);
+	assert_page(&result, 551, 600, TRUE);
+	query(view->store, "big", 0, NB, 500, TRUE, &result);
+	assert_overloaded(&result); /* is there a 100? only Redis knows */
+	query(view->store, "big", 0, 103, 1, TRUE, &result);
+	assert_page(&result, 102, 102, TRUE);
+	query(view->store, "big", 0, 102, 1, TRUE, &result);
+	assert_overloaded(&result);
+	query(view->store, "big", 100, 102, 5, TRUE, &result);
+	assert_page(&result, 101, 101, FALSE);
+
+	/* writes still fail */
+	append(view, "room", "lost");
+	wait_answered(view, 611);
+	g_assert_cmpuint(view->n_failed, ==, 1);
+	g_assert_error(view->last_error, CODECHAT_ERROR, CODECHAT_ERROR_OVERLOADED);
+
+	/* back: Redis is the truth again (it lost 5 meanwhile) */
+	g_assert_true(codechat_test_redis_restart(fixture->redis));
+	g_assert_true(pump_until(is_connected, view->store, WAIT_MS));
+	c = redisConnectWithTimeout("127.0.0.1", fixture->redis->port, timeout);
+	g_assert_nonnull(c);
+	g_assert_cmpint(c->err, ==, 0);
+	reply = redisCommand(c, "XDEL codechat:log:room 0-5");
+	g_assert_nonnull(reply);
+	g_assert_cmpint(reply->integer, ==, 1);
+	freeReplyObject(reply);
+	redisFree(c);
+	query(view->store, "room", 0, NB, 50, FALSE, &result);
+	g_assert_no_error(result.error);
+	g_assert_cmpuint(result.page->len, ==, 19);
+	query_result_clear(&result);
+}
+
+/* the bound of all conversations: the oldest messages of the one least
+ * recently added to go first */
+static void
+test_cache_total(Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(View) view = NULL;
+	QueryResult result;
+
+	if (fixture->redis == NULL)
+		return;
+	g_setenv("CODECHATD_TEST_CACHE_TOTAL", "30", TRUE);
+	view = view_new(fixture->redis->url, 0, NULL);
+	g_unsetenv("CODECHATD_TEST_CACHE_TOTAL");
+	for (guint i = 0; i < 20; i++)
+		append(view, "a", "text");
+	wait_answered(view, 20);
+	for (guint i = 0; i < 20; i++)
+		append(view, "b", "text");
+	wait_answered(view, 40);
+	/* a holds 11..20, b 1..20; then b gives way */
+	for (guint i = 0; i < 5; i++)
+		append(view, "a", "text");
+	wait_answered(view, 45);
+	g_assert_cmpuint(view->n_failed, ==, 0);
+
+	codechat_test_redis_stop(fixture->redis);
+	g_assert_true(pump_until(not_connected, view->store, WAIT_MS));
+	query(view->store, "a", 10, NB, 50, FALSE, &result);
+	assert_page(&result, 11, 25, FALSE);
+	query(view->store, "a", 9, NB, 50, FALSE, &result);
+	assert_overloaded(&result);
+	query(view->store, "b", 5, NB, 50, FALSE, &result);
+	assert_page(&result, 6, 20, FALSE);
+	query(view->store, "b", 4, NB, 50, FALSE, &result);
+	assert_overloaded(&result);
+}
+
 static void
 test_history_max(Fixture *fixture, gconstpointer data)
 {
@@ -556,6 +747,28 @@ test_history_max(Fixture *fixture, gconstpointer data)
 	g_assert_false(result.more);
 	query_result_clear(&result);
 	g_assert_cmpuint(codechat_store_get_last_id(view->store, "room"), ==, 10);
+
+	/* without Redis, the cache answers no more than Redis did */
+	codechat_test_redis_stop(fixture->redis);
+	g_assert_true(pump_until(not_connected, view->store, WAIT_MS));
+	query(view->store, "room", 0, NB, 100, FALSE, &result);
+	g_assert_no_error(result.error);
+	g_assert_cmpuint(result.page->len, ==, 3);
+	g_assert_cmpuint(((CodechatMessage *)g_ptr_array_index(result.page, 0))->id, ==, 8);
+	g_assert_false(result.more);
+	query_result_clear(&result);
+	query(view->store, "room", 0, NB, 2, TRUE, &result);
+	g_assert_no_error(result.error);
+	g_assert_cmpuint(result.page->len, ==, 2);
+	g_assert_cmpuint(((CodechatMessage *)g_ptr_array_index(result.page, 0))->id, ==, 9);
+	g_assert_true(result.more);
+	query_result_clear(&result);
+	query(view->store, "room", 0, 9, 5, TRUE, &result);
+	g_assert_no_error(result.error);
+	g_assert_cmpuint(result.page->len, ==, 1);
+	g_assert_cmpuint(((CodechatMessage *)g_ptr_array_index(result.page, 0))->id, ==, 8);
+	g_assert_false(result.more);
+	query_result_clear(&result);
 }
 
 static gchar *
@@ -696,12 +909,6 @@ test_flushed(Fixture *fixture, gconstpointer data)
 	g_assert_cmpuint(view->own->len, ==, 1);
 }
 
-static gboolean
-not_connected(gconstpointer data)
-{
-	return !is_connected(data);
-}
-
 static void
 test_lost(Fixture *fixture, gconstpointer data)
 {
@@ -743,9 +950,14 @@ test_lost(Fixture *fixture, gconstpointer data)
 	wait_answered(a, 2);
 	g_assert_cmpuint(a->n_failed, ==, 1);
 	g_assert_error(a->last_error, CODECHAT_ERROR, CODECHAT_ERROR_OVERLOADED);
+	/* what the cache holds is answered (test_cache), the rest is not */
 	query(a->store, "room", 0, NB, 10, TRUE, &result);
-	g_assert_error(result.error, CODECHAT_ERROR, CODECHAT_ERROR_OVERLOADED);
-	g_assert_null(result.page);
+	g_assert_no_error(result.error);
+	g_assert_cmpuint(result.page->len, ==, 2);
+	query_result_clear(&result);
+	query(a->store, "elsewhere", 0, NB, 10, TRUE, &result);
+	g_assert_no_error(result.error);
+	g_assert_cmpuint(result.page->len, ==, 0);
 	query_result_clear(&result);
 	/* a few rounds of the backoff */
 	pump_for(400);
@@ -966,6 +1178,8 @@ main(int argc, char **argv)
 	ADD("/codechat/store-redis/two-daemons", test_two_daemons);
 	ADD("/codechat/store-redis/history-max", test_history_max);
 	ADD("/codechat/store-redis/lost", test_lost);
+	ADD("/codechat/store-redis/cache", test_cache);
+	ADD("/codechat/store-redis/cache-total", test_cache_total);
 	ADD("/codechat/store-redis/database", test_database);
 	ADD("/codechat/store-redis/own-copy-first", test_own_copy_first);
 	ADD("/codechat/store-redis/daemon", test_daemon);
