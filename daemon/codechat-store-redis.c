@@ -1414,7 +1414,6 @@ resync_last_cb(redisAsyncContext *ac, void *r, void *privdata)
 		g_message("reconnected to Redis at %s", self->url);
 	}
 	self->backoff_ms = CODECHAT_STORE_REDIS_BACKOFF_MIN_MS;
-	self->graveyard = g_ptr_array_new_with_free_func((GDestroyNotify)source_bury);
 }
 
 static void
