@@ -13,6 +13,7 @@
 #include "codechat-error.h"
 #include "codechat-log.h"
 #include "codechat-protocol.h"
+#include "codechat-store-redis.h"
 
 /*
  * Presence and membership of several codechatd on one Redis.
@@ -1029,54 +1030,24 @@ heartbeat_cb(gpointer user_data)
 /* ------------------------------------------------------------------ */
 /* URLs */
 
+/* the store's grammar (redis://HOST[:PORT][/DB], unix:///PATH[?db=DB]):
+ * the history and the presence of a deployment are in the same database */
 static gboolean
 parse_url(CodechatCluster *self, const gchar *url, GError **error)
 {
-	g_autoptr(GUri) uri = g_uri_parse(url, G_URI_FLAGS_NONE, error);
-	const gchar *scheme;
-	const gchar *path;
+	g_autoptr(GError) local_error = NULL;
 
-	if (uri == NULL)
-		return FALSE;
-	scheme = g_uri_get_scheme(uri);
-	path = g_uri_get_path(uri);
-	if (g_ascii_strcasecmp(scheme, "unix") == 0) {
-		if (path == NULL || path[0] != '/') {
-			g_set_error(error,
+	if (!codechat_store_redis_parse_url(url,
+					    &self->host,
+					    &self->port,
+					    &self->unix_path,
+					    &self->db,
+					    &local_error)) {
+		g_set_error_literal(error,
 				    CODECHAT_ERROR,
 				    CODECHAT_ERROR_INVALID_ARGUMENT,
-				    "%s: a unix URL needs an absolute path",
-				    url);
-			return FALSE;
-		}
-		self->unix_path = g_strdup(path);
-		self->channel = g_strdup(PRESENCE_CHANNEL);
-		self->script_head = g_strdup_printf("local CH = '%s'\n", self->channel);
-		return TRUE;
-	}
-	if (g_ascii_strcasecmp(scheme, "redis") != 0 || g_uri_get_host(uri) == NULL ||
-	    g_uri_get_host(uri)[0] == '\0') {
-		g_set_error(error,
-			    CODECHAT_ERROR,
-			    CODECHAT_ERROR_INVALID_ARGUMENT,
-			    "%s: not redis://host[:port][/db] nor unix:///path",
-			    url);
+				    local_error->message);
 		return FALSE;
-	}
-	self->host = g_strdup(g_uri_get_host(uri));
-	self->port = g_uri_get_port(uri) > 0 ? g_uri_get_port(uri) : 6379;
-	if (path != NULL && path[0] == '/' && path[1] != '\0') {
-		gchar *end = NULL;
-		gint64 db = g_ascii_strtoll(path + 1, &end, 10);
-		if (*end != '\0' || db < 0 || db > G_MAXINT) {
-			g_set_error(error,
-				    CODECHAT_ERROR,
-				    CODECHAT_ERROR_INVALID_ARGUMENT,
-				    "%s: the database must be a number",
-				    url);
-			return FALSE;
-		}
-		self->db = (gint)db;
 	}
 	self->channel = self->db == 0 ? g_strdup(PRESENCE_CHANNEL)
 				      : g_strdup_printf(PRESENCE_CHANNEL ":%d", self->db);
@@ -1145,7 +1116,7 @@ ignore_sigpipe(void)
 
 /**
  * codechat_cluster_new:
- * @redis_url: `redis://host[:port][/db]` or `unix:///path/to/socket`
+ * @redis_url: `redis://host[:port][/db]` or `unix:///path/to/socket[?db=DB]`, as for --redis
  * @error: return location for a #GError
  *
  * Joins this daemon to the cluster on @redis_url with the default
@@ -1161,7 +1132,7 @@ codechat_cluster_new(const gchar *redis_url, GError **error)
 
 /**
  * codechat_cluster_new_full:
- * @redis_url: `redis://host[:port][/db]` or `unix:///path/to/socket`
+ * @redis_url: `redis://host[:port][/db]` or `unix:///path/to/socket[?db=DB]`, as for --redis
  * @heartbeat_ms: how often this daemon says it is alive
  * @ttl_ms: how long after its last heartbeat a daemon counts as dead;
  *   several times @heartbeat_ms

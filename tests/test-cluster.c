@@ -713,19 +713,23 @@ test_redis_restart(Fixture *f, gconstpointer data)
 	daemon_free(b, FALSE);
 }
 
-/* databases of one Redis are separate clusters, also for presence */
+/* databases of one Redis are separate clusters, also for presence; a
+ * database is the same one over TCP and over the unix socket (?db=) */
 static void
 test_databases(Fixture *f, gconstpointer data)
 {
 	g_autofree gchar *url1 = g_strdup_printf("redis://127.0.0.1:%u/1", f->port);
+	g_autofree gchar *url1_unix = g_strdup_printf("unix://%s?db=1", f->socket);
 	g_autofree gchar *url2 = g_strdup_printf("redis://127.0.0.1:%u/2", f->port);
 	Daemon *a, *b, *c;
 
 	if (f->dir == NULL)
 		return;
 	g_free(f->url);
-	f->url = g_strdup(url1);
+	f->url = g_strdup(url1_unix);
 	a = daemon_new(f, 2000, 10000);
+	g_free(f->url);
+	f->url = g_strdup(url1);
 	b = daemon_new(f, 2000, 10000);
 	g_free(f->url);
 	f->url = g_strdup(url2);
