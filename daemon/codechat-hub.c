@@ -1094,14 +1094,20 @@ say_data_free(SayData *data)
 	g_free(data);
 }
 
+static GError *
+unknown_nick_error(const gchar *nick)
+{
+	return g_error_new(CODECHAT_ERROR,
+			   CODECHAT_ERROR_UNKNOWN_NICK,
+			   "nobody called %s has ever connected",
+			   nick);
+}
+
 /* the unknown-nick reply for @nick */
 static gchar *
 unknown_nick_frame(CodechatHub *self, const gchar *nick, const gchar *ref)
 {
-	g_autoptr(GError) error = g_error_new(CODECHAT_ERROR,
-					      CODECHAT_ERROR_UNKNOWN_NICK,
-					      "nobody called %s has ever connected",
-					      nick);
+	g_autoptr(GError) error = unknown_nick_error(nick);
 
 	return hub_error_frame(self, error, ref);
 }
@@ -1220,18 +1226,13 @@ handle_say(CodechatHub *self, Session *s, CodechatRequest *req)
 		conv = g_strdup(req->room);
 	} else {
 		if (!codechat_store_knows_nick(self->store, req->to)) {
-			g_autofree gchar *text = NULL;
-
 			/* a store shared with other daemons asks before it says no */
 			if (codechat_store_can_check_nick(self->store)) {
 				check_nick = TRUE;
 			} else {
-				text =
-				    g_strdup_printf("nobody called %s has ever connected", req->to);
-				session_send_error_literal(s,
-							   CODECHAT_ERROR_UNKNOWN_NICK,
-							   text,
-							   req->ref);
+				g_autoptr(GError) unknown = unknown_nick_error(req->to);
+
+				session_send_error(s, unknown, req->ref);
 				return;
 			}
 		}
@@ -1381,18 +1382,13 @@ handle_history(CodechatHub *self, Session *s, CodechatRequest *req)
 		conv = g_strdup(req->room);
 	} else {
 		if (!codechat_store_knows_nick(self->store, req->with)) {
-			g_autofree gchar *text = NULL;
-
 			/* a store shared with other daemons asks before it says no */
 			if (codechat_store_can_check_nick(self->store)) {
 				check_nick = TRUE;
 			} else {
-				text = g_strdup_printf("nobody called %s has ever connected",
-						       req->with);
-				session_send_error_literal(s,
-							   CODECHAT_ERROR_UNKNOWN_NICK,
-							   text,
-							   req->ref);
+				g_autoptr(GError) unknown = unknown_nick_error(req->with);
+
+				session_send_error(s, unknown, req->ref);
 				return;
 			}
 		}

@@ -231,7 +231,7 @@ memory_list_rooms(CodechatStore *store)
 
 	g_hash_table_iter_init(&iter, self->convs);
 	while (g_hash_table_iter_next(&iter, (gpointer *)&key, NULL)) {
-		if (!g_str_has_prefix(key, "dm:"))
+		if (!codechat_store_key_is_direct(key))
 			g_ptr_array_add(rooms, g_strdup(key));
 	}
 	return rooms;

@@ -648,7 +648,7 @@ sqlite_list_rooms(CodechatStore *store)
 
 	g_hash_table_iter_init(&iter, self->convs);
 	while (g_hash_table_iter_next(&iter, (gpointer *)&key, (gpointer *)&conv)) {
-		if (conv->visible_id > 0 && !g_str_has_prefix(key, "dm:"))
+		if (conv->visible_id > 0 && !codechat_store_key_is_direct(key))
 			g_ptr_array_add(rooms, g_strdup(key));
 	}
 	return rooms;

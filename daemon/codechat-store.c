@@ -238,6 +238,8 @@ codechat_store_flush(CodechatStore *self)
  * The conversation of two nicks, the same whichever of them asks; the
  * ':' keeps it apart from every room name.
  */
+#define DIRECT_PREFIX "dm:"
+
 gchar *
 codechat_store_direct_key(const gchar *nick_a, const gchar *nick_b)
 {
@@ -245,6 +247,13 @@ codechat_store_direct_key(const gchar *nick_a, const gchar *nick_b)
 	g_autofree gchar *b = codechat_nick_fold(nick_b);
 
 	if (g_strcmp0(a, b) > 0)
-		return g_strdup_printf("dm:%s:%s", b, a);
-	return g_strdup_printf("dm:%s:%s", a, b);
+		return g_strdup_printf(DIRECT_PREFIX "%s:%s", b, a);
+	return g_strdup_printf(DIRECT_PREFIX "%s:%s", a, b);
+}
+
+/* whether @key is a direct conversation's, not a room's (list_rooms) */
+gboolean
+codechat_store_key_is_direct(const gchar *key)
+{
+	return g_str_has_prefix(key, DIRECT_PREFIX);
 }

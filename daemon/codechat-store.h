@@ -119,6 +119,8 @@ void
 codechat_store_flush(CodechatStore *self);
 gchar *
 codechat_store_direct_key(const gchar *nick_a, const gchar *nick_b);
+gboolean
+codechat_store_key_is_direct(const gchar *key);
 
 /* the in-memory store, until the durable one lands */
 #define CODECHAT_TYPE_STORE_MEMORY (codechat_store_memory_get_type())
